@@ -1,0 +1,94 @@
+/**
+ * The host agent: one runtime, one connection loop to the edge, and the
+ * dispatcher that serves the edge's requests.
+ */
+import { z } from 'zod';
+import { PROTOCOL_VERSION } from '../shared/protocol/version';
+import type { EdgeToAgentFrame, HelloFrame } from '../shared/protocol/tunnel';
+import type { AgentConfig } from './config';
+import { Dispatcher } from './connection/dispatcher';
+import type { EdgeConnection } from './connection/edge-connection';
+import { ReconnectLoop } from './connection/reconnect-loop';
+import type { Logger } from './logger';
+import type { Runtime } from './runtime/runtime';
+import { systemInfo } from './system';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  runtime: Runtime;
+  logger: Logger;
+}
+
+export class Agent {
+  readonly dispatcher: Dispatcher;
+  private readonly loop: ReconnectLoop;
+  private activeSessions = 0;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.dispatcher = new Dispatcher(opts.logger);
+    this.dispatcher.on('agent.info', z.object({}).passthrough(), async () => ({
+      name: opts.config.agentName,
+      mode: opts.runtime.mode,
+      version: AGENT_VERSION,
+      system: systemInfo(),
+    }));
+    this.loop = new ReconnectLoop({
+      logger: opts.logger,
+      connection: {
+        url: opts.config.edgeUrl,
+        token: opts.config.agentToken,
+        hello: () => this.hello(),
+        heartbeat: () => ({ system: systemInfo(), activeSessions: this.activeSessions }),
+      },
+      onFrame: (frame, conn) => this.onFrame(frame, conn),
+    });
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.loop.stop();
+    await this.opts.runtime.close();
+  }
+
+  private async hello(): Promise<HelloFrame> {
+    const { config, runtime } = this.opts;
+    const [docker, sessions] = await Promise.all([runtime.probe(), runtime.list().catch(() => [])]);
+    this.activeSessions = sessions.filter((s) => s.state === 'running').length;
+    return {
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      agent: {
+        name: config.agentName,
+        version: AGENT_VERSION,
+        mode: runtime.mode,
+        capacity: { maxSessions: config.maxSessions },
+        docker,
+        system: systemInfo(),
+      },
+      sessions: sessions.map((s) => ({
+        sessionId: s.sessionId,
+        userId: s.userId,
+        ...(s.containerId ? { containerId: s.containerId } : {}),
+        state: s.state,
+      })),
+    };
+  }
+
+  private onFrame(frame: EdgeToAgentFrame, conn: EdgeConnection): void {
+    switch (frame.type) {
+      case 'req':
+        void this.dispatcher.handle(frame).then((res) => conn.send(res));
+        return;
+      case 'error':
+        this.opts.logger.warn('edge reported an error', { error: frame.error, id: frame.id });
+        return;
+      default:
+        this.opts.logger.debug('frame from edge', { type: frame.type });
+    }
+  }
+}

@@ -1,0 +1,44 @@
+/** Agent process entry: config, logger, runtime, connection; clean exit on SIGINT/SIGTERM. */
+import { Agent } from './agent';
+import { ConfigError, loadAgentConfig } from './config';
+import { createLogger, levelFromEnv } from './logger';
+import { createRuntime } from './runtime/create-runtime';
+
+async function main(): Promise<void> {
+  const bootLogger = createLogger({ level: levelFromEnv(process.env), base: { component: 'agent' } });
+  let config;
+  try {
+    config = loadAgentConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      bootLogger.error('bad configuration', { error: err.message });
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, base: { component: 'agent', agent: config.agentName } });
+  const runtime = await createRuntime({ config, logger });
+  const agent = new Agent({ config, runtime, logger });
+  logger.info('agent starting', { edgeUrl: config.edgeUrl, mode: runtime.mode, maxSessions: config.maxSessions });
+  agent.start();
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('agent stopping', { signal });
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level: 'error', component: 'agent', msg: 'agent failed', error: String(err) }) + '\n');
+  process.exit(1);
+});

@@ -1,0 +1,97 @@
+/**
+ * The agent's backend interface. Nothing here names a dockerode type: the
+ * Docker runtime and the local (child-process) runtime both implement it,
+ * one factory (./create-runtime.ts) picks one, and one shared test suite runs
+ * against each.
+ */
+import type { Readable } from 'node:stream';
+import type { DockerStatus, RuntimeMode } from '../../shared/protocol/tunnel';
+
+export interface SessionLimits {
+  /** CPUs (0.5 = half a core). */
+  cpu: number;
+  memoryBytes: number;
+  pids: number;
+}
+
+export interface SessionSpec {
+  sessionId: string;
+  userId: string;
+  image: string;
+  /** KEY=value entries. */
+  env: string[];
+  /** Ports the app may serve inside the container. */
+  ports: number[];
+  limits: SessionLimits;
+}
+
+export type SessionState = 'running' | 'stopped' | 'missing';
+
+export interface SessionInfo {
+  sessionId: string;
+  userId: string;
+  /** Container id (Docker) or a local handle id. */
+  containerId?: string;
+  state: SessionState;
+  /** Where the session's servers can be reached from the agent (container IP, or 127.0.0.1 locally). */
+  address?: string;
+  workspace: string;
+}
+
+export interface ResourceStats {
+  cpuPercent: number;
+  memoryUsed: number;
+  memoryLimit: number;
+  networkRx: number;
+  networkTx: number;
+  pids: number;
+  uptimeSeconds: number;
+}
+
+export interface ExecSpec {
+  /** argv; a shell line is ['sh', '-c', line]. */
+  command: string[];
+  /** Inside the workspace (default /workspace or the workspace folder). */
+  cwd?: string;
+  env?: Record<string, string>;
+  tty?: boolean;
+  cols?: number;
+  rows?: number;
+}
+
+export type ExitReason = 'exit' | 'killed' | 'oom' | 'timeout' | 'lost';
+
+export interface ExitInfo {
+  exitCode: number | null;
+  signal?: string;
+  reason: ExitReason;
+}
+
+export interface ProcessHandle {
+  /** Output without a TTY: stdout and stderr apart; with a TTY: one `pty` stream in `stdout`. */
+  readonly stdout: Readable;
+  readonly stderr: Readable | null;
+  readonly tty: boolean;
+  write(data: Uint8Array | string): void;
+  closeStdin(): void;
+  resize(cols: number, rows: number): Promise<void>;
+  /** Signals the whole process group. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  readonly exited: Promise<ExitInfo>;
+}
+
+export interface Runtime {
+  readonly mode: RuntimeMode;
+  /** Engine status for hello and /health; never throws. */
+  probe(): Promise<DockerStatus>;
+  /** Sessions this runtime holds, found by label (Docker) or by its own records (local). */
+  list(): Promise<SessionInfo[]>;
+  create(spec: SessionSpec): Promise<SessionInfo>;
+  start(sessionId: string): Promise<SessionInfo>;
+  stop(sessionId: string): Promise<SessionInfo>;
+  /** Removes the container (and, unless keepWorkspace, the workspace folder). Idempotent. */
+  remove(sessionId: string, opts?: { keepWorkspace?: boolean }): Promise<void>;
+  exec(sessionId: string, spec: ExecSpec): Promise<ProcessHandle>;
+  stats(sessionId: string): Promise<ResourceStats | null>;
+  close(): Promise<void>;
+}

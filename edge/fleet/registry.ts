@@ -1,0 +1,130 @@
+/**
+ * The Fleet's record of agents, kept in the Fleet DO's SQLite storage so it
+ * survives hibernation and restarts. Plain functions over `SqlStorage`; the
+ * DO class only wires sockets to these.
+ */
+import type { DockerStatus, RuntimeMode, SessionReport, SystemInfo } from '../../shared/protocol/tunnel';
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  version: string;
+  mode: RuntimeMode;
+  capacity: { maxSessions: number };
+  docker: DockerStatus;
+  system: SystemInfo | null;
+  activeSessions: number;
+  connected: boolean;
+  connectedAt: number | null;
+  lastSeen: number | null;
+  sessions: SessionReport[];
+}
+
+type Row = Record<string, SqlStorageValue>;
+
+export class AgentRegistry {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS agents (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      version TEXT NOT NULL DEFAULT '',
+      mode TEXT NOT NULL DEFAULT 'local',
+      max_sessions INTEGER NOT NULL DEFAULT 0,
+      docker TEXT NOT NULL DEFAULT '{"available":false}',
+      system TEXT,
+      active_sessions INTEGER NOT NULL DEFAULT 0,
+      connected INTEGER NOT NULL DEFAULT 0,
+      connected_at INTEGER,
+      last_seen INTEGER,
+      sessions TEXT NOT NULL DEFAULT '[]'
+    )`);
+  }
+
+  upsertOnHello(
+    id: string,
+    hello: { name: string; version: string; mode: RuntimeMode; capacity: { maxSessions: number }; docker: DockerStatus; system: SystemInfo },
+    sessions: SessionReport[],
+    now: number,
+  ): void {
+    this.sql.exec(
+      `INSERT INTO agents (id, name, version, mode, max_sessions, docker, system, active_sessions, connected, connected_at, last_seen, sessions)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET name = excluded.name, version = excluded.version, mode = excluded.mode,
+         max_sessions = excluded.max_sessions, docker = excluded.docker, system = excluded.system,
+         active_sessions = excluded.active_sessions, connected = 1, connected_at = excluded.connected_at,
+         last_seen = excluded.last_seen, sessions = excluded.sessions`,
+      id,
+      hello.name,
+      hello.version,
+      hello.mode,
+      hello.capacity.maxSessions,
+      JSON.stringify(hello.docker),
+      JSON.stringify(hello.system),
+      sessions.filter((s) => s.state === 'running').length,
+      now,
+      now,
+      JSON.stringify(sessions),
+    );
+  }
+
+  recordHeartbeat(id: string, system: SystemInfo, activeSessions: number, now: number): void {
+    this.sql.exec(
+      'UPDATE agents SET system = ?, active_sessions = ?, last_seen = ? WHERE id = ? AND connected = 1',
+      JSON.stringify(system),
+      activeSessions,
+      now,
+      id,
+    );
+  }
+
+  markDisconnected(id: string): void {
+    this.sql.exec('UPDATE agents SET connected = 0 WHERE id = ?', id);
+  }
+
+  /** Connected agents whose last heartbeat is older than `cutoff`. */
+  lapsed(cutoff: number): string[] {
+    return this.sql
+      .exec<{ id: string }>('SELECT id FROM agents WHERE connected = 1 AND (last_seen IS NULL OR last_seen < ?)', cutoff)
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  anyConnected(): boolean {
+    return this.sql.exec('SELECT 1 FROM agents WHERE connected = 1 LIMIT 1').toArray().length > 0;
+  }
+
+  get(id: string): AgentRecord | undefined {
+    const row = this.sql.exec<Row>('SELECT * FROM agents WHERE id = ?', id).toArray()[0];
+    return row ? toRecord(row) : undefined;
+  }
+
+  list(): AgentRecord[] {
+    return this.sql.exec<Row>('SELECT * FROM agents ORDER BY name, id').toArray().map(toRecord);
+  }
+}
+
+function toRecord(row: Row): AgentRecord {
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    version: String(row.version),
+    mode: row.mode === 'docker' ? 'docker' : 'local',
+    capacity: { maxSessions: Number(row.max_sessions) },
+    docker: parseJson(row.docker, { available: false }),
+    system: parseJson(row.system, null),
+    activeSessions: Number(row.active_sessions),
+    connected: Number(row.connected) === 1,
+    connectedAt: row.connected_at == null ? null : Number(row.connected_at),
+    lastSeen: row.last_seen == null ? null : Number(row.last_seen),
+    sessions: parseJson(row.sessions, []),
+  };
+}
+
+function parseJson<T>(value: SqlStorageValue | undefined, fallback: T): T {
+  if (typeof value !== 'string') return fallback;
+  try {
+    return JSON.parse(value) as T;
+  } catch {
+    return fallback;
+  }
+}

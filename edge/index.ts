@@ -1,0 +1,6 @@
+/** Worker entry: the HTTP app and the Durable Object classes. */
+import { createApp } from './app';
+
+export { FleetDO } from './do/fleet';
+
+export default createApp();

@@ -1,0 +1,3 @@
+export * from './version';
+export * from './binary';
+export * from './tunnel';
