@@ -1,0 +1,161 @@
+/**
+ * The real stack for end-to-end tests: the edge in workerd (`wrangler dev`, as
+ * `npm start` runs it) and real agent processes, each in a fresh STATE_DIR on
+ * a free loopback port. Everything started here is stopped by `stop()`.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { newId } from '../../shared/ids';
+import { signToken } from '../../edge/auth/tokens';
+import { spawnAgent, spawnEdge, waitForHealth, type Health, type Managed } from '../../scripts/lib/stack';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface TestAgent {
+  id: string;
+  name: string;
+  proc: Managed;
+  logs: string[];
+  /** Resolves with the first log line (parsed) that matches. */
+  waitForLog(pred: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+export interface StackOptions {
+  edgeVars?: Record<string, string>;
+  debug?: boolean;
+}
+
+export class TestStack {
+  readonly secrets = {
+    AGENT_SECRET: `test-agent-${'x'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
+    JWT_SECRET: `test-jwt-${'y'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
+  };
+  readonly stateDir: string;
+  port = 0;
+  edge: Managed | undefined;
+  edgeLogs: string[] = [];
+  readonly agents: TestAgent[] = [];
+
+  constructor(private readonly opts: StackOptions = {}) {
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-test-'));
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  async startEdge(): Promise<void> {
+    if (!this.port) this.port = await freePort();
+    this.edge = spawnEdge({
+      host: '127.0.0.1',
+      port: this.port,
+      stateDir: this.stateDir,
+      vars: { HEARTBEAT_INTERVAL_MS: '1000', ...this.opts.edgeVars, ...this.secrets },
+      onOutput: (l) => {
+        this.edgeLogs.push(l);
+        if (this.opts.debug) process.stderr.write(`[edge] ${l}\n`);
+      },
+    });
+    await waitForHealth(this.baseUrl, () => true, { timeoutMs: 60_000 });
+  }
+
+  async stopEdge(): Promise<void> {
+    await this.edge?.stop();
+    this.edge = undefined;
+  }
+
+  async agentToken(opts: { id?: string; name?: string; ttlSeconds?: number; secret?: string } = {}): Promise<string> {
+    return signToken({
+      secret: opts.secret ?? this.secrets.AGENT_SECRET,
+      typ: 'agent',
+      sub: opts.id ?? newId('agt'),
+      claims: { name: opts.name ?? 'test-agent' },
+      ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }),
+    });
+  }
+
+  async startAgent(opts: { id?: string; name?: string; token?: string; env?: Record<string, string> } = {}): Promise<TestAgent> {
+    const id = opts.id ?? newId('agt');
+    const name = opts.name ?? `agent-${this.agents.length + 1}`;
+    const token = opts.token ?? (await this.agentToken({ id, name }));
+    const logs: string[] = [];
+    const waiters = new Set<(line: Record<string, unknown>) => void>();
+    const proc = spawnAgent({
+      env: {
+        EDGE_URL: this.wsUrl,
+        AGENT_TOKEN: token,
+        AGENT_NAME: name,
+        STATE_DIR: this.stateDir,
+        LOG_LEVEL: 'debug',
+        ...opts.env,
+      },
+      onOutput: (l) => {
+        logs.push(l);
+        if (this.opts.debug) process.stderr.write(`[${name}] ${l}\n`);
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(l) as Record<string, unknown>;
+        } catch {
+          return;
+        }
+        for (const w of waiters) w(parsed);
+      },
+    });
+    const agent: TestAgent = {
+      id,
+      name,
+      proc,
+      logs,
+      waitForLog(pred, timeoutMs = 30_000) {
+        for (const l of logs) {
+          try {
+            const parsed = JSON.parse(l) as Record<string, unknown>;
+            if (pred(parsed)) return Promise.resolve(parsed);
+          } catch {
+            // not JSON
+          }
+        }
+        return new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            waiters.delete(check);
+            reject(new Error(`timed out waiting for an agent log line; last lines:\n${logs.slice(-10).join('\n')}`));
+          }, timeoutMs);
+          const check = (line: Record<string, unknown>) => {
+            if (!pred(line)) return;
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(line);
+          };
+          waiters.add(check);
+        });
+      },
+    };
+    this.agents.push(agent);
+    return agent;
+  }
+
+  health(until: (h: Health) => boolean, timeoutMs = 30_000): Promise<Health> {
+    return waitForHealth(this.baseUrl, until, { timeoutMs });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.proc.stop()));
+    await this.stopEdge();
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
