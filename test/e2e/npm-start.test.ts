@@ -1,0 +1,60 @@
+/**
+ * `npm start` exactly as a newcomer runs it: one command, edge and agent up,
+ * and both gone (no orphan workerd) after SIGTERM.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT, waitForHealth } from '../../scripts/lib/stack';
+import { hasDocker } from '../helpers/docker';
+import { freePort } from '../helpers/stack';
+
+function processesMentioning(text: string): string[] {
+  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes(text) && !l.includes('ps -eo'));
+}
+
+describe('npm start', () => {
+  let port = 0;
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-start-'));
+  afterAll(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+  it('brings up the edge and one agent within 20 s, and stops both on SIGTERM', async () => {
+    port = await freePort();
+    const child = spawn('npm', ['start'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), STATE_DIR: stateDir, AGENT_NAME: 'npm-start-test' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      const h = await waitForHealth(`http://127.0.0.1:${port}`, (x) => x.agents.some((a) => a.connected), { timeoutMs: 60_000 });
+      const elapsed = Date.now() - started;
+      expect(h.status).toBe('ok');
+      expect(h.agents).toHaveLength(1);
+      expect(h.agents[0]).toMatchObject({ name: 'npm-start-test', connected: true, mode: hasDocker ? 'docker' : 'local' });
+      expect(elapsed).toBeLessThan(20_000);
+      // Development secrets were generated into STATE_DIR, not into the repository.
+      expect(fs.existsSync(path.join(stateDir, 'secrets.json'))).toBe(true);
+      expect(processesMentioning(stateDir).length).toBeGreaterThan(0);
+      expect(processesMentioning(`127.0.0.1:${port}`).some((l) => l.includes('workerd'))).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+      const code = await exited;
+      expect(code).toBe(0);
+    }
+    // Nothing it started is left: no wrangler, no workerd, no agent for this STATE_DIR.
+    // workerd's own command line names the port, not the state folder.
+    const leftovers = () => [...processesMentioning(stateDir), ...processesMentioning(`127.0.0.1:${port}`)];
+    const deadline = Date.now() + 10_000;
+    while (leftovers().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(leftovers()).toEqual([]);
+    expect(output).toContain('"msg":"ready"');
+  });
+});
