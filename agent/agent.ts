@@ -11,6 +11,7 @@ import type { EdgeConnection } from './connection/edge-connection';
 import { ReconnectLoop } from './connection/reconnect-loop';
 import type { Logger } from './logger';
 import type { Runtime } from './runtime/runtime';
+import { SessionService } from './services/sessions';
 import { systemInfo } from './system';
 
 export const AGENT_VERSION = '0.1.0';
@@ -23,8 +24,10 @@ export interface AgentOptions {
 
 export class Agent {
   readonly dispatcher: Dispatcher;
+  readonly sessions: SessionService;
   private readonly loop: ReconnectLoop;
   private activeSessions = 0;
+  private figuresTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     this.dispatcher = new Dispatcher(opts.logger);
@@ -34,13 +37,19 @@ export class Agent {
       version: AGENT_VERSION,
       system: systemInfo(),
     }));
+    this.sessions = new SessionService({ runtime: opts.runtime, config: opts.config, logger: opts.logger });
+    this.sessions.register(this.dispatcher);
     this.loop = new ReconnectLoop({
       logger: opts.logger,
       connection: {
         url: opts.config.edgeUrl,
         token: opts.config.agentToken,
         hello: () => this.hello(),
-        heartbeat: () => ({ system: systemInfo(), activeSessions: this.activeSessions }),
+        heartbeat: () => {
+          const containers = this.sessions.latestFigures();
+          this.activeSessions = containers.filter((c) => c.state === 'running').length;
+          return { system: systemInfo(), activeSessions: this.activeSessions, containers };
+        },
       },
       onFrame: (frame, conn) => this.onFrame(frame, conn),
     });
@@ -48,9 +57,13 @@ export class Agent {
 
   start(): void {
     this.loop.start();
+    void this.sessions.refresh();
+    this.figuresTimer = setInterval(() => void this.sessions.refresh(), 5_000);
+    this.figuresTimer.unref();
   }
 
   async stop(): Promise<void> {
+    if (this.figuresTimer) clearInterval(this.figuresTimer);
     await this.loop.stop();
     await this.opts.runtime.close();
   }

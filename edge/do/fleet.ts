@@ -12,6 +12,7 @@ import { AppError, ErrorCode, fromUnknown } from '../../shared/errors';
 import {
   AgentToEdgeFrame,
   CloseCode,
+  type ContainerFigures,
   parseFrame,
   type EdgeToAgentFrame,
   type HelloFrame,
@@ -19,8 +20,13 @@ import {
 import { PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../shared/protocol/version';
 import { loadConfig } from '../config';
 import type { Env } from '../env';
+import type { SessionView } from '../../shared/api/containers';
 import { AgentRegistry, type AgentRecord } from '../fleet/registry';
+import { planReconcile } from '../fleet/reconcile';
+import { chooseAgent, SessionIndex, type IndexedSession } from '../fleet/sessions';
 import { log, setLogLevel } from '../log';
+import { PendingRequests } from '../relay/pending';
+import { capture, type RpcResult } from '../relay/rpc-result';
 
 interface Attachment {
   agentId: string;
@@ -32,14 +38,17 @@ interface Attachment {
 /** A socket that has not said hello within this long is closed. */
 const HELLO_TIMEOUT_MS = 10_000;
 
-export type AgentView = Omit<AgentRecord, 'sessions' | 'connectedAt'>;
+export type AgentView = Omit<AgentRecord, 'sessions' | 'connectedAt' | 'containers'>;
 
 export class FleetDO extends DurableObject<Env> {
   private readonly registry: AgentRegistry;
+  private readonly sessions: SessionIndex;
+  private readonly pending = new PendingRequests();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.registry = new AgentRegistry(ctx.storage.sql);
+    this.sessions = new SessionIndex(ctx.storage.sql);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
   }
 
@@ -83,7 +92,7 @@ export class FleetDO extends DurableObject<Env> {
       }
       switch (frame.type) {
         case 'heartbeat':
-          this.registry.recordHeartbeat(att.agentId, frame.system, frame.activeSessions, Date.now());
+          this.registry.recordHeartbeat(att.agentId, frame.system, frame.activeSessions, Date.now(), frame.containers ?? []);
           return send(ws, { type: 'heartbeat_ack', seq: frame.seq });
         case 'req':
           return send(ws, {
@@ -93,6 +102,8 @@ export class FleetDO extends DurableObject<Env> {
             error: { code: ErrorCode.NotFound, message: `unknown method "${frame.method}"` },
           });
         case 'res':
+          if (!this.pending.settle(frame)) log('debug', 'late or unknown response', { agentId: att.agentId, id: frame.id });
+          return;
         case 'event':
           log('debug', 'agent frame', { agentId: att.agentId, type: frame.type });
           return;
@@ -126,6 +137,26 @@ export class FleetDO extends DurableObject<Env> {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
     });
     log('info', 'agent connected', { agentId: att.agentId, name: frame.agent.name, mode: frame.agent.mode, sessions: frame.sessions.length });
+    this.ctx.waitUntil(this.reconcile(att.agentId, frame));
+  }
+
+  /** Brings the index in line with what a (re)connected agent reports; removes containers nobody owns. */
+  private async reconcile(agentId: string, frame: HelloFrame): Promise<void> {
+    const plan = planReconcile(this.sessions.byAgent(agentId), frame.sessions);
+    for (const u of plan.updates) {
+      try {
+        const stub = this.env.SESSION.get(this.env.SESSION.idFromName(u.sessionId));
+        const view = await stub.applyStatus(u.status, u.note ?? null);
+        if (view) this.sessions.update(view);
+        log('info', 'reconciled session', { agentId, sessionId: u.sessionId, status: u.status });
+      } catch (err) {
+        log('error', 'reconcile failed', { agentId, sessionId: u.sessionId, error: String(err) });
+      }
+    }
+    for (const sessionId of plan.orphans) {
+      log('warn', 'removing a container no session owns', { agentId, sessionId });
+      await this.callAgent(agentId, 'session.remove', { sessionId }, 60_000);
+    }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -143,6 +174,7 @@ export class FleetDO extends DurableObject<Env> {
     const others = this.ctx.getWebSockets(att.agentId).filter((s) => s !== ws && s.readyState === WebSocket.READY_STATE_OPEN);
     if (others.length === 0) {
       this.registry.markDisconnected(att.agentId);
+      this.pending.failOwner(att.agentId, new AppError(ErrorCode.AgentUnavailable, 'the agent disconnected'));
       log('info', 'agent disconnected', { agentId: att.agentId, why });
     }
   }
@@ -173,7 +205,73 @@ export class FleetDO extends DurableObject<Env> {
 
   /** RPC: the agents as /health shows them. */
   async listAgents(): Promise<AgentView[]> {
-    return this.registry.list().map(({ sessions: _s, connectedAt: _c, ...view }) => view);
+    return this.registry.list().map(({ sessions: _s, connectedAt: _c, containers: _k, ...view }) => view);
+  }
+
+  /**
+   * RPC: picks the connected agent with the most free places and records the
+   * session there as `creating`, or says why it cannot.
+   */
+  async placeSession(view: SessionView, userId: string, maxPerUser: number): Promise<RpcResult<{ agentId: string }>> {
+    return capture(() => {
+      if (this.sessions.countForUser(userId) >= maxPerUser) {
+        throw new AppError(ErrorCode.Conflict, `session limit reached: at most ${maxPerUser} sessions per user`, { limit: maxPerUser });
+      }
+      const agents = this.registry.list().map((a) => ({ id: a.id, connected: a.connected, maxSessions: a.capacity.maxSessions }));
+      const agentId = chooseAgent(agents, this.sessions.countByAgent());
+      if (!agentId) {
+        const anyConnected = agents.some((a) => a.connected);
+        throw new AppError(ErrorCode.NoCapacity, anyConnected ? 'every agent is full' : 'no agent is connected');
+      }
+      this.sessions.insert({ id: view.id, userId, agentId, status: 'creating', view: { ...view, agentId } }, Date.now());
+      return { agentId };
+    });
+  }
+
+  /** RPC: sends a request to an agent and waits for its answer. */
+  async callAgent(agentId: string, method: string, params: unknown, timeoutMs = 30_000): Promise<RpcResult<unknown>> {
+    return capture(async () => {
+      const ws = this.ctx
+        .getWebSockets(agentId)
+        .find((s) => s.readyState === WebSocket.READY_STATE_OPEN && (s.deserializeAttachment() as Attachment | null)?.hello);
+      if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
+      const { id, result } = this.pending.open(agentId, timeoutMs, method);
+      try {
+        ws.send(JSON.stringify({ type: 'req', id, method, params } satisfies EdgeToAgentFrame));
+      } catch {
+        this.pending.fail(id, new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected'));
+      }
+      return result;
+    });
+  }
+
+  /** RPC: index upkeep, called by Session DOs when their record changes. */
+  async updateSession(view: SessionView): Promise<void> {
+    this.sessions.update(view);
+  }
+  async removeSession(sessionId: string): Promise<void> {
+    this.sessions.remove(sessionId);
+  }
+  async getSession(sessionId: string): Promise<IndexedSession | null> {
+    return this.sessions.get(sessionId) ?? null;
+  }
+  async listSessions(userId: string): Promise<SessionView[]> {
+    return this.sessions.byUser(userId).map((s) => s.view);
+  }
+  /** RPC: live sessions (not destroyed) and the running ones among them, for /health. */
+  async sessionCounts(): Promise<{ total: number; active: number }> {
+    const all = this.sessions.all().filter((s) => s.status !== 'destroyed');
+    return { total: all.length, active: all.filter((s) => s.status === 'running').length };
+  }
+
+  /** RPC: per-container figures the agents last reported, for /health. */
+  async containerDetails(): Promise<Array<ContainerFigures & { agentId: string }>> {
+    const out: Array<ContainerFigures & { agentId: string }> = [];
+    for (const a of this.registry.list()) {
+      if (!a.connected) continue;
+      for (const c of a.containers) out.push({ agentId: a.id, ...c });
+    }
+    return out;
   }
 }
 

@@ -3,7 +3,7 @@
  * survives hibernation and restarts. Plain functions over `SqlStorage`; the
  * DO class only wires sockets to these.
  */
-import type { DockerStatus, RuntimeMode, SessionReport, SystemInfo } from '../../shared/protocol/tunnel';
+import type { ContainerFigures, DockerStatus, RuntimeMode, SessionReport, SystemInfo } from '../../shared/protocol/tunnel';
 
 export interface AgentRecord {
   id: string;
@@ -18,6 +18,7 @@ export interface AgentRecord {
   connectedAt: number | null;
   lastSeen: number | null;
   sessions: SessionReport[];
+  containers: ContainerFigures[];
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -36,8 +37,12 @@ export class AgentRegistry {
       connected INTEGER NOT NULL DEFAULT 0,
       connected_at INTEGER,
       last_seen INTEGER,
-      sessions TEXT NOT NULL DEFAULT '[]'
+      sessions TEXT NOT NULL DEFAULT '[]',
+      containers TEXT NOT NULL DEFAULT '[]'
     )`);
+    // Storage written before `containers` existed gains the column.
+    const columns = sql.exec<{ name: string }>('PRAGMA table_info(agents)').toArray().map((c) => c.name);
+    if (!columns.includes('containers')) sql.exec("ALTER TABLE agents ADD COLUMN containers TEXT NOT NULL DEFAULT '[]'");
   }
 
   upsertOnHello(
@@ -67,11 +72,12 @@ export class AgentRegistry {
     );
   }
 
-  recordHeartbeat(id: string, system: SystemInfo, activeSessions: number, now: number): void {
+  recordHeartbeat(id: string, system: SystemInfo, activeSessions: number, now: number, containers: ContainerFigures[]): void {
     this.sql.exec(
-      'UPDATE agents SET system = ?, active_sessions = ?, last_seen = ? WHERE id = ? AND connected = 1',
+      'UPDATE agents SET system = ?, active_sessions = ?, containers = ?, last_seen = ? WHERE id = ? AND connected = 1',
       JSON.stringify(system),
       activeSessions,
+      JSON.stringify(containers),
       now,
       id,
     );
@@ -117,6 +123,7 @@ function toRecord(row: Row): AgentRecord {
     connectedAt: row.connected_at == null ? null : Number(row.connected_at),
     lastSeen: row.last_seen == null ? null : Number(row.last_seen),
     sessions: parseJson(row.sessions, []),
+    containers: parseJson(row.containers, []),
   };
 }
 

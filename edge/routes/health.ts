@@ -9,20 +9,19 @@ const isolateStarted = Date.now();
 healthRoutes.get('/', async (c) => {
   const config = loadConfig(c.env);
   const fleet = c.env.FLEET.get(c.env.FLEET.idFromName('fleet'));
-  const agents = await fleet.listAgents();
+  const [agents, counts, details] = await Promise.all([fleet.listAgents(), fleet.sessionCounts(), fleet.containerDetails()]);
   const connected = agents.filter((a) => a.connected);
   const dockerAgents = connected.filter((a) => a.mode === 'docker');
-  const activeSessions = connected.reduce((n, a) => n + a.activeSessions, 0);
   return c.json({
     status: connected.length > 0 ? 'ok' : 'degraded',
     timestamp: new Date().toISOString(),
     uptime: Math.round((Date.now() - isolateStarted) / 1000),
-    sessions: { total: activeSessions, active: activeSessions },
+    sessions: counts,
     containers: {
-      total: activeSessions,
+      total: details.length,
       docker: dockerAgents.length > 0,
       dockerStatus: dockerAgents.length > 0 ? 'available' : connected.length > 0 ? 'unavailable (local mode, no isolation)' : 'no agent',
-      details: [],
+      details,
     },
     previews: { active: 0 },
     config: {

@@ -87,6 +87,19 @@ export const HeartbeatFrame = z.object({
   seq: z.number().int().nonnegative(),
   system: SystemInfo,
   activeSessions: z.number().int().nonnegative(),
+  /** Latest cheap figures per container, for /health `containers.details`. */
+  containers: z
+    .array(
+      z.object({
+        sessionId: z.string().max(64),
+        state: z.enum(['running', 'stopped', 'missing']),
+        cpuPercent: z.number().optional(),
+        memoryUsed: z.number().optional(),
+        memoryLimit: z.number().optional(),
+      }),
+    )
+    .max(10_000)
+    .optional(),
 });
 
 export const HeartbeatAckFrame = z.object({
@@ -126,6 +139,7 @@ export type EdgeToAgentFrame = z.infer<typeof EdgeToAgentFrame>;
 export type HelloFrame = z.infer<typeof HelloFrame>;
 export type WelcomeFrame = z.infer<typeof WelcomeFrame>;
 export type HeartbeatFrame = z.infer<typeof HeartbeatFrame>;
+export type ContainerFigures = NonNullable<HeartbeatFrame['containers']>[number];
 export type RequestFrame = z.infer<typeof RequestFrame>;
 export type ResponseFrame = z.infer<typeof ResponseFrame>;
 export type EventFrame = z.infer<typeof EventFrame>;

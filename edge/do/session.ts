@@ -1,0 +1,284 @@
+/**
+ * Session DO (one per container session, idFromName(sessionId)): the record
+ * and its state machine (../session/record.ts), the client sockets (Hibernation
+ * API), and the idle alarm. Container work goes to the session's agent through
+ * the Fleet DO's control socket; this class only wires those pieces.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { AppError, ErrorCode } from '../../shared/errors';
+import type { SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
+import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
+import { ClientFrame, type ServerFrame } from '../../shared/protocol/client';
+import { parseFrame } from '../../shared/protocol/tunnel';
+import type { Env } from '../env';
+import { log, setLogLevel } from '../log';
+import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
+import { idleStep } from '../session/idle';
+import { moveTo, toView, type SessionRecord } from '../session/record';
+import { sessionSettings } from '../session/settings';
+
+const CREATE_TIMEOUT_MS = 120_000;
+const LIFECYCLE_TIMEOUT_MS = 60_000;
+
+interface ClientAttachment {
+  userId: string;
+}
+
+export class SessionDO extends DurableObject<Env> {
+  private record: SessionRecord | undefined;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
+    ctx.blockConcurrencyWhile(async () => {
+      this.record = await ctx.storage.get<SessionRecord>('record');
+    });
+  }
+
+  private get fleet() {
+    return this.env.FLEET.get(this.env.FLEET.idFromName('fleet'));
+  }
+
+  private async save(next: SessionRecord, reason?: string): Promise<SessionRecord> {
+    const changed = this.record?.status !== next.status;
+    this.record = next;
+    await this.ctx.storage.put('record', next);
+    if (changed) {
+      this.broadcast({ type: 'container_status', payload: { status: next.status, session: toView(next), ...(reason ? { reason } : {}) } });
+      await this.scheduleIdle();
+    }
+    return next;
+  }
+
+  private owned(userId: string): SessionRecord {
+    const r = this.record;
+    if (!r || r.status === 'destroyed') throw new AppError(ErrorCode.NotFound, 'no such session');
+    if (r.userId !== userId) throw new AppError(ErrorCode.Forbidden, 'this session belongs to another user');
+    return r;
+  }
+
+  private async agentCall(method: string, params: unknown, timeoutMs = LIFECYCLE_TIMEOUT_MS): Promise<unknown> {
+    return unwrap(this.fleet.callAgent(this.record!.agentId, method, params, timeoutMs));
+  }
+
+  /** RPC: provisions the container for a session the Fleet has just placed. */
+  async create(record: SessionRecord): Promise<RpcResult<SessionView>> {
+    return capture(async () => {
+      if (this.record) throw new AppError(ErrorCode.Conflict, 'session exists already');
+      await this.save({ ...record, status: 'creating' });
+      try {
+        const raw = await this.agentCall(
+          'session.create',
+          { sessionId: record.id, userId: record.userId, image: record.image, env: record.env, ports: record.ports, limits: {} },
+          CREATE_TIMEOUT_MS,
+        );
+        const info = SessionInfoResult.parse(raw);
+        const next = moveTo({ ...this.record!, lastActiveAt: Date.now() }, info.state === 'running' ? 'running' : 'stopped');
+        if (info.limits) next.limits = { cpu: info.limits.cpu, memory: info.limits.memoryBytes };
+        if (info.containerId) next.containerId = info.containerId;
+        if (info.address) next.address = info.address;
+        await this.save(next);
+        await this.fleet.updateSession(toView(next));
+        log('info', 'session created', { sessionId: record.id, agentId: record.agentId, image: record.image });
+        return toView(next);
+      } catch (err) {
+        // Nothing of a failed session may remain: ask the agent to remove whatever it made, then forget it.
+        await this.fleet.callAgent(record.agentId, 'session.remove', { sessionId: record.id }, LIFECYCLE_TIMEOUT_MS);
+        await this.save(moveTo(this.record!, 'destroyed'));
+        await this.fleet.removeSession(record.id);
+        throw err;
+      }
+    });
+  }
+
+  /** RPC: the record plus live resource figures. */
+  async get(userId: string): Promise<RpcResult<SessionView>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      await this.touch();
+      let resources: ResourceFigures | null = null;
+      if (r.status === 'running') {
+        try {
+          resources = ResourceFiguresResult.parse(await this.agentCall('session.stats', { sessionId: r.id }, 10_000));
+        } catch (err) {
+          log('warn', 'no resource figures', { sessionId: r.id, error: String(err) });
+        }
+      }
+      return { ...toView(this.record!), resources };
+    });
+  }
+
+  async stop(userId: string, reason = 'requested'): Promise<RpcResult<SessionView>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      if (r.status === 'stopped') return toView(r);
+      moveTo(r, 'stopped');
+      SessionInfoResult.parse(await this.agentCall('session.stop', { sessionId: r.id }));
+      const next = await this.save(moveTo(this.record!, 'stopped'), reason);
+      await this.fleet.updateSession(toView(next));
+      return toView(next);
+    });
+  }
+
+  async start(userId: string): Promise<RpcResult<SessionView>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      if (r.status === 'running') return toView(r);
+      moveTo(r, 'running');
+      const info = SessionInfoResult.parse(await this.agentCall('session.start', { sessionId: r.id }));
+      const next = await this.save({ ...moveTo(this.record!, 'running'), lastActiveAt: Date.now(), ...(info.address ? { address: info.address } : {}) });
+      await this.fleet.updateSession(toView(next));
+      return toView(next);
+    });
+  }
+
+  async destroy(userId: string): Promise<RpcResult<{ id: string; status: SessionStatus }>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      await this.agentCall('session.remove', { sessionId: r.id });
+      await this.save(moveTo(this.record!, 'destroyed'), 'deleted');
+      await this.fleet.removeSession(r.id);
+      for (const ws of this.ctx.getWebSockets()) safeClose(ws, 1000, 'session destroyed');
+      await this.ctx.storage.deleteAlarm();
+      log('info', 'session destroyed', { sessionId: r.id });
+      return { id: r.id, status: 'destroyed' as const };
+    });
+  }
+
+  /** RPC from the Fleet's reconciliation: the agent reported this state. */
+  async applyStatus(status: SessionStatus, note: string | null): Promise<SessionView | null> {
+    const r = this.record;
+    if (!r || r.status === 'destroyed' || r.status === status) return r ? toView(r) : null;
+    try {
+      const next = await this.save(moveTo(r, status, note ?? undefined), note ?? 'reconciled');
+      return toView(next);
+    } catch (err) {
+      log('warn', 'ignored a status the state machine refuses', { sessionId: r.id, from: r.status, to: status, error: String(err) });
+      return toView(r);
+    }
+  }
+
+  /** Marks activity (REST calls, client messages, preview requests, process output). */
+  async touch(): Promise<void> {
+    const r = this.record;
+    if (!r || r.status === 'destroyed') return;
+    const now = Date.now();
+    // Storage writes are cheap but not free: record activity at most once a second.
+    if (now - r.lastActiveAt < 1000) return;
+    this.record = { ...r, lastActiveAt: now };
+    delete this.record.idleWarnedAt;
+    await this.ctx.storage.put('record', this.record);
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const userId = request.headers.get('X-User-Id') ?? '';
+    let r: SessionRecord;
+    try {
+      r = this.owned(userId);
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError(ErrorCode.NotFound, 'no such session');
+      return Response.json({ error: e.toBody() }, { status: e.status });
+    }
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, ['client']);
+    server.serializeAttachment({ userId } satisfies ClientAttachment);
+    await this.touch();
+    server.send(JSON.stringify({ type: 'ready', payload: { session: toView(this.record ?? r) } } satisfies ServerFrame));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.touch();
+    if (typeof message !== 'string') {
+      return sendTo(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
+    }
+    const parsed = parseFrame(ClientFrame, message);
+    if (!parsed.ok) {
+      return sendTo(ws, { type: 'error', ...(parsed.id ? { id: parsed.id } : {}), payload: { code: parsed.error.code, message: parsed.error.message } });
+    }
+    const frame = parsed.frame;
+    const id = frame.id;
+    switch (frame.type) {
+      case 'ping':
+        return sendTo(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
+      case 'get_session':
+        return sendTo(ws, { type: 'session', ...(id !== undefined ? { id } : {}), payload: { session: toView(this.record!) } });
+      default:
+        return sendTo(ws, {
+          type: 'error',
+          ...(id !== undefined ? { id } : {}),
+          payload: { code: ErrorCode.ProtocolError, message: `unknown message type "${frame.type}"` },
+        });
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+  }
+
+  override async alarm(): Promise<void> {
+    const r = this.record;
+    if (!r) return;
+    const { idleTimeoutMs, idleWarningMs } = sessionSettings(this.env);
+    const step = idleStep(r, Date.now(), idleTimeoutMs, idleWarningMs);
+    switch (step.kind) {
+      case 'none':
+        return;
+      case 'wait':
+        return this.ctx.storage.setAlarm(step.until);
+      case 'warn':
+        this.broadcast({ type: 'idle_warning', payload: { stopAt: new Date(step.stopAt).toISOString(), inMs: step.stopAt - Date.now() } });
+        this.record = { ...r, idleWarnedAt: Date.now() };
+        await this.ctx.storage.put('record', this.record);
+        return this.ctx.storage.setAlarm(step.stopAt);
+      case 'stop': {
+        log('info', 'stopping an idle session', { sessionId: r.id, idleMs: Date.now() - r.lastActiveAt });
+        const result = await this.stop(r.userId, 'idle');
+        if (!result.ok) {
+          log('warn', 'idle stop failed; will retry', { sessionId: r.id, error: result.error });
+          await this.ctx.storage.setAlarm(Date.now() + 30_000);
+        }
+        return;
+      }
+    }
+  }
+
+  private async scheduleIdle(): Promise<void> {
+    const r = this.record;
+    if (!r || r.status !== 'running') {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    const { idleTimeoutMs, idleWarningMs } = sessionSettings(this.env);
+    const step = idleStep(r, Date.now(), idleTimeoutMs, idleWarningMs);
+    await this.ctx.storage.setAlarm(step.kind === 'wait' ? step.until : Date.now());
+  }
+
+  private broadcast(frame: ServerFrame): void {
+    const text = JSON.stringify(frame);
+    for (const ws of this.ctx.getWebSockets('client')) {
+      try {
+        ws.send(text);
+      } catch {
+        // Closing already.
+      }
+    }
+  }
+}
+
+function sendTo(ws: WebSocket, frame: ServerFrame): void {
+  try {
+    ws.send(JSON.stringify(frame));
+  } catch {
+    // Closing already.
+  }
+}
+
+function safeClose(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    // Already closed.
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * `GET /ws?token=<jwt>&sessionId=<id>`: the client's session socket, served by
+ * the session's Durable Object. A bad or missing token refuses the upgrade
+ * with 401; `sessionId` may be left out when the user has exactly one session.
+ */
+import { Hono } from 'hono';
+import { AppError, ErrorCode } from '../../shared/errors';
+import type { AppEnv } from '../env';
+import { requireUser } from '../middleware/auth';
+import { fleetOf, sessionOf } from './containers';
+
+export const wsRoutes = new Hono<AppEnv>();
+
+wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
+  if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
+    throw new AppError(ErrorCode.BadRequest, 'expected a WebSocket upgrade');
+  }
+  const { userId } = c.get('principal');
+  let sessionId = c.req.query('sessionId');
+  if (!sessionId) {
+    const live = (await fleetOf(c.env).listSessions(userId)).filter((s) => s.status !== 'destroyed');
+    if (live.length !== 1) {
+      throw new AppError(ErrorCode.BadRequest, `sessionId is required when you have ${live.length} sessions`);
+    }
+    sessionId = live[0]!.id;
+  }
+  const headers = new Headers(c.req.raw.headers);
+  headers.set('X-User-Id', userId);
+  return sessionOf(c.env, sessionId).fetch(new Request(c.req.raw.url, { method: 'GET', headers }));
+});

@@ -1,0 +1,65 @@
+/**
+ * A session's record and the only ways its status may change. `destroyed` is
+ * final; `creating` is never re-entered; everything else moves along the
+ * table below, so a late or duplicated event cannot resurrect a session.
+ */
+import { AppError, ErrorCode } from '../../shared/errors';
+import type { SessionStatus, SessionView } from '../../shared/api/containers';
+
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  agentId: string;
+  name: string;
+  image: string;
+  status: SessionStatus;
+  ports: number[];
+  env: string[];
+  createdAt: number;
+  lastActiveAt: number;
+  limits: { cpu: number; memory: number };
+  error?: string;
+  containerId?: string;
+  address?: string;
+  /** When clients were last warned of an idle stop (cleared by activity). */
+  idleWarnedAt?: number;
+}
+
+const allowed: Record<SessionStatus, readonly SessionStatus[]> = {
+  creating: ['running', 'error', 'destroyed'],
+  running: ['stopped', 'error', 'destroyed'],
+  stopped: ['running', 'error', 'destroyed'],
+  error: ['running', 'stopped', 'destroyed'],
+  destroyed: [],
+};
+
+export function canMove(from: SessionStatus, to: SessionStatus): boolean {
+  return allowed[from].includes(to);
+}
+
+/** The record with its new status, or a `conflict` error naming both states. */
+export function moveTo(record: SessionRecord, to: SessionStatus, error?: string): SessionRecord {
+  if (record.status === to) return { ...record, ...(error ? { error } : {}) };
+  if (!canMove(record.status, to)) {
+    throw new AppError(ErrorCode.Conflict, `session is ${record.status}; it cannot become ${to}`);
+  }
+  const next: SessionRecord = { ...record, status: to };
+  if (error) next.error = error;
+  else delete next.error;
+  return next;
+}
+
+export function toView(r: SessionRecord): SessionView {
+  return {
+    id: r.id,
+    name: r.name,
+    image: r.image,
+    status: r.status,
+    ports: r.ports,
+    agentId: r.agentId,
+    createdAt: new Date(r.createdAt).toISOString(),
+    lastActiveAt: new Date(r.lastActiveAt).toISOString(),
+    limits: r.limits,
+    ...(r.error ? { error: r.error } : {}),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * REST contracts for container sessions (`/api/containers`), shared by the
+ * edge (which validates) and clients/tests (which build requests).
+ */
+import { z } from 'zod';
+
+export const SessionStatus = z.enum(['creating', 'running', 'stopped', 'error', 'destroyed']);
+export type SessionStatus = z.infer<typeof SessionStatus>;
+
+/** Environment entries: `KEY=value`, POSIX-ish names, bounded sizes. */
+export const EnvEntry = z
+  .string()
+  .max(8192)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}=/, 'env entries must look like KEY=value with a valid name')
+  .refine((s) => !s.includes('\0'), 'env entries must not contain NUL bytes');
+
+export const Port = z.number().int().min(1).max(65535);
+
+/** Docker image reference: registry/name:tag or @digest, no spaces or shell characters. */
+export const ImageRef = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/i, 'not a valid image reference');
+
+export const CreateContainerBody = z
+  .object({
+    image: ImageRef.optional(),
+    name: z.string().min(1).max(64).regex(/^[\w .\-]+$/, 'name may hold letters, digits, spaces, _ . -').optional(),
+    env: z.array(EnvEntry).max(64).optional(),
+    ports: z.array(Port).max(10).optional(),
+  })
+  .strict();
+export type CreateContainerBody = z.infer<typeof CreateContainerBody>;
+
+export interface ResourceFigures {
+  cpuPercent: number;
+  memoryUsed: number;
+  memoryLimit: number;
+  networkRx: number;
+  networkTx: number;
+  pids: number;
+  uptimeSeconds: number;
+}
+
+export interface SessionView {
+  id: string;
+  name: string;
+  image: string;
+  status: SessionStatus;
+  ports: number[];
+  agentId: string;
+  createdAt: string;
+  lastActiveAt: string;
+  limits: { cpu: number; memory: number };
+  error?: string;
+  resources?: ResourceFigures | null;
+}
