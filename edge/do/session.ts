@@ -9,10 +9,15 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import type { SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
 import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
 import { ClientFrame, type ServerFrame } from '../../shared/protocol/client';
-import { parseFrame } from '../../shared/protocol/tunnel';
+import { decodeBinaryFrame, FrameDecodeError } from '../../shared/protocol/binary';
+import { AgentToEdgeFrame, CloseCode, parseFrame, type EdgeToAgentFrame } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
 import { log, setLogLevel } from '../log';
+import { PendingRequests } from '../relay/pending';
 import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
+import { JOURNAL_BYTES } from '../session/output-fanout';
+import { ProcessRelay, type AgentLink } from '../session/process-relay';
+import { ProcessStore } from '../session/process-store';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
@@ -20,19 +25,72 @@ import { sessionSettings } from '../session/settings';
 const CREATE_TIMEOUT_MS = 120_000;
 const LIFECYCLE_TIMEOUT_MS = 60_000;
 
-interface ClientAttachment {
-  userId: string;
-}
+type Attachment = { role: 'client'; userId: string } | { role: 'agent'; agentId: string };
+
+/** How long a client request waits for the agent's data socket to (re)appear. */
+const AGENT_WAIT_MS = 15_000;
+/** Journals are written to storage once output has been quiet this long. */
+const FLUSH_AFTER_MS = 1_000;
 
 export class SessionDO extends DurableObject<Env> {
   private record: SessionRecord | undefined;
+  private readonly pending = new PendingRequests();
+  private readonly relay: ProcessRelay;
+  private agentWaiters: Array<() => void> = [];
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
+    this.relay = new ProcessRelay({
+      store: new ProcessStore(ctx.storage.sql),
+      agent: () => this.agentLink(),
+      clients: () => this.ctx.getWebSockets('client'),
+      send: sendTo,
+      scheduleFlush: () => {
+        if (this.flushTimer) clearTimeout(this.flushTimer);
+        this.flushTimer = setTimeout(() => this.relay.flush(), FLUSH_AFTER_MS);
+      },
+    });
     ctx.blockConcurrencyWhile(async () => {
       this.record = await ctx.storage.get<SessionRecord>('record');
+      this.relay.restore(JOURNAL_BYTES);
     });
+  }
+
+  private agentSocket(): WebSocket | undefined {
+    return this.ctx.getWebSockets('agent').find((ws) => ws.readyState === WebSocket.READY_STATE_OPEN);
+  }
+
+  /** The agent's data socket as a link; waits a while for it when the agent is (re)connecting. */
+  private async agentLink(): Promise<AgentLink> {
+    let ws = this.agentSocket();
+    if (!ws) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, AGENT_WAIT_MS);
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.agentWaiters.push(done);
+      });
+      ws = this.agentSocket();
+    }
+    if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
+    const socket = ws;
+    return {
+      request: async (method, params, timeoutMs = 30_000) => {
+        const { id, result } = this.pending.open('agent', timeoutMs, method);
+        try {
+          socket.send(JSON.stringify({ type: 'req', id, method, params } satisfies EdgeToAgentFrame));
+        } catch {
+          this.pending.fail(id, new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected'));
+        }
+        return result;
+      },
+      sendBinary: (bytes) => trySend(socket, bytes),
+      sendEvent: (event, data) => trySend(socket, JSON.stringify({ type: 'event', event, data } satisfies EdgeToAgentFrame)),
+    };
   }
 
   private get fleet() {
@@ -138,7 +196,7 @@ export class SessionDO extends DurableObject<Env> {
       await this.agentCall('session.remove', { sessionId: r.id });
       await this.save(moveTo(this.record!, 'destroyed'), 'deleted');
       await this.fleet.removeSession(r.id);
-      for (const ws of this.ctx.getWebSockets()) safeClose(ws, 1000, 'session destroyed');
+      for (const ws of this.ctx.getWebSockets('client')) safeClose(ws, 1000, 'session destroyed');
       await this.ctx.storage.deleteAlarm();
       log('info', 'session destroyed', { sessionId: r.id });
       return { id: r.id, status: 'destroyed' as const };
@@ -171,6 +229,8 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
+    const agentId = request.headers.get('X-Agent-Id');
+    if (agentId) return this.acceptAgent(agentId);
     const userId = request.headers.get('X-User-Id') ?? '';
     let r: SessionRecord;
     try {
@@ -182,13 +242,52 @@ export class SessionDO extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ['client']);
-    server.serializeAttachment({ userId } satisfies ClientAttachment);
+    server.serializeAttachment({ role: 'client', userId } satisfies Attachment);
     await this.touch();
     server.send(JSON.stringify({ type: 'ready', payload: { session: toView(this.record ?? r) } } satisfies ServerFrame));
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  private acceptAgent(agentId: string): Response {
+    const r = this.record;
+    if (!r || r.status === 'destroyed' || r.agentId !== agentId) {
+      return Response.json({ error: { code: ErrorCode.Forbidden, message: 'this session is not placed on that agent' } }, { status: 403 });
+    }
+    for (const old of this.ctx.getWebSockets('agent')) safeClose(old, CloseCode.Replaced, 'replaced by a newer data socket');
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, ['agent']);
+    server.serializeAttachment({ role: 'agent', agentId } satisfies Attachment);
+    const waiters = this.agentWaiters;
+    this.agentWaiters = [];
+    // Let the socket finish opening before waiters send on it.
+    setTimeout(() => waiters.forEach((w) => w()), 0);
+    log('info', 'agent data socket attached', { sessionId: r.id, agentId });
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private async onAgentMessage(message: string | ArrayBuffer): Promise<void> {
+    if (typeof message !== 'string') {
+      try {
+        this.relay.onAgentBinary(decodeBinaryFrame(message));
+        await this.touch();
+      } catch (err) {
+        if (!(err instanceof FrameDecodeError)) throw err;
+        log('warn', 'bad binary frame from agent', { error: err.message });
+      }
+      return;
+    }
+    const parsed = parseFrame(AgentToEdgeFrame, message);
+    if (!parsed.ok) return log('warn', 'bad frame from agent', { code: parsed.error.code, message: parsed.error.message });
+    const f = parsed.frame;
+    if (f.type === 'res') this.pending.settle(f);
+    else if (f.type === 'event') this.relay.onAgentEvent(f.event, f.data);
+    else if (f.type === 'error') log('warn', 'agent reported an error', { error: f.error });
+  }
+
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (att?.role === 'agent') return this.onAgentMessage(message);
     await this.touch();
     if (typeof message !== 'string') {
       return sendTo(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
@@ -199,6 +298,13 @@ export class SessionDO extends DurableObject<Env> {
     }
     const frame = parsed.frame;
     const id = frame.id;
+    try {
+      if (await this.relay.handleClient(ws, frame.type, id, frame.payload)) return;
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
+      if (!(err instanceof AppError)) log('error', 'client request failed', { type: frame.type, error: String(err) });
+      return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+    }
     switch (frame.type) {
       case 'ping':
         return sendTo(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
@@ -215,6 +321,20 @@ export class SessionDO extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+    this.socketGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.socketGone(ws);
+  }
+
+  private socketGone(ws: WebSocket): void {
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (att?.role === 'agent') {
+      if (!this.agentSocket()) this.pending.failOwner('agent', new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
+    } else {
+      this.relay.clientGone(ws);
+    }
   }
 
   override async alarm(): Promise<void> {
@@ -264,6 +384,15 @@ export class SessionDO extends DurableObject<Env> {
         // Closing already.
       }
     }
+  }
+}
+
+function trySend(ws: WebSocket, data: string | Uint8Array): boolean {
+  try {
+    ws.send(data);
+    return true;
+  } catch {
+    return false;
   }
 }
 

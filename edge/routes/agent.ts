@@ -1,17 +1,22 @@
 /**
- * `GET /agent/connect`: the agent's control socket. The join token is checked
- * here, before the Fleet DO sees the request; a refusal is a plain 401 with
- * the error body, which the agent logs as the reason.
+ * Agent sockets. The join token is checked here, before any Durable Object
+ * sees the request; a refusal is a plain 401 with the error body, which the
+ * agent logs as the reason.
+ *   GET /agent/connect               the control socket (Fleet DO)
+ *   GET /agent/sessions/:sessionId   a session's data socket (Session DO); the
+ *                                    session must be placed on this agent.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
 import type { AppEnv } from '../env';
+import { internalUpgrade } from '../relay/upgrade';
+import { fleetOf, sessionOf } from './containers';
 
 export const agentRoutes = new Hono<AppEnv>();
 
-agentRoutes.get('/connect', async (c) => {
+async function verifyAgent(c: Context<AppEnv>): Promise<{ agentId: string; name: string }> {
   const config = loadConfig(c.env);
   const header = c.req.header('Authorization') ?? '';
   const match = /^Bearer\s+(\S+)$/i.exec(header);
@@ -20,9 +25,20 @@ agentRoutes.get('/connect', async (c) => {
   if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
     throw new AppError(ErrorCode.BadRequest, 'expected a WebSocket upgrade');
   }
-  const headers = new Headers(c.req.raw.headers);
-  headers.set('X-Agent-Id', sub);
-  headers.set('X-Agent-Name', typeof payload.name === 'string' ? payload.name.slice(0, 64) : sub);
-  const fleet = c.env.FLEET.get(c.env.FLEET.idFromName('fleet'));
-  return fleet.fetch(new Request(c.req.raw.url, { method: 'GET', headers }));
+  return { agentId: sub, name: typeof payload.name === 'string' ? payload.name.slice(0, 64) : sub };
+}
+
+agentRoutes.get('/connect', async (c) => {
+  const { agentId, name } = await verifyAgent(c);
+  return fleetOf(c.env).fetch(internalUpgrade(c.req.raw, { 'X-Agent-Id': agentId, 'X-Agent-Name': name }));
+});
+
+agentRoutes.get('/sessions/:sessionId', async (c) => {
+  const { agentId } = await verifyAgent(c);
+  const sessionId = c.req.param('sessionId');
+  const stub = sessionOf(c.env, sessionId);
+  const placed = await fleetOf(c.env).getSession(sessionId);
+  if (!placed) throw new AppError(ErrorCode.NotFound, 'no such session');
+  if (placed.agentId !== agentId) throw new AppError(ErrorCode.Forbidden, 'this session is placed on another agent');
+  return stub.fetch(internalUpgrade(c.req.raw, { 'X-Agent-Id': agentId }));
 });

@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
 import type { AppEnv } from '../env';
 import { requireUser } from '../middleware/auth';
+import { internalUpgrade } from '../relay/upgrade';
 import { fleetOf, sessionOf } from './containers';
 
 export const wsRoutes = new Hono<AppEnv>();
@@ -24,7 +25,5 @@ wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
     }
     sessionId = live[0]!.id;
   }
-  const headers = new Headers(c.req.raw.headers);
-  headers.set('X-User-Id', userId);
-  return sessionOf(c.env, sessionId).fetch(new Request(c.req.raw.url, { method: 'GET', headers }));
+  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId }));
 });

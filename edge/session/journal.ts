@@ -1,0 +1,75 @@
+/**
+ * A bounded journal of one output stream: the most recent bytes, kept as the
+ * chunks the agent sent (which end on UTF-8 boundaries), each at its byte
+ * offset. Appends are idempotent by offset, so a resent range never doubles;
+ * a jump forward is recorded as a gap. When full, the oldest chunks go.
+ */
+export interface Chunk {
+  offset: number;
+  bytes: Uint8Array;
+}
+
+export class StreamJournal {
+  private chunks: Chunk[] = [];
+  private bytes = 0;
+  /** Offset of the oldest byte held (== end when empty). */
+  start = 0;
+  /** Offset just past the newest byte received. */
+  end = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  /**
+   * Takes bytes at `offset`. Returns what was new (possibly a suffix), or null
+   * when all of it was held already. Bytes past `end` mean some were never
+   * received: the journal restarts at `offset` and reports the gap.
+   */
+  append(offset: number, data: Uint8Array): { chunk: Chunk; gapFrom?: number } | null {
+    let gapFrom: number | undefined;
+    if (offset > this.end) {
+      gapFrom = this.end;
+      this.chunks = [];
+      this.bytes = 0;
+      this.start = offset;
+      this.end = offset;
+    }
+    const skip = this.end - offset;
+    if (skip >= data.byteLength) return null;
+    const fresh = skip > 0 ? data.subarray(skip) : data;
+    const chunk = { offset: this.end, bytes: fresh.slice() };
+    this.chunks.push(chunk);
+    this.bytes += chunk.bytes.byteLength;
+    this.end += chunk.bytes.byteLength;
+    while (this.bytes > this.capacity && this.chunks.length > 1) {
+      const old = this.chunks.shift()!;
+      this.bytes -= old.bytes.byteLength;
+      this.start = this.chunks[0]!.offset;
+    }
+    return gapFrom === undefined ? { chunk } : { chunk, gapFrom };
+  }
+
+  /** The chunk holding `from` (sliced to start there), or the oldest chunk when `from` was evicted; null at the end. */
+  read(from: number): Chunk | null {
+    if (from >= this.end) return null;
+    for (const c of this.chunks) {
+      const cEnd = c.offset + c.bytes.byteLength;
+      if (from < c.offset) return c;
+      if (from < cEnd) return from === c.offset ? c : { offset: from, bytes: c.bytes.subarray(from - c.offset) };
+    }
+    return null;
+  }
+
+  /** Everything held, for persistence. */
+  snapshot(): { start: number; end: number; chunks: Chunk[] } {
+    return { start: this.start, end: this.end, chunks: this.chunks };
+  }
+
+  static restore(capacity: number, start: number, end: number, chunks: Chunk[]): StreamJournal {
+    const j = new StreamJournal(capacity);
+    j.start = start;
+    j.end = end;
+    j.chunks = chunks;
+    j.bytes = chunks.reduce((n, c) => n + c.bytes.byteLength, 0);
+    return j;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Output from the agent to the clients of one session. Every stream lands in
+ * a bounded journal (./journal.ts); each client subscribed to a stream has a
+ * read position and, once it has sent an `ack`, a window: the DO never sends
+ * more than CLIENT_WINDOW_BYTES past the client's last ack, so a client that
+ * stops reading costs a bounded amount of memory. A client that falls behind
+ * the journal gets `gap {processId, stream, fromOffset, toOffset}` and then
+ * the oldest bytes still held. `command_exit` reaches each client only after
+ * all of that process's output has.
+ */
+import type { ServerFrame } from '../../shared/protocol/client';
+import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
+import { StreamJournal } from './journal';
+
+export const JOURNAL_BYTES = 1024 * 1024;
+export const CLIENT_WINDOW_BYTES = 2 * 1024 * 1024;
+const MAX_TEXT_CHUNK = 64 * 1024;
+
+interface Cursor {
+  next: number;
+  acked: number | null;
+}
+
+interface ClientState {
+  cursors: Map<string, Cursor>;
+  exitsSent: Set<string>;
+  flow: boolean;
+}
+
+export interface FanoutDeps {
+  send(ws: WebSocket, frame: ServerFrame): void;
+  exitOf(processId: string): ProcExitEvent | undefined;
+  streamsOf(processId: string): StreamName[];
+}
+
+const decoder = new TextDecoder('utf-8');
+
+export class OutputFanout {
+  readonly journals = new Map<string, StreamJournal>();
+  private readonly clients = new Map<WebSocket, ClientState>();
+
+  constructor(private readonly deps: FanoutDeps) {}
+
+  static key(processId: string, stream: StreamName): string {
+    return `${processId}:${stream}`;
+  }
+
+  journal(processId: string, stream: StreamName): StreamJournal {
+    const key = OutputFanout.key(processId, stream);
+    let j = this.journals.get(key);
+    if (!j) {
+      j = new StreamJournal(JOURNAL_BYTES);
+      this.journals.set(key, j);
+    }
+    return j;
+  }
+
+  private state(ws: WebSocket): ClientState {
+    let s = this.clients.get(ws);
+    if (!s) {
+      s = { cursors: new Map(), exitsSent: new Set(), flow: false };
+      this.clients.set(ws, s);
+    }
+    return s;
+  }
+
+  forget(ws: WebSocket): void {
+    this.clients.delete(ws);
+  }
+
+  /** Subscribes every connected client to a new process, from offset 0. */
+  subscribeAll(sockets: WebSocket[], processId: string): void {
+    for (const ws of sockets) this.subscribe(ws, processId, {});
+  }
+
+  /** Subscribes one client from the given offsets (missing streams from 0) and sends what it missed. */
+  subscribe(ws: WebSocket, processId: string, from: Partial<Record<StreamName, number>>): void {
+    const s = this.state(ws);
+    s.exitsSent.delete(processId);
+    for (const stream of this.deps.streamsOf(processId)) {
+      s.cursors.set(OutputFanout.key(processId, stream), { next: from[stream] ?? 0, acked: null });
+    }
+    this.pump(ws, processId);
+  }
+
+  /** New bytes from the agent. */
+  ingest(processId: string, stream: StreamName, offset: number, data: Uint8Array): void {
+    const appended = this.journal(processId, stream).append(offset, data);
+    if (!appended) return;
+    for (const ws of this.clients.keys()) this.pump(ws, processId);
+  }
+
+  ack(ws: WebSocket, processId: string, stream: StreamName, offset: number): void {
+    const s = this.state(ws);
+    s.flow = true;
+    const c = s.cursors.get(OutputFanout.key(processId, stream));
+    if (!c) return;
+    c.acked = Math.max(c.acked ?? 0, Math.min(offset, c.next));
+    this.pump(ws, processId);
+  }
+
+  /** Sends a client whatever it may have of a process now, then the exit if it has everything. */
+  pump(ws: WebSocket, processId: string): void {
+    const s = this.clients.get(ws);
+    if (!s) return;
+    let subscribed = false;
+    let caughtUp = true;
+    for (const stream of this.deps.streamsOf(processId)) {
+      const c = s.cursors.get(OutputFanout.key(processId, stream));
+      if (!c) continue;
+      subscribed = true;
+      const j = this.journals.get(OutputFanout.key(processId, stream));
+      if (j) this.sendStream(ws, s, c, j, processId, stream);
+      const end = this.deps.exitOf(processId)?.endOffsets[stream] ?? j?.end ?? 0;
+      if (c.next < end) caughtUp = false;
+    }
+    const exit = this.deps.exitOf(processId);
+    if (subscribed && exit && caughtUp && !s.exitsSent.has(processId)) {
+      s.exitsSent.add(processId);
+      this.deps.send(ws, {
+        type: 'command_exit',
+        payload: { processId, exitCode: exit.exitCode, ...(exit.signal ? { signal: exit.signal } : {}), reason: exit.reason },
+      });
+    }
+  }
+
+  private sendStream(ws: WebSocket, s: ClientState, c: Cursor, j: StreamJournal, processId: string, stream: StreamName): void {
+    if (c.next < j.start) {
+      this.deps.send(ws, { type: 'gap', payload: { processId, stream, fromOffset: c.next, toOffset: j.start } });
+      c.next = j.start;
+    }
+    for (;;) {
+      if (s.flow && c.next - (c.acked ?? 0) >= CLIENT_WINDOW_BYTES) return;
+      const chunk = j.read(c.next);
+      if (!chunk) return;
+      const bytes = chunk.bytes.byteLength > MAX_TEXT_CHUNK ? chunk.bytes.subarray(0, utf8Cut(chunk.bytes, MAX_TEXT_CHUNK)) : chunk.bytes;
+      this.deps.send(ws, {
+        type: 'command_output',
+        payload: { processId, stream, data: decoder.decode(bytes), offset: chunk.offset, length: bytes.byteLength },
+      });
+      c.next = chunk.offset + bytes.byteLength;
+    }
+  }
+}
+
+/** A cut position ≤ max that does not split a UTF-8 sequence (when the bytes are valid UTF-8). */
+export function utf8Cut(bytes: Uint8Array, max: number): number {
+  const cut = Math.min(max, bytes.byteLength);
+  if (cut >= bytes.byteLength) return bytes.byteLength;
+  // Step back over continuation bytes (10xxxxxx) to the sequence's lead byte and cut before it.
+  let i = cut;
+  while (i > cut - 3 && i > 0 && (bytes[i]! & 0xc0) === 0x80) i--;
+  return i > 0 ? i : cut;
+}

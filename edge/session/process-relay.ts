@@ -1,0 +1,352 @@
+/**
+ * Commands, terminals and processes for one session, on the edge side: turns
+ * client frames into agent requests over the session's data socket, turns the
+ * agent's output frames and exit events into client frames (via
+ * ./output-fanout.ts), acknowledges output to the agent, and keeps the history.
+ */
+import { AppError, ErrorCode } from '../../shared/errors';
+import { encodeBinaryFrame, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
+import {
+  AckPayload,
+  ContainerCommandPayload,
+  ExecCommandPayload,
+  HistoryPayload,
+  KillPayload,
+  OpenTerminalPayload,
+  ResizePayload,
+  ResumePayload,
+  StdinPayload,
+} from '../../shared/protocol/client';
+import {
+  ProcExitEvent,
+  ProcStateEvent,
+  StreamIndex,
+  STREAMS_PER_PROCESS,
+  type ProcSpawnParams,
+  type StreamName,
+} from '../../shared/protocol/session-data';
+import { newId } from '../../shared/ids';
+import { log } from '../log';
+import { OutputFanout } from './output-fanout';
+import type { ProcessRow, ProcessStore } from './process-store';
+
+export interface AgentLink {
+  request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
+  sendBinary(bytes: Uint8Array): boolean;
+  sendEvent(event: string, data: unknown): boolean;
+}
+
+export interface RelayDeps {
+  store: ProcessStore;
+  agent(): Promise<AgentLink>;
+  clients(): WebSocket[];
+  send(ws: WebSocket, frame: { type: string; id?: string | number; payload: unknown }): void;
+  /** Output went quiet or a process ended: a good moment to persist journals. */
+  scheduleFlush(): void;
+}
+
+const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
+const ACK_EVERY_BYTES = 256 * 1024;
+const TERMINAL_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi';
+
+export class ProcessRelay {
+  readonly fanout: OutputFanout;
+  private readonly rows = new Map<string, ProcessRow>();
+  private readonly byStream = new Map<number, { processId: string; stream: StreamName }>();
+  private readonly exits = new Map<string, ProcExitEvent>();
+  private readonly ackedToAgent = new Map<number, number>();
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly deps: RelayDeps) {
+    this.fanout = new OutputFanout({
+      send: deps.send,
+      exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
+      streamsOf: (id) => {
+        const row = this.row(id);
+        return row ? (row.tty ? ['pty'] : ['stdout', 'stderr']) : [];
+      },
+    });
+  }
+
+  private row(id: string): ProcessRow | undefined {
+    let r = this.rows.get(id);
+    if (!r) {
+      r = this.deps.store.get(id);
+      if (r) this.remember(r);
+    }
+    return r;
+  }
+
+  private remember(r: ProcessRow): void {
+    this.rows.set(r.id, r);
+    for (const s of streamNames) this.byStream.set(r.streamBase + StreamIndex[s], { processId: r.id, stream: s });
+  }
+
+  private storedExit(id: string): ProcExitEvent | undefined {
+    const r = this.row(id);
+    if (!r || r.endedAt === null || !r.endOffsets) return undefined;
+    return { processId: id, exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), reason: (r.reason ?? 'exit') as ProcExitEvent['reason'], endOffsets: r.endOffsets };
+  }
+
+  /** Handles a client frame if it is one of ours; false otherwise. */
+  async handleClient(ws: WebSocket, type: string, id: string | number | undefined, payload: unknown): Promise<boolean> {
+    const reply = (t: string, p: unknown) => this.deps.send(ws, { type: t, ...(id !== undefined ? { id } : {}), payload: p });
+    switch (type) {
+      case 'container_command': {
+        const p = parse(ContainerCommandPayload, payload);
+        const processId = await this.spawn({ command: ['sh', '-c', p.command], display: p.command, tty: false, cwd: p.cwd, env: p.env, timeoutMs: p.timeoutMs });
+        reply('process_started', { processId });
+        return true;
+      }
+      case 'exec_command': {
+        const p = parse(ExecCommandPayload, payload);
+        const processId = await this.spawn({
+          command: [p.command, ...p.args],
+          display: [p.command, ...p.args].join(' '),
+          tty: p.tty,
+          cwd: p.cwd,
+          env: p.env,
+          cols: p.cols,
+          rows: p.rows,
+          timeoutMs: p.timeoutMs,
+        });
+        reply('process_started', { processId });
+        return true;
+      }
+      case 'open_terminal': {
+        const p = parse(OpenTerminalPayload, payload);
+        const command = p.shell ? [p.shell] : ['sh', '-c', TERMINAL_SHELL];
+        const processId = await this.spawn({ command, display: p.shell ?? 'terminal', tty: true, cwd: p.cwd, env: p.env, cols: p.cols, rows: p.rows });
+        reply('process_started', { processId, tty: true });
+        return true;
+      }
+      case 'stdin': {
+        const p = parse(StdinPayload, payload);
+        const row = this.running(p.processId);
+        const bytes = p.encoding === 'base64' ? base64ToBytes(p.data) : new TextEncoder().encode(p.data);
+        const frame: BinaryFrame = { kind: FrameKind.Input, flags: 0, streamId: row.streamBase, offset: row.stdinOffset, payload: bytes };
+        if (!(await this.deps.agent()).sendBinary(encodeBinaryFrame(frame))) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
+        row.stdinOffset += bytes.byteLength;
+        this.deps.store.setStdinOffset(row.id, row.stdinOffset);
+        if (id !== undefined) reply('stdin_written', { processId: row.id, bytes: bytes.byteLength });
+        return true;
+      }
+      case 'resize': {
+        const p = parse(ResizePayload, payload);
+        this.running(p.processId);
+        await (await this.deps.agent()).request('proc.resize', p);
+        reply('resized', { processId: p.processId, cols: p.cols, rows: p.rows });
+        return true;
+      }
+      case 'kill': {
+        const p = parse(KillPayload, payload);
+        this.running(p.processId);
+        await (await this.deps.agent()).request('proc.kill', p);
+        reply('killed', { processId: p.processId, signal: p.signal ?? 'SIGTERM' });
+        return true;
+      }
+      case 'list_processes': {
+        reply('processes', { processes: this.deps.store.running().map((r) => this.describe(r)) });
+        return true;
+      }
+      case 'history': {
+        const p = parse(HistoryPayload, payload ?? {});
+        reply('history', { commands: this.deps.store.history(p.limit).map((r) => this.describe(r)) });
+        return true;
+      }
+      case 'resume': {
+        const p = parse(ResumePayload, payload);
+        const row = this.row(p.processId);
+        if (!row) throw new AppError(ErrorCode.NotFound, 'no such process');
+        const stream = p.stream ?? (row.tty ? 'pty' : 'stdout');
+        const from: Partial<Record<StreamName, number>> = { ...p.offsets, [stream]: p.offsets?.[stream] ?? p.fromOffset };
+        reply('resumed', { processId: row.id, from });
+        this.fanout.subscribe(ws, row.id, from);
+        return true;
+      }
+      case 'ack': {
+        const p = parse(AckPayload, payload);
+        this.fanout.ack(ws, p.processId, p.stream, p.offset);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private running(processId: string): ProcessRow {
+    const row = this.row(processId);
+    if (!row) throw new AppError(ErrorCode.NotFound, 'no such process');
+    if (row.endedAt !== null || this.exits.has(processId)) throw new AppError(ErrorCode.Conflict, 'the process has exited');
+    return row;
+  }
+
+  private describe(r: ProcessRow) {
+    const exit = this.exits.get(r.id);
+    return {
+      processId: r.id,
+      command: r.display,
+      tty: r.tty,
+      startedAt: new Date(r.startedAt).toISOString(),
+      endedAt: r.endedAt ? new Date(r.endedAt).toISOString() : null,
+      running: r.endedAt === null && !exit,
+      exitCode: exit?.exitCode ?? r.exitCode,
+      reason: exit?.reason ?? r.reason,
+    };
+  }
+
+  /** Starts a process on the agent; every client connected now follows its output from the start. */
+  async spawn(spec: {
+    command: string[];
+    display: string;
+    tty: boolean;
+    cwd?: string | undefined;
+    env?: Record<string, string> | undefined;
+    cols?: number | undefined;
+    rows?: number | undefined;
+    timeoutMs?: number | undefined;
+  }): Promise<string> {
+    const agent = await this.deps.agent();
+    const row: ProcessRow = {
+      id: newId('prc'),
+      streamBase: this.deps.store.nextStreamBase(STREAMS_PER_PROCESS),
+      command: spec.command,
+      display: spec.display.slice(0, 4096),
+      cwd: spec.cwd ?? null,
+      tty: spec.tty,
+      startedAt: Date.now(),
+      endedAt: null,
+      exitCode: null,
+      signal: null,
+      reason: null,
+      stdinOffset: 0,
+      endOffsets: null,
+    };
+    this.deps.store.insert(row);
+    this.remember(row);
+    this.fanout.subscribeAll(this.deps.clients(), row.id);
+    const params: ProcSpawnParams = {
+      processId: row.id,
+      streamBase: row.streamBase,
+      command: spec.command,
+      tty: spec.tty,
+      ...(spec.cwd ? { cwd: spec.cwd } : {}),
+      ...(spec.env ? { env: spec.env } : {}),
+      ...(spec.cols ? { cols: spec.cols } : {}),
+      ...(spec.rows ? { rows: spec.rows } : {}),
+      ...(spec.timeoutMs ? { timeoutMs: spec.timeoutMs } : {}),
+    };
+    try {
+      await agent.request('proc.spawn', params);
+    } catch (err) {
+      this.onExit({ processId: row.id, exitCode: null, reason: 'lost', endOffsets: { stdout: 0, stderr: 0, pty: 0 } });
+      throw err;
+    }
+    log('debug', 'process started', { processId: row.id, command: row.display });
+    return row.id;
+  }
+
+  /** A binary frame from the agent. */
+  onAgentBinary(frame: BinaryFrame): void {
+    if (frame.kind !== FrameKind.Output) return;
+    const target = this.byStream.get(frame.streamId) ?? this.lookupStream(frame.streamId);
+    if (!target) return;
+    this.fanout.ingest(target.processId, target.stream, frame.offset, frame.payload);
+    this.scheduleAck();
+    this.deps.scheduleFlush();
+  }
+
+  private lookupStream(streamId: number): { processId: string; stream: StreamName } | undefined {
+    const base = streamId - (streamId % STREAMS_PER_PROCESS);
+    for (const r of this.deps.store.running()) if (r.streamBase === base) this.remember(r);
+    return this.byStream.get(streamId);
+  }
+
+  private scheduleAck(): void {
+    let urgent = false;
+    for (const [streamId, t] of this.byStream) {
+      const j = this.fanout.journals.get(OutputFanout.key(t.processId, t.stream));
+      if (j && j.end - (this.ackedToAgent.get(streamId) ?? 0) >= ACK_EVERY_BYTES) urgent = true;
+    }
+    if (urgent) return void this.sendAcks();
+    this.ackTimer ??= setTimeout(() => void this.sendAcks(), 10);
+  }
+
+  private async sendAcks(): Promise<void> {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const agent = await this.deps.agent().catch(() => undefined);
+    if (!agent) return;
+    for (const [streamId, t] of this.byStream) {
+      const j = this.fanout.journals.get(OutputFanout.key(t.processId, t.stream));
+      if (!j || j.end <= (this.ackedToAgent.get(streamId) ?? 0)) continue;
+      if (agent.sendEvent('ack', { streamId, offset: j.end })) this.ackedToAgent.set(streamId, j.end);
+    }
+  }
+
+  /** A JSON event from the agent on the data socket. */
+  onAgentEvent(event: string, data: unknown): void {
+    if (event === 'proc.exit') {
+      const parsed = ProcExitEvent.safeParse(data);
+      if (parsed.success) this.onExit(parsed.data);
+    } else if (event === 'proc.state') {
+      const parsed = ProcStateEvent.safeParse(data);
+      if (!parsed.success) return;
+      const alive = new Set(parsed.data.processes.map((p) => p.processId));
+      // Acks restart from what the journals hold: the agent resends anything past them.
+      this.ackedToAgent.clear();
+      for (const r of this.deps.store.running()) {
+        if (!alive.has(r.id)) {
+          const end = (s: StreamName) => this.fanout.journals.get(OutputFanout.key(r.id, s))?.end ?? 0;
+          this.onExit({ processId: r.id, exitCode: null, reason: 'lost', endOffsets: { stdout: end('stdout'), stderr: end('stderr'), pty: end('pty') } });
+        }
+      }
+      this.scheduleAck();
+    }
+  }
+
+  private onExit(exit: ProcExitEvent): void {
+    if (this.exits.has(exit.processId)) return;
+    this.exits.set(exit.processId, exit);
+    this.deps.store.finish(exit.processId, exit, Date.now());
+    const row = this.rows.get(exit.processId);
+    if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });
+    for (const ws of this.deps.clients()) this.fanout.pump(ws, exit.processId);
+    this.deps.scheduleFlush();
+  }
+
+  /** Persists every journal (called when output has gone quiet). */
+  flush(): void {
+    for (const [key, j] of this.fanout.journals) {
+      const [processId, stream] = key.split(':') as [string, StreamName];
+      this.deps.store.saveJournal(processId, stream, j);
+    }
+  }
+
+  restore(capacity: number): void {
+    for (const [key, j] of this.deps.store.loadJournals(capacity)) this.fanout.journals.set(key, j);
+  }
+
+  clientGone(ws: WebSocket): void {
+    this.fanout.forget(ws);
+  }
+}
+
+function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new AppError(ErrorCode.ValidationFailed, 'invalid payload', {
+    issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  });
+}
+
+function base64ToBytes(b64: string): Uint8Array {
+  try {
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    throw new AppError(ErrorCode.ValidationFailed, 'data is not valid base64');
+  }
+}

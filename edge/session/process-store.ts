@@ -1,0 +1,144 @@
+/**
+ * What the Session DO remembers of its processes, in its SQLite storage:
+ * the history (last 1,000 commands, with times and exit codes), each
+ * process's stream base and stdin offset, and the journals' tails, written
+ * when output goes quiet so they outlive hibernation.
+ */
+import type { StreamName } from '../../shared/protocol/session-data';
+import { StreamJournal, type Chunk } from './journal';
+
+export interface ProcessRow {
+  id: string;
+  streamBase: number;
+  command: string[];
+  display: string;
+  cwd: string | null;
+  tty: boolean;
+  startedAt: number;
+  endedAt: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  stdinOffset: number;
+  endOffsets: Record<StreamName, number> | null;
+}
+
+export const HISTORY_LIMIT = 1000;
+
+export class ProcessStore {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS processes (
+      id TEXT PRIMARY KEY, stream_base INTEGER NOT NULL, command TEXT NOT NULL, display TEXT NOT NULL,
+      cwd TEXT, tty INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, exit_code INTEGER,
+      signal TEXT, reason TEXT, stdin_offset INTEGER NOT NULL DEFAULT 0, end_offsets TEXT)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS journals (
+      process_id TEXT NOT NULL, stream TEXT NOT NULL, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+      PRIMARY KEY (process_id, stream))`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS journal_chunks (
+      process_id TEXT NOT NULL, stream TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,
+      PRIMARY KEY (process_id, stream, offset))`);
+    sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)');
+  }
+
+  /** A fresh range of stream ids for a new process. */
+  nextStreamBase(width: number): number {
+    const row = this.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'next_stream_base'").toArray()[0];
+    const base = Number(row?.value ?? 0);
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_stream_base', ?)", base + width);
+    return base;
+  }
+
+  insert(p: ProcessRow): void {
+    this.sql.exec(
+      'INSERT INTO processes (id, stream_base, command, display, cwd, tty, started_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      p.id,
+      p.streamBase,
+      JSON.stringify(p.command),
+      p.display,
+      p.cwd,
+      p.tty ? 1 : 0,
+      p.startedAt,
+    );
+    const old = this.sql
+      .exec<{ id: string }>('SELECT id FROM processes WHERE ended_at IS NOT NULL ORDER BY started_at DESC LIMIT -1 OFFSET ?', HISTORY_LIMIT)
+      .toArray();
+    for (const { id } of old) this.forget(id);
+  }
+
+  finish(id: string, exit: { exitCode: number | null; signal?: string; reason: string; endOffsets: Record<StreamName, number> }, at: number): void {
+    this.sql.exec(
+      'UPDATE processes SET ended_at = ?, exit_code = ?, signal = ?, reason = ?, end_offsets = ? WHERE id = ? AND ended_at IS NULL',
+      at,
+      exit.exitCode,
+      exit.signal ?? null,
+      exit.reason,
+      JSON.stringify(exit.endOffsets),
+      id,
+    );
+  }
+
+  setStdinOffset(id: string, offset: number): void {
+    this.sql.exec('UPDATE processes SET stdin_offset = ? WHERE id = ?', offset, id);
+  }
+
+  get(id: string): ProcessRow | undefined {
+    const row = this.sql.exec<Record<string, SqlStorageValue>>('SELECT * FROM processes WHERE id = ?', id).toArray()[0];
+    return row ? toRow(row) : undefined;
+  }
+
+  running(): ProcessRow[] {
+    return this.sql.exec<Record<string, SqlStorageValue>>('SELECT * FROM processes WHERE ended_at IS NULL ORDER BY started_at').toArray().map(toRow);
+  }
+
+  history(limit: number): ProcessRow[] {
+    return this.sql
+      .exec<Record<string, SqlStorageValue>>('SELECT * FROM processes ORDER BY started_at DESC LIMIT ?', limit)
+      .toArray()
+      .map(toRow);
+  }
+
+  saveJournal(processId: string, stream: StreamName, journal: StreamJournal): void {
+    const snap = journal.snapshot();
+    this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ? AND stream = ?', processId, stream);
+    this.sql.exec('INSERT OR REPLACE INTO journals (process_id, stream, start_offset, end_offset) VALUES (?, ?, ?, ?)', processId, stream, snap.start, snap.end);
+    for (const c of snap.chunks) {
+      this.sql.exec('INSERT INTO journal_chunks (process_id, stream, offset, data) VALUES (?, ?, ?, ?)', processId, stream, c.offset, c.bytes);
+    }
+  }
+
+  loadJournals(capacity: number): Map<string, StreamJournal> {
+    const out = new Map<string, StreamJournal>();
+    for (const j of this.sql.exec<{ process_id: string; stream: string; start_offset: number; end_offset: number }>('SELECT * FROM journals')) {
+      const chunks: Chunk[] = this.sql
+        .exec<{ offset: number; data: ArrayBuffer }>('SELECT offset, data FROM journal_chunks WHERE process_id = ? AND stream = ? ORDER BY offset', j.process_id, j.stream)
+        .toArray()
+        .map((c) => ({ offset: Number(c.offset), bytes: new Uint8Array(c.data) }));
+      out.set(`${j.process_id}:${j.stream}`, StreamJournal.restore(capacity, Number(j.start_offset), Number(j.end_offset), chunks));
+    }
+    return out;
+  }
+
+  private forget(id: string): void {
+    this.sql.exec('DELETE FROM processes WHERE id = ?', id);
+    this.sql.exec('DELETE FROM journals WHERE process_id = ?', id);
+    this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ?', id);
+  }
+}
+
+function toRow(r: Record<string, SqlStorageValue>): ProcessRow {
+  return {
+    id: String(r.id),
+    streamBase: Number(r.stream_base),
+    command: JSON.parse(String(r.command)) as string[],
+    display: String(r.display),
+    cwd: r.cwd == null ? null : String(r.cwd),
+    tty: Number(r.tty) === 1,
+    startedAt: Number(r.started_at),
+    endedAt: r.ended_at == null ? null : Number(r.ended_at),
+    exitCode: r.exit_code == null ? null : Number(r.exit_code),
+    signal: r.signal == null ? null : String(r.signal),
+    reason: r.reason == null ? null : String(r.reason),
+    stdinOffset: Number(r.stdin_offset),
+    endOffsets: r.end_offsets == null ? null : (JSON.parse(String(r.end_offsets)) as Record<StreamName, number>),
+  };
+}
