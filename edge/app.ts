@@ -1,22 +1,60 @@
-/** The Worker's HTTP surface: one Hono app, one error shape. */
+/**
+ * The Worker's HTTP surface: one Hono app, one error shape. The front door,
+ * outermost first: security headers on every response, a request id, CORS
+ * (answering preflights), then on /api/* the per-IP rate limit. /health and
+ * /agent/connect are outside /api and so are not rate limited.
+ */
 import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
 import { newId } from '../shared/ids';
+import { loadConfig } from './config';
 import type { AppEnv } from './env';
 import { onError, onNotFound } from './errors';
 import { setLogLevel } from './log';
+import { apiCors } from './middleware/cors';
+import { rateLimit } from './middleware/rate-limit';
+import type { RateLimitRule } from './ratelimit/window';
 import { agentRoutes } from './routes/agent';
+import { authRoutes } from './routes/auth';
+import { containerRoutes } from './routes/containers';
 import { healthRoutes } from './routes/health';
+import { wsRoutes } from './routes/ws';
+
+/** Paths that also spend the tighter AUTH_RATE_LIMIT budget (password guessing, account spam). */
+const AUTH_PATHS: ReadonlySet<string> = new Set(['/api/auth/register', '/api/auth/login']);
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  app.use(
+    '*',
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      xFrameOptions: 'DENY',
+    }),
+  );
   app.use('*', async (c, next) => {
     setLogLevel(typeof c.env.LOG_LEVEL === 'string' ? c.env.LOG_LEVEL : undefined);
     c.set('requestId', c.req.header('X-Request-Id')?.slice(0, 64) || newId('req', 8));
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
+  app.use('*', apiCors());
+  app.use(
+    '/api/*',
+    rateLimit({
+      rules: (c) => {
+        const config = loadConfig(c.env);
+        const rules: RateLimitRule[] = [{ bucket: 'api', ...config.rateLimit }];
+        if (AUTH_PATHS.has(c.req.path)) rules.push({ bucket: 'auth', ...config.authRateLimit });
+        return rules;
+      },
+    }),
+  );
   app.route('/health', healthRoutes);
   app.route('/agent', agentRoutes);
+  app.route('/api/auth', authRoutes);
+  app.route('/api/containers', containerRoutes);
+  app.route('/ws', wsRoutes);
   app.notFound(onNotFound);
   app.onError(onError);
   return app;

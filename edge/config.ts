@@ -5,7 +5,13 @@
  * naming the variable, instead of half-working.
  */
 import { AppError, ErrorCode } from '../shared/errors';
-import type { Env } from './env';
+
+/**
+ * Where settings are read from: the Worker's env (vars and secrets) or any
+ * plain record of strings. Kept free of Worker types so Node code and unit
+ * tests can load the same config.
+ */
+export type Vars = Readonly<Record<string, unknown>>;
 
 export interface WindowLimit {
   readonly max: number;
@@ -44,9 +50,9 @@ export const DEV_SECRET_PREFIX = 'dev-';
 
 const DEV_CORS_ORIGINS = ['http://localhost:*', 'http://127.0.0.1:*'];
 
-let cached: { env: Env; config: EdgeConfig } | undefined;
+let cached: { env: Vars; config: EdgeConfig } | undefined;
 
-export function loadConfig(env: Env): EdgeConfig {
+export function loadConfig(env: Vars): EdgeConfig {
   if (cached && cached.env === env) return cached.config;
   const production = env.NODE_ENV === 'production';
   const config: EdgeConfig = Object.freeze({
@@ -76,7 +82,7 @@ function configError(message: string): AppError {
   return new AppError(ErrorCode.Internal, `configuration: ${message}`);
 }
 
-export function intSetting(env: Env, name: string, fallback: number, min: number, max: number): number {
+export function intSetting(env: Vars, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
@@ -84,7 +90,7 @@ export function intSetting(env: Env, name: string, fallback: number, min: number
   return n;
 }
 
-export function secretSetting(env: Env, name: string, production: boolean): string {
+export function secretSetting(env: Vars, name: string, production: boolean): string {
   const raw = env[name];
   if (typeof raw !== 'string' || raw.length < 32) throw configError(`${name} must be set to a secret of at least 32 characters`);
   if (production && raw.startsWith(DEV_SECRET_PREFIX)) {
@@ -94,7 +100,7 @@ export function secretSetting(env: Env, name: string, production: boolean): stri
 }
 
 /** "1", "true", "yes", "on" are true; "0", "false", "no", "off" and unset are false; anything else is an error. */
-export function boolSetting(env: Env, name: string, fallback: boolean): boolean {
+export function boolSetting(env: Vars, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const v = String(raw).trim().toLowerCase();
@@ -104,7 +110,7 @@ export function boolSetting(env: Env, name: string, fallback: boolean): boolean 
 }
 
 /** A comma-separated list; unset or blank means "use the default" (undefined). */
-export function listSetting(env: Env, name: string): string[] | undefined {
+export function listSetting(env: Vars, name: string): string[] | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   return String(raw)
@@ -122,7 +128,7 @@ export function parseDurationSeconds(text: string): number | undefined {
   return Number(m[1]) * (durationUnits[(m[2] || 's').toLowerCase()] ?? 1);
 }
 
-export function durationSetting(env: Env, name: string, fallback: string, minSeconds: number, maxSeconds: number): number {
+export function durationSetting(env: Vars, name: string, fallback: string, minSeconds: number, maxSeconds: number): number {
   const raw = env[name];
   const text = raw === undefined || raw === '' ? fallback : String(raw);
   const seconds = parseDurationSeconds(text);

@@ -1,8 +1,15 @@
+import type { UserPrincipal } from './auth/principal';
 import type { FleetDO } from './do/fleet';
+import type { RateLimiterDO } from './do/rate-limiter';
+import type { SessionDO } from './do/session';
 
 /** Bindings and variables the Worker receives (wrangler.toml, .env / secrets). */
 export interface Env {
   FLEET: DurableObjectNamespace<FleetDO>;
+  /** One instance per container session (idFromName(sessionId)). */
+  SESSION: DurableObjectNamespace<SessionDO>;
+  /** One instance per client key; counts requests for the rate limits. */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiterDO>;
   DB: D1Database;
   /** Signs agent join tokens. Secret. */
   AGENT_SECRET?: string;
@@ -11,7 +18,22 @@ export interface Env {
   NODE_ENV?: string;
   HEARTBEAT_INTERVAL_MS?: string;
   LOG_LEVEL?: string;
+  JWT_TTL?: string;
+  RATE_LIMIT_MAX?: string;
+  RATE_LIMIT_WINDOW_MS?: string;
+  AUTH_RATE_LIMIT_MAX?: string;
+  AUTH_RATE_LIMIT_WINDOW_MS?: string;
+  TRUST_PROXY?: string;
+  CORS_ORIGINS?: string;
+  MAX_BODY_BYTES?: string;
+  DEFAULT_IMAGE?: string;
+  MAX_SESSIONS_PER_USER?: string;
+  SESSION_IDLE_TIMEOUT?: string;
   [key: string]: unknown;
 }
 
-export type AppEnv = { Bindings: Env; Variables: { requestId: string } };
+/**
+ * The Hono environment. `principal` is set by the auth middleware
+ * (./middleware/auth.ts) and only there; it exists on routes behind it.
+ */
+export type AppEnv = { Bindings: Env; Variables: { requestId: string; principal: UserPrincipal } };

@@ -2,5 +2,7 @@
 import { createApp } from './app';
 
 export { FleetDO } from './do/fleet';
+export { SessionDO } from './do/session';
+export { RateLimiterDO } from './do/rate-limiter';
 
 export default createApp();

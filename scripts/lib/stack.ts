@@ -55,12 +55,18 @@ export interface EdgeOptions {
   stateDir: string;
   /** Worker vars: settings and secrets. */
   vars: Record<string, string>;
+  /**
+   * Port for wrangler's devtools inspector. Unset, wrangler tries 9229 first,
+   * and two edges starting at the same moment both take it and one dies
+   * ("Address already in use"); the tests pass a free port of their own.
+   */
+  inspectorPort?: number;
   stdio?: 'inherit' | 'pipe' | 'ignore';
   onOutput?: (line: string) => void;
 }
 
 /** Writes the vars to an env file wrangler reads (mode 0600, under STATE_DIR) and starts `wrangler dev`. */
-export function spawnEdge({ host, port, stateDir, vars, stdio = 'pipe', onOutput }: EdgeOptions): Managed {
+export function spawnEdge({ host, port, stateDir, vars, inspectorPort, stdio = 'pipe', onOutput }: EdgeOptions): Managed {
   fs.mkdirSync(stateDir, { recursive: true });
   const envFile = path.join(stateDir, 'edge.env');
   const lines = Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
@@ -77,6 +83,7 @@ export function spawnEdge({ host, port, stateDir, vars, stdio = 'pipe', onOutput
       host,
       '--port',
       String(port),
+      ...(inspectorPort === undefined ? [] : ['--inspector-port', String(inspectorPort)]),
       '--persist-to',
       path.join(stateDir, 'edge'),
       '--env-file',

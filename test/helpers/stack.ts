@@ -64,6 +64,7 @@ export class TestStack {
     this.edge = spawnEdge({
       host: '127.0.0.1',
       port: this.port,
+      inspectorPort: await freePort(),
       stateDir: this.stateDir,
       vars: { HEARTBEAT_INTERVAL_MS: '1000', ...this.opts.edgeVars, ...this.secrets },
       onOutput: (l) => {
