@@ -11,6 +11,7 @@ import type { EdgeConnection } from './connection/edge-connection';
 import { ReconnectLoop } from './connection/reconnect-loop';
 import type { Logger } from './logger';
 import type { Runtime } from './runtime/runtime';
+import { SessionHosts } from './services/session-hosts';
 import { SessionService } from './services/sessions';
 import { systemInfo } from './system';
 
@@ -25,6 +26,7 @@ export interface AgentOptions {
 export class Agent {
   readonly dispatcher: Dispatcher;
   readonly sessions: SessionService;
+  readonly hosts: SessionHosts;
   private readonly loop: ReconnectLoop;
   private activeSessions = 0;
   private figuresTimer: NodeJS.Timeout | undefined;
@@ -37,7 +39,13 @@ export class Agent {
       version: AGENT_VERSION,
       system: systemInfo(),
     }));
-    this.sessions = new SessionService({ runtime: opts.runtime, config: opts.config, logger: opts.logger });
+    this.hosts = new SessionHosts({ runtime: opts.runtime, logger: opts.logger, edgeUrl: opts.config.edgeUrl, token: opts.config.agentToken });
+    this.sessions = new SessionService({
+      runtime: opts.runtime,
+      config: opts.config,
+      logger: opts.logger,
+      hooks: { running: (id) => this.hosts.open(id), gone: (id) => this.hosts.close(id) },
+    });
     this.sessions.register(this.dispatcher);
     this.loop = new ReconnectLoop({
       logger: opts.logger,
@@ -64,6 +72,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.figuresTimer) clearInterval(this.figuresTimer);
+    await this.hosts.closeAll();
     await this.loop.stop();
     await this.opts.runtime.close();
   }
@@ -72,6 +81,7 @@ export class Agent {
     const { config, runtime } = this.opts;
     const [docker, sessions] = await Promise.all([runtime.probe(), runtime.list().catch(() => [])]);
     this.activeSessions = sessions.filter((s) => s.state === 'running').length;
+    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId);
     return {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,

@@ -16,8 +16,16 @@ import type { Dispatcher } from '../connection/dispatcher';
 import type { Logger } from '../logger';
 import type { Runtime, SessionInfo, SessionLimits } from '../runtime/runtime';
 
+export interface SessionHooks {
+  /** The session's container runs: open its data socket. */
+  running(sessionId: string): void;
+  /** The session's container stopped or is gone: close its data socket, kill its processes. */
+  gone(sessionId: string): Promise<void>;
+}
+
 export interface SessionServiceOptions {
   runtime: Runtime;
+  hooks?: SessionHooks;
   config: Pick<AgentConfig, 'maxSessions' | 'cpuLimit' | 'memoryLimitBytes' | 'pidsLimit' | 'keepWorkspaces'>;
   logger: Logger;
 }
@@ -45,11 +53,20 @@ export class SessionService {
         logger.info('creating session', { sessionId: p.sessionId, image: p.image });
         const info = await runtime.create({ ...p, limits });
         this.limitsById.set(p.sessionId, limits);
+        if (info.state === 'running') this.opts.hooks?.running(p.sessionId);
         return this.result(info, limits);
       })
-      .on('session.start', SessionRefParams, async (p) => this.result(await runtime.start(p.sessionId)))
-      .on('session.stop', SessionRefParams, async (p) => this.result(await runtime.stop(p.sessionId)))
+      .on('session.start', SessionRefParams, async (p) => {
+        const info = await runtime.start(p.sessionId);
+        if (info.state === 'running') this.opts.hooks?.running(p.sessionId);
+        return this.result(info);
+      })
+      .on('session.stop', SessionRefParams, async (p) => {
+        await this.opts.hooks?.gone(p.sessionId);
+        return this.result(await runtime.stop(p.sessionId));
+      })
       .on('session.remove', SessionRemoveParams, async (p) => {
+        await this.opts.hooks?.gone(p.sessionId);
         await runtime.remove(p.sessionId, { keepWorkspace: p.keepWorkspace ?? config.keepWorkspaces });
         this.limitsById.delete(p.sessionId);
         logger.info('removed session', { sessionId: p.sessionId });
