@@ -29,15 +29,12 @@ type Attachment = { role: 'client'; userId: string } | { role: 'agent'; agentId:
 
 /** How long a client request waits for the agent's data socket to (re)appear. */
 const AGENT_WAIT_MS = 15_000;
-/** Journals are written to storage once output has been quiet this long. */
-const FLUSH_AFTER_MS = 1_000;
 
 export class SessionDO extends DurableObject<Env> {
   private record: SessionRecord | undefined;
   private readonly pending = new PendingRequests();
   private readonly relay: ProcessRelay;
   private agentWaiters: Array<() => void> = [];
-  private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -47,10 +44,6 @@ export class SessionDO extends DurableObject<Env> {
       agent: () => this.agentLink(),
       clients: () => this.ctx.getWebSockets('client'),
       send: sendTo,
-      scheduleFlush: () => {
-        if (this.flushTimer) clearTimeout(this.flushTimer);
-        this.flushTimer = setTimeout(() => this.relay.flush(), FLUSH_AFTER_MS);
-      },
     });
     ctx.blockConcurrencyWhile(async () => {
       this.record = await ctx.storage.get<SessionRecord>('record');

@@ -10,7 +10,7 @@
  */
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
-import { StreamJournal } from './journal';
+import { StreamJournal, type Chunk } from './journal';
 
 export const JOURNAL_BYTES = 1024 * 1024;
 export const CLIENT_WINDOW_BYTES = 2 * 1024 * 1024;
@@ -29,6 +29,8 @@ interface ClientState {
 
 export interface FanoutDeps {
   send(ws: WebSocket, frame: ServerFrame): void;
+  /** Makes a new chunk durable; `start` is the journal's oldest offset after it. */
+  persist(processId: string, stream: StreamName, chunk: Chunk, start: number): void;
   exitOf(processId: string): ProcExitEvent | undefined;
   streamsOf(processId: string): StreamName[];
 }
@@ -85,8 +87,10 @@ export class OutputFanout {
 
   /** New bytes from the agent. */
   ingest(processId: string, stream: StreamName, offset: number, data: Uint8Array): void {
-    const appended = this.journal(processId, stream).append(offset, data);
+    const journal = this.journal(processId, stream);
+    const appended = journal.append(offset, data);
     if (!appended) return;
+    this.deps.persist(processId, stream, appended.chunk, journal.start);
     for (const ws of this.clients.keys()) this.pump(ws, processId);
   }
 

@@ -41,8 +41,6 @@ export interface RelayDeps {
   agent(): Promise<AgentLink>;
   clients(): WebSocket[];
   send(ws: WebSocket, frame: { type: string; id?: string | number; payload: unknown }): void;
-  /** Output went quiet or a process ended: a good moment to persist journals. */
-  scheduleFlush(): void;
 }
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
@@ -60,6 +58,10 @@ export class ProcessRelay {
   constructor(private readonly deps: RelayDeps) {
     this.fanout = new OutputFanout({
       send: deps.send,
+      persist: (processId, stream, chunk, start) => {
+        deps.store.appendChunk(processId, stream, chunk);
+        deps.store.trimChunks(processId, stream, start);
+      },
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {
         const row = this.row(id);
@@ -253,7 +255,6 @@ export class ProcessRelay {
     if (!target) return;
     this.fanout.ingest(target.processId, target.stream, frame.offset, frame.payload);
     this.scheduleAck();
-    this.deps.scheduleFlush();
   }
 
   private lookupStream(streamId: number): { processId: string; stream: StreamName } | undefined {
@@ -312,15 +313,6 @@ export class ProcessRelay {
     const row = this.rows.get(exit.processId);
     if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });
     for (const ws of this.deps.clients()) this.fanout.pump(ws, exit.processId);
-    this.deps.scheduleFlush();
-  }
-
-  /** Persists every journal (called when output has gone quiet). */
-  flush(): void {
-    for (const [key, j] of this.fanout.journals) {
-      const [processId, stream] = key.split(':') as [string, StreamName];
-      this.deps.store.saveJournal(processId, stream, j);
-    }
   }
 
   restore(capacity: number): void {

@@ -1,8 +1,8 @@
 /**
  * What the Session DO remembers of its processes, in its SQLite storage:
  * the history (last 1,000 commands, with times and exit codes), each
- * process's stream base and stdin offset, and the journals' tails, written
- * when output goes quiet so they outlive hibernation.
+ * process's stream base and stdin offset, and every journal chunk as it
+ * arrives, so what the edge has acknowledged outlives hibernation and restarts.
  */
 import type { StreamName } from '../../shared/protocol/session-data';
 import { StreamJournal, type Chunk } from './journal';
@@ -31,9 +31,6 @@ export class ProcessStore {
       id TEXT PRIMARY KEY, stream_base INTEGER NOT NULL, command TEXT NOT NULL, display TEXT NOT NULL,
       cwd TEXT, tty INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, exit_code INTEGER,
       signal TEXT, reason TEXT, stdin_offset INTEGER NOT NULL DEFAULT 0, end_offsets TEXT)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS journals (
-      process_id TEXT NOT NULL, stream TEXT NOT NULL, start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
-      PRIMARY KEY (process_id, stream))`);
     sql.exec(`CREATE TABLE IF NOT EXISTS journal_chunks (
       process_id TEXT NOT NULL, stream TEXT NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,
       PRIMARY KEY (process_id, stream, offset))`);
@@ -97,30 +94,36 @@ export class ProcessStore {
       .map(toRow);
   }
 
-  saveJournal(processId: string, stream: StreamName, journal: StreamJournal): void {
-    const snap = journal.snapshot();
-    this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ? AND stream = ?', processId, stream);
-    this.sql.exec('INSERT OR REPLACE INTO journals (process_id, stream, start_offset, end_offset) VALUES (?, ?, ?, ?)', processId, stream, snap.start, snap.end);
-    for (const c of snap.chunks) {
-      this.sql.exec('INSERT INTO journal_chunks (process_id, stream, offset, data) VALUES (?, ?, ?, ?)', processId, stream, c.offset, c.bytes);
-    }
+  /** Persists one journal chunk as it arrives, so an acknowledged byte survives an edge restart. */
+  appendChunk(processId: string, stream: StreamName, chunk: Chunk): void {
+    this.sql.exec('INSERT OR REPLACE INTO journal_chunks (process_id, stream, offset, data) VALUES (?, ?, ?, ?)', processId, stream, chunk.offset, chunk.bytes);
+  }
+
+  /** Drops chunks the journal evicted (everything before `start`) or lost to a gap. */
+  trimChunks(processId: string, stream: StreamName, start: number): void {
+    this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ? AND stream = ? AND offset < ?', processId, stream, start);
   }
 
   loadJournals(capacity: number): Map<string, StreamJournal> {
+    const grouped = new Map<string, Chunk[]>();
+    for (const c of this.sql.exec<{ process_id: string; stream: string; offset: number; data: ArrayBuffer }>(
+      'SELECT process_id, stream, offset, data FROM journal_chunks ORDER BY process_id, stream, offset',
+    )) {
+      const key = `${c.process_id}:${c.stream}`;
+      let list = grouped.get(key);
+      if (!list) grouped.set(key, (list = []));
+      list.push({ offset: Number(c.offset), bytes: new Uint8Array(c.data) });
+    }
     const out = new Map<string, StreamJournal>();
-    for (const j of this.sql.exec<{ process_id: string; stream: string; start_offset: number; end_offset: number }>('SELECT * FROM journals')) {
-      const chunks: Chunk[] = this.sql
-        .exec<{ offset: number; data: ArrayBuffer }>('SELECT offset, data FROM journal_chunks WHERE process_id = ? AND stream = ? ORDER BY offset', j.process_id, j.stream)
-        .toArray()
-        .map((c) => ({ offset: Number(c.offset), bytes: new Uint8Array(c.data) }));
-      out.set(`${j.process_id}:${j.stream}`, StreamJournal.restore(capacity, Number(j.start_offset), Number(j.end_offset), chunks));
+    for (const [key, chunks] of grouped) {
+      const last = chunks[chunks.length - 1]!;
+      out.set(key, StreamJournal.restore(capacity, chunks[0]!.offset, last.offset + last.bytes.byteLength, chunks));
     }
     return out;
   }
 
   private forget(id: string): void {
     this.sql.exec('DELETE FROM processes WHERE id = ?', id);
-    this.sql.exec('DELETE FROM journals WHERE process_id = ?', id);
     this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ?', id);
   }
 }

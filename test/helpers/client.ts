@@ -136,3 +136,28 @@ export class TestSocket {
     this.ws.close();
   }
 }
+
+/** Joins a process's `command_output` frames by stream, insisting on exact, gap-free, duplicate-free offsets. */
+export function assembleOutput(
+  frames: Frame[],
+  processId: string,
+  from: Partial<Record<'stdout' | 'stderr' | 'pty', number>> = {},
+): { stdout: string; stderr: string; pty: string; problems: string[] } {
+  const out = { stdout: '', stderr: '', pty: '' } as Record<'stdout' | 'stderr' | 'pty', string>;
+  const next = { stdout: 0, stderr: 0, pty: 0, ...from } as Record<'stdout' | 'stderr' | 'pty', number>;
+  const problems: string[] = [];
+  for (const f of frames) {
+    if (f.payload.processId !== processId) continue;
+    if (f.type === 'gap') {
+      problems.push(`gap ${JSON.stringify(f.payload)}`);
+      continue;
+    }
+    if (f.type !== 'command_output') continue;
+    const stream = f.payload.stream as 'stdout' | 'stderr' | 'pty';
+    const offset = Number(f.payload.offset);
+    if (offset !== next[stream]) problems.push(`${stream}: expected offset ${next[stream]}, got ${offset}`);
+    out[stream] += String(f.payload.data);
+    next[stream] = offset + Number(f.payload.length);
+  }
+  return { ...out, problems };
+}

@@ -1,0 +1,175 @@
+/**
+ * Commands, terminals and processes through the real stack (workerd edge,
+ * agent, dockerd): live output with offsets, exits, PTYs, kills, history,
+ * and output that survives client and tunnel drops.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasDocker } from '../helpers/docker';
+import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { ensureTestImage } from '../helpers/images';
+import { TestStack, type TestAgent } from '../helpers/stack';
+
+describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
+  const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: 'mominai/busybox:test' } });
+  let agent: TestAgent;
+  const agentId = `agt_${'beef'.repeat(4)}${Date.now().toString(16)}`;
+  let user: TestUser;
+  let sessionId: string;
+
+  const open = async () => {
+    const sock = await TestSocket.open(stack, user.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    return sock;
+  };
+  const exitOf = (sock: TestSocket, processId: string, timeoutMs = 60_000) =>
+    sock.waitFor((f) => f.type === 'command_exit' && f.payload.processId === processId, timeoutMs);
+  const start = async (sock: TestSocket, type: string, payload: unknown) => {
+    const reply = await sock.request(type, payload);
+    expect(reply.type, JSON.stringify(reply)).toBe('process_started');
+    return String(reply.payload.processId);
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('busybox');
+    await stack.startEdge();
+    agent = await stack.startAgent({ id: agentId, name: 'proc-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agentId && a.connected));
+    user = await registerUser(stack, 'procs');
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+    expect(res.status).toBe(201);
+    sessionId = res.body.session.id;
+  });
+  afterAll(async () => {
+    if (sessionId) await api(stack, 'DELETE', `/api/containers/${sessionId}`, { token: user.token }).catch(() => undefined);
+    await stack.stop();
+  });
+
+  it('runs a shell command and streams its output, then its exit code', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'container_command', { command: 'echo hello; echo world' });
+    const exit = await exitOf(sock, pid);
+    expect(exit.payload).toMatchObject({ exitCode: 0, reason: 'exit' });
+    const out = assembleOutput(sock.frames, pid);
+    expect(out.problems).toEqual([]);
+    expect(out.stdout).toBe('hello\nworld\n');
+    sock.close();
+  });
+
+  it('keeps stdout and stderr apart and reports non-zero exit codes', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'container_command', { command: 'echo out; echo err >&2; exit 7' });
+    expect((await exitOf(sock, pid)).payload.exitCode).toBe(7);
+    const out = assembleOutput(sock.frames, pid);
+    expect(out.stdout).toBe('out\n');
+    expect(out.stderr).toBe('err\n');
+    const execPid = await start(sock, 'exec_command', { command: 'ls', args: ['/no/such/dir'] });
+    expect((await exitOf(sock, execPid)).payload.exitCode).not.toBe(0);
+    expect(assembleOutput(sock.frames, execPid).stderr).toMatch(/no\/such\/dir/);
+    sock.close();
+  });
+
+  it('gives an interactive PTY whose size follows resize', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'open_terminal', { cols: 91, rows: 27 });
+    sock.send('stdin', { processId: pid, data: 'stty size\n' });
+    await sock.waitFor(() => assembleOutput(sock.frames, pid).pty.includes('27 91'), 30_000);
+    expect((await sock.request('resize', { processId: pid, cols: 120, rows: 40 })).type).toBe('resized');
+    sock.send('stdin', { processId: pid, data: 'stty size\n' });
+    await sock.waitFor(() => assembleOutput(sock.frames, pid).pty.includes('40 120'), 30_000);
+    sock.send('stdin', { processId: pid, data: 'exit\n' });
+    expect((await exitOf(sock, pid)).payload.exitCode).toBe(0);
+    expect(assembleOutput(sock.frames, pid).problems).toEqual([]);
+    sock.close();
+  });
+
+  it('kills a whole process group, children included', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'container_command', { command: 'sleep 1000 & sleep 1000' });
+    const check = async () => {
+      const p = await start(sock, 'container_command', { command: "ps -o args | grep -c '^sleep 1000' || true" });
+      await exitOf(sock, p);
+      return Number(assembleOutput(sock.frames, p).stdout.trim());
+    };
+    const deadline = Date.now() + 20_000;
+    while ((await check()) < 2 && Date.now() < deadline);
+    expect(await check()).toBe(2);
+    expect((await sock.request('kill', { processId: pid })).type).toBe('killed');
+    const exit = await exitOf(sock, pid);
+    expect(['killed', 'exit']).toContain(exit.payload.reason);
+    expect(await check()).toBe(0);
+    sock.close();
+  });
+
+  it('lists running processes and keeps a history of commands with times and exit codes', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'container_command', { command: 'exit 3' });
+    await exitOf(sock, pid);
+    const history = await sock.request('history', {});
+    const entry = (history.payload.commands as Array<Record<string, unknown>>).find((c) => c.processId === pid);
+    expect(entry).toMatchObject({ command: 'exit 3', exitCode: 3, running: false });
+    expect(Date.parse(String(entry!.endedAt))).toBeGreaterThanOrEqual(Date.parse(String(entry!.startedAt)));
+    const running = await start(sock, 'container_command', { command: 'sleep 30' });
+    const list = await sock.request('list_processes');
+    expect((list.payload.processes as Array<{ processId: string }>).some((p) => p.processId === running)).toBe(true);
+    await sock.request('kill', { processId: running, signal: 'SIGKILL' });
+    await exitOf(sock, running);
+    sock.close();
+  });
+
+  it('answers invalid process frames with errors and keeps the socket open', async () => {
+    const sock = await open();
+    expect((await sock.request('container_command', {})).payload.code).toBe('validation_failed');
+    expect((await sock.request('kill', { processId: 'prc_0000000000000000' })).payload.code).toBe('not_found');
+    expect((await sock.request('stdin', { processId: 'nope', data: 'x' })).payload.code).toBe('validation_failed');
+    expect((await sock.request('resize', { processId: 'prc_0000000000000000', cols: 0, rows: 5 })).payload.code).toBe('validation_failed');
+    expect((await sock.request('ping')).type).toBe('pong');
+    sock.close();
+  });
+
+  const countingCommand = (n: number) => `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.004; done`;
+  const expectAllLines = (text: string, n: number) => {
+    const lines = text.trimEnd().split('\n');
+    expect(lines.length).toBe(n);
+    lines.forEach((l, i) => expect(l).toBe(`line ${i + 1}`));
+  };
+
+  it('gives a client that reconnects exactly the output it missed, once and in order', async () => {
+    const first = await open();
+    const pid = await start(first, 'container_command', { command: countingCommand(1500) });
+    await first.waitFor((f) => f.type === 'command_output' && f.payload.processId === pid && String(f.payload.data).includes('line 100\n'));
+    first.close();
+    const seen = assembleOutput(first.frames, pid);
+    expect(seen.problems).toEqual([]);
+    const resumeFrom = Buffer.byteLength(seen.stdout);
+
+    await new Promise((r) => setTimeout(r, 500)); // the command keeps printing while no client listens
+    const second = await open();
+    expect((await second.request('resume', { processId: pid, fromOffset: resumeFrom })).type).toBe('resumed');
+    await exitOf(second, pid);
+    // The second socket's frames continue exactly where the first left off: no gap, no repeat.
+    const tail = assembleOutput(second.frames, pid, { stdout: resumeFrom });
+    expect(tail.problems).toEqual([]);
+    expectAllLines(seen.stdout + tail.stdout, 1500);
+    second.close();
+  });
+
+  it('loses nothing when the agent\'s tunnel is cut and redialled while the command runs', async () => {
+    const sock = await open();
+    const pid = await start(sock, 'container_command', { command: countingCommand(1500) });
+    await sock.waitFor((f) => f.type === 'command_output' && f.payload.processId === pid && String(f.payload.data).includes('line 50\n'));
+    // Cut every socket of the agent's (control and data) by restarting the edge; the agent redials on its own.
+    await stack.stopEdge();
+    await stack.startEdge();
+    await stack.health((h) => h.agents.some((a) => a.id === agentId && a.connected), 30_000);
+    const again = await open();
+    const seen = assembleOutput(sock.frames, pid);
+    expect(seen.problems).toEqual([]);
+    const resumeFrom = Buffer.byteLength(seen.stdout);
+    await again.request('resume', { processId: pid, fromOffset: resumeFrom });
+    await exitOf(again, pid, 90_000);
+    const tail = assembleOutput(again.frames, pid, { stdout: resumeFrom });
+    expect(tail.problems).toEqual([]);
+    expectAllLines(seen.stdout + tail.stdout, 1500);
+    again.close();
+  });
+});
