@@ -6,7 +6,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
-import type { SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
+import type { ExecBody, ExecResult, SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
 import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
 import { ClientFrame, type ServerFrame } from '../../shared/protocol/client';
 import { decodeBinaryFrame, FrameDecodeError } from '../../shared/protocol/binary';
@@ -193,6 +193,37 @@ export class SessionDO extends DurableObject<Env> {
       await this.ctx.storage.deleteAlarm();
       log('info', 'session destroyed', { sessionId: r.id });
       return { id: r.id, status: 'destroyed' as const };
+    });
+  }
+
+  /** RPC: runs a short command to completion and returns its output (`POST …/exec`). */
+  async exec(userId: string, body: ExecBody): Promise<RpcResult<ExecResult>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it first`);
+      await this.touch();
+      const started = Date.now();
+      const argv = body.args ? [body.command, ...body.args] : ['sh', '-c', body.command];
+      const processId = await this.relay.spawn({
+        command: argv,
+        display: argv.join(' '),
+        tty: false,
+        cwd: body.cwd,
+        env: body.env,
+        timeoutMs: body.timeoutMs ?? 60_000,
+      });
+      const exit = await this.relay.waitExit(processId);
+      const stdout = this.relay.captured(processId, 'stdout');
+      const stderr = this.relay.captured(processId, 'stderr');
+      return {
+        exitCode: exit.exitCode,
+        ...(exit.signal ? { signal: exit.signal } : {}),
+        reason: exit.reason,
+        stdout: stdout.text,
+        stderr: stderr.text,
+        durationMs: Date.now() - started,
+        truncated: stdout.truncated || stderr.truncated,
+      };
     });
   }
 

@@ -5,7 +5,7 @@
  */
 import { Hono } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
-import { CreateContainerBody } from '../../shared/api/containers';
+import { CreateContainerBody, ExecBody } from '../../shared/api/containers';
 import { newId } from '../../shared/ids';
 import type { AppEnv, Env } from '../env';
 import { requireUser } from '../middleware/auth';
@@ -77,4 +77,9 @@ containerRoutes.post('/:sessionId/stop', async (c) => {
 containerRoutes.post('/:sessionId/start', async (c) => {
   const session = await unwrap(sessionOf(c.env, c.req.param('sessionId')).start(c.get('principal').userId));
   return c.json({ session });
+});
+
+containerRoutes.post('/:sessionId/exec', jsonBody(ExecBody), async (c) => {
+  const result = await unwrap(sessionOf(c.env, c.req.param('sessionId')).exec(c.get('principal').userId, c.req.valid('json')));
+  return c.json(result);
 });

@@ -1,9 +1,11 @@
 /**
  * Output from the agent to the clients of one session. Every stream lands in
  * a bounded journal (./journal.ts); each client subscribed to a stream has a
- * read position and, once it has sent an `ack`, a window: the DO never sends
- * more than CLIENT_WINDOW_BYTES past the client's last ack, so a client that
- * stops reading costs a bounded amount of memory. A client that falls behind
+ * read position and a window: the DO never sends more than
+ * CLIENT_WINDOW_BYTES past the client's last `ack {processId, stream,
+ * offset}`, so a client that stops reading costs a bounded amount of memory.
+ * When a window fills the client gets `flow_paused {processId, stream,
+ * offset}` once; its next ack resumes the flow. A client that falls behind
  * the journal gets `gap {processId, stream, fromOffset, toOffset}` and then
  * the oldest bytes still held. `command_exit` reaches each client only after
  * all of that process's output has.
@@ -13,18 +15,18 @@ import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-da
 import { StreamJournal, type Chunk } from './journal';
 
 export const JOURNAL_BYTES = 1024 * 1024;
-export const CLIENT_WINDOW_BYTES = 2 * 1024 * 1024;
+export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
 const MAX_TEXT_CHUNK = 64 * 1024;
 
 interface Cursor {
   next: number;
-  acked: number | null;
+  acked: number;
+  pausedNotified: boolean;
 }
 
 interface ClientState {
   cursors: Map<string, Cursor>;
   exitsSent: Set<string>;
-  flow: boolean;
 }
 
 export interface FanoutDeps {
@@ -60,7 +62,7 @@ export class OutputFanout {
   private state(ws: WebSocket): ClientState {
     let s = this.clients.get(ws);
     if (!s) {
-      s = { cursors: new Map(), exitsSent: new Set(), flow: false };
+      s = { cursors: new Map(), exitsSent: new Set() };
       this.clients.set(ws, s);
     }
     return s;
@@ -80,7 +82,8 @@ export class OutputFanout {
     const s = this.state(ws);
     s.exitsSent.delete(processId);
     for (const stream of this.deps.streamsOf(processId)) {
-      s.cursors.set(OutputFanout.key(processId, stream), { next: from[stream] ?? 0, acked: null });
+      const next = from[stream] ?? 0;
+      s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false });
     }
     this.pump(ws, processId);
   }
@@ -96,10 +99,10 @@ export class OutputFanout {
 
   ack(ws: WebSocket, processId: string, stream: StreamName, offset: number): void {
     const s = this.state(ws);
-    s.flow = true;
     const c = s.cursors.get(OutputFanout.key(processId, stream));
     if (!c) return;
-    c.acked = Math.max(c.acked ?? 0, Math.min(offset, c.next));
+    c.acked = Math.max(c.acked, Math.min(offset, c.next));
+    c.pausedNotified = false;
     this.pump(ws, processId);
   }
 
@@ -114,7 +117,7 @@ export class OutputFanout {
       if (!c) continue;
       subscribed = true;
       const j = this.journals.get(OutputFanout.key(processId, stream));
-      if (j) this.sendStream(ws, s, c, j, processId, stream);
+      if (j) this.sendStream(ws, c, j, processId, stream);
       const end = this.deps.exitOf(processId)?.endOffsets[stream] ?? j?.end ?? 0;
       if (c.next < end) caughtUp = false;
     }
@@ -128,13 +131,21 @@ export class OutputFanout {
     }
   }
 
-  private sendStream(ws: WebSocket, s: ClientState, c: Cursor, j: StreamJournal, processId: string, stream: StreamName): void {
-    if (c.next < j.start) {
-      this.deps.send(ws, { type: 'gap', payload: { processId, stream, fromOffset: c.next, toOffset: j.start } });
-      c.next = j.start;
-    }
+  private sendStream(ws: WebSocket, c: Cursor, j: StreamJournal, processId: string, stream: StreamName): void {
     for (;;) {
-      if (s.flow && c.next - (c.acked ?? 0) >= CLIENT_WINDOW_BYTES) return;
+      if (c.next - c.acked >= CLIENT_WINDOW_BYTES) {
+        if (!c.pausedNotified && j.end > c.next) {
+          c.pausedNotified = true;
+          this.deps.send(ws, { type: 'flow_paused', payload: { processId, stream, offset: c.next } });
+        }
+        return;
+      }
+      if (c.next < j.start) {
+        // Evicted before this client got them: say so once, and count the skipped bytes as settled.
+        this.deps.send(ws, { type: 'gap', payload: { processId, stream, fromOffset: c.next, toOffset: j.start } });
+        c.acked = Math.max(c.acked, j.start);
+        c.next = j.start;
+      }
       const chunk = j.read(c.next);
       if (!chunk) return;
       const bytes = chunk.bytes.byteLength > MAX_TEXT_CHUNK ? chunk.bytes.subarray(0, utf8Cut(chunk.bytes, MAX_TEXT_CHUNK)) : chunk.bytes;

@@ -53,6 +53,7 @@ export class ProcessRelay {
   private readonly byStream = new Map<number, { processId: string; stream: StreamName }>();
   private readonly exits = new Map<string, ProcExitEvent>();
   private readonly ackedToAgent = new Map<number, number>();
+  private readonly exitWaiters = new Map<string, Array<(e: ProcExitEvent) => void>>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: RelayDeps) {
@@ -306,9 +307,38 @@ export class ProcessRelay {
     }
   }
 
+  /** Resolves when the process exits (at once if it has). */
+  waitExit(processId: string): Promise<ProcExitEvent> {
+    const done = this.exits.get(processId) ?? this.storedExit(processId);
+    if (done) return Promise.resolve(done);
+    return new Promise((resolve) => {
+      const list = this.exitWaiters.get(processId) ?? [];
+      list.push(resolve);
+      this.exitWaiters.set(processId, list);
+    });
+  }
+
+  /** What a stream's journal holds, decoded, and whether older bytes were dropped. */
+  captured(processId: string, stream: StreamName): { text: string; truncated: boolean } {
+    const j = this.fanout.journals.get(OutputFanout.key(processId, stream));
+    if (!j) return { text: '', truncated: false };
+    const parts: Uint8Array[] = [];
+    for (let c = j.read(j.start); c; c = j.read(c.offset + c.bytes.byteLength)) parts.push(c.bytes);
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.byteLength;
+    }
+    return { text: new TextDecoder().decode(all), truncated: j.start > 0 };
+  }
+
   private onExit(exit: ProcExitEvent): void {
     if (this.exits.has(exit.processId)) return;
     this.exits.set(exit.processId, exit);
+    const waiters = this.exitWaiters.get(exit.processId) ?? [];
+    this.exitWaiters.delete(exit.processId);
+    for (const w of waiters) w(exit);
     this.deps.store.finish(exit.processId, exit, Date.now());
     const row = this.rows.get(exit.processId);
     if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });

@@ -56,3 +56,25 @@ export interface SessionView {
   error?: string;
   resources?: ResourceFigures | null;
 }
+
+export const ExecBody = z
+  .object({
+    command: z.string().min(1).max(65_536),
+    args: z.array(z.string().max(32_768)).max(1024).optional(),
+    cwd: z.string().max(4096).optional(),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/), z.string().max(32_768)).optional(),
+    timeoutMs: z.number().int().min(1).max(600_000).optional(),
+  })
+  .strict();
+export type ExecBody = z.infer<typeof ExecBody>;
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal?: string;
+  reason: 'exit' | 'killed' | 'oom' | 'timeout' | 'lost';
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  /** True when output passed the 1 MiB a stream keeps: then stdout/stderr hold the last 1 MiB. */
+  truncated: boolean;
+}

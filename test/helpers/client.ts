@@ -69,16 +69,39 @@ export class TestSocket {
   private readonly waiters = new Set<() => void>();
   closed: { code: number; reason: string } | undefined;
   private nextId = 1;
+  /** Acknowledge output as it arrives (every ACK_EVERY bytes a stream), as a well-behaved client does. */
+  autoAck = true;
+  private readonly received = new Map<string, { end: number; acked: number }>();
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      this.frames.push(JSON.parse(data.toString()) as Frame);
+      const frame = JSON.parse(data.toString()) as Frame;
+      this.frames.push(frame);
+      if (frame.type === 'command_output') this.noteOutput(frame);
       for (const w of this.waiters) w();
     });
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
       for (const w of this.waiters) w();
     });
+  }
+
+  private noteOutput(f: Frame): void {
+    const key = `${String(f.payload.processId)}:${String(f.payload.stream)}`;
+    const r = this.received.get(key) ?? { end: 0, acked: Number(f.payload.offset) };
+    r.end = Number(f.payload.offset) + Number(f.payload.length);
+    this.received.set(key, r);
+    if (this.autoAck && r.end - r.acked >= 1024 * 1024) this.ackNow();
+  }
+
+  /** Acknowledges everything received so far. */
+  ackNow(): void {
+    for (const [key, r] of this.received) {
+      if (r.end <= r.acked) continue;
+      const [processId, stream] = key.split(':');
+      this.send('ack', { processId, stream, offset: r.end }, null);
+      r.acked = r.end;
+    }
   }
 
   static open(stack: TestStack, token: string, sessionId?: string): Promise<TestSocket> {
