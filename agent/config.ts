@@ -12,6 +12,11 @@ export interface AgentConfig {
   readonly edgeUrl: string;
   /** AGENT_TOKEN (required): join token from `npm run agent:token`. */
   readonly agentToken: string;
+  /**
+   * The id the edge knows this agent by: the `sub` of AGENT_TOKEN, read here without
+   * verifying (the edge verifies). Labels this agent's containers. Empty when the token has none.
+   */
+  readonly agentId: string;
   /** AGENT_NAME (host name): shown in /health. */
   readonly agentName: string;
   /** USER_WORKSPACE_BASE ($STATE_DIR/workspaces): host folder holding <userId>/<sessionId> workspaces. */
@@ -22,6 +27,12 @@ export interface AgentConfig {
   readonly cpuLimit: number;
   /** CONTAINER_MEMORY_LIMIT (512m): memory per container, bytes or with k/m/g. */
   readonly memoryLimitBytes: number;
+  /** CONTAINER_PIDS_LIMIT (512): processes per container (a fork bomb stops there). */
+  readonly pidsLimit: number;
+  /** KEEP_WORKSPACES (off): keep a session's workspace folder when the session is deleted. */
+  readonly keepWorkspaces: boolean;
+  /** IMAGE_PULL_TIMEOUT_MS (60000): longest a create waits for an image pull before failing with image_not_found. */
+  readonly imagePullTimeoutMs: number;
   /** AGENT_RUNTIME (auto): docker, local, or auto (Docker when the engine answers). */
   readonly runtime: 'auto' | 'docker' | 'local';
   /** DOCKER_HOST (unset: /var/run/docker.sock): the engine's socket. */
@@ -46,15 +57,30 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   return Object.freeze({
     edgeUrl,
     agentToken,
+    agentId: tokenSubject(agentToken),
     agentName: (env.AGENT_NAME || os.hostname()).slice(0, 64),
     workspaceBase: path.resolve(env.USER_WORKSPACE_BASE || path.join(stateDir, 'workspaces')),
     maxSessions: intFrom(env, 'MAX_SESSIONS', 50, 0, 10_000),
     cpuLimit: numberFrom(env, 'CONTAINER_CPU_LIMIT', 0.5, 0.01, 256),
     memoryLimitBytes: parseBytes('CONTAINER_MEMORY_LIMIT', env.CONTAINER_MEMORY_LIMIT || '512m'),
+    imagePullTimeoutMs: intFrom(env, 'IMAGE_PULL_TIMEOUT_MS', 60_000, 1000, 3_600_000),
+    pidsLimit: intFrom(env, 'CONTAINER_PIDS_LIMIT', 512, 16, 1_000_000),
+    keepWorkspaces: /^(1|true|yes)$/i.test(env.KEEP_WORKSPACES ?? ''),
     runtime,
     dockerHost: env.DOCKER_HOST || undefined,
     logLevel: levelFromEnv(env),
   });
+}
+
+function tokenSubject(token: string): string {
+  const payload = token.split('.')[1];
+  if (!payload) return '';
+  try {
+    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    return typeof sub === 'string' && /^[\w.-]{1,64}$/.test(sub) ? sub : '';
+  } catch {
+    return '';
+  }
 }
 
 function toWsUrl(raw: string): string {

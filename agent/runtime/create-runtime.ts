@@ -11,7 +11,7 @@ import { LocalRuntime } from './local/local-runtime';
 import type { Runtime } from './runtime';
 
 export interface CreateRuntimeOptions {
-  config: Pick<AgentConfig, 'runtime' | 'dockerHost' | 'workspaceBase'>;
+  config: Pick<AgentConfig, 'runtime' | 'dockerHost' | 'workspaceBase' | 'agentId' | 'agentName' | 'imagePullTimeoutMs'>;
   logger: Logger;
   dockerFactory?: (host: string | undefined) => Docker;
 }
@@ -30,7 +30,14 @@ export async function createRuntime({ config, logger, dockerFactory = dockerClie
     const status = await probeDocker(docker);
     if (status.available) {
       logger.info('using the Docker runtime', { version: status.version, apiVersion: status.apiVersion });
-      return new DockerRuntime({ docker, logger, workspaceBase: config.workspaceBase });
+      return new DockerRuntime({
+        docker,
+        logger,
+        workspaceBase: config.workspaceBase,
+        ...(config.agentId ? { agentId: config.agentId } : {}),
+        agentName: config.agentName,
+        pullTimeoutMs: config.imagePullTimeoutMs,
+      });
     }
     if (config.runtime === 'docker') {
       throw new Error(`AGENT_RUNTIME=docker but the Docker engine does not answer: ${status.error ?? 'unknown error'}`);

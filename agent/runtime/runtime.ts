@@ -68,14 +68,21 @@ export interface ExitInfo {
 }
 
 export interface ProcessHandle {
-  /** Output without a TTY: stdout and stderr apart; with a TTY: one `pty` stream in `stdout`. */
+  /**
+   * Output without a TTY: stdout and stderr apart; with a TTY: one `pty` stream in `stdout`.
+   * Both are backpressured: read both, or the process blocks once a buffer fills.
+   */
   readonly stdout: Readable;
   readonly stderr: Readable | null;
   readonly tty: boolean;
   write(data: Uint8Array | string): void;
   closeStdin(): void;
   resize(cols: number, rows: number): Promise<void>;
-  /** Signals the whole process group. */
+  /**
+   * Signals everything the command started: its process group and session and
+   * their descendants. On a TTY, SIGTERM is preceded by SIGHUP, since an
+   * interactive shell ignores SIGTERM. Resolves once the signal is delivered.
+   */
   kill(signal?: NodeJS.Signals): Promise<void>;
   readonly exited: Promise<ExitInfo>;
 }

@@ -126,6 +126,28 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
     sock.close();
   });
 
+  it('runs short commands over REST with their output and exit code', async () => {
+    const ok = await api<Record<string, unknown>>(stack, 'POST', `/api/containers/${sessionId}/exec`, {
+      token: user.token,
+      body: { command: 'echo rest-out; echo rest-err >&2; exit 4' },
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ exitCode: 4, stdout: 'rest-out\n', stderr: 'rest-err\n', truncated: false, reason: 'exit' });
+    expect(Number(ok.body.durationMs)).toBeGreaterThanOrEqual(0);
+    const argv = await api<Record<string, unknown>>(stack, 'POST', `/api/containers/${sessionId}/exec`, {
+      token: user.token,
+      body: { command: 'echo', args: ['a b', '$HOME'] },
+    });
+    expect(argv.body.stdout).toBe('a b $HOME\n');
+    const slow = await api<Record<string, unknown>>(stack, 'POST', `/api/containers/${sessionId}/exec`, {
+      token: user.token,
+      body: { command: 'sleep 30', timeoutMs: 500 },
+    });
+    expect(slow.body.reason).toBe('timeout');
+    const bad = await api<{ error: { code: string } }>(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: user.token, body: { args: [] } });
+    expect(bad.status).toBe(400);
+  });
+
   const countingCommand = (n: number) => `i=1; while [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep 0.004; done`;
   const expectAllLines = (text: string, n: number) => {
     const lines = text.trimEnd().split('\n');

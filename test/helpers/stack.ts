@@ -4,6 +4,7 @@
  * a free loopback port. Everything started here is stopped by `stop()`.
  */
 import fs from 'node:fs';
+import Docker from 'dockerode';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,22 @@ export interface TestAgent {
 export interface StackOptions {
   edgeVars?: Record<string, string>;
   debug?: boolean;
+}
+
+/** Removes whatever Docker objects the given agents made (containers by label, their networks). */
+async function removeDockerLeftovers(agents: Array<{ id: string; name: string }>): Promise<void> {
+  if (agents.length === 0) return;
+  const docker = new Docker();
+  try {
+    await docker.ping();
+  } catch {
+    return;
+  }
+  const ids = new Set(agents.map((a) => a.id));
+  for (const c of await docker.listContainers({ all: true, filters: { label: ['dev.mominai.agent'] } })) {
+    if (ids.has(c.Labels['dev.mominai.agent'] ?? '')) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  }
+  for (const a of agents) await docker.getNetwork(`mominai-${a.name}`).remove().catch(() => undefined);
 }
 
 export class TestStack {
@@ -150,6 +167,11 @@ export class TestStack {
     return agent;
   }
 
+  /** Removes the containers and networks this stack's agents made. */
+  async removeContainers(): Promise<void> {
+    await removeDockerLeftovers(this.agents);
+  }
+
   health(until: (h: Health) => boolean, timeoutMs = 30_000): Promise<Health> {
     return waitForHealth(this.baseUrl, until, { timeoutMs });
   }
@@ -157,6 +179,7 @@ export class TestStack {
   async stop(): Promise<void> {
     await Promise.all(this.agents.map((a) => a.proc.stop()));
     await this.stopEdge();
+    await this.removeContainers();
     fs.rmSync(this.stateDir, { recursive: true, force: true });
   }
 }

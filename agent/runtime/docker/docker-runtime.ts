@@ -1,25 +1,74 @@
-/** Runtime backed by a Docker engine through dockerode. */
-import Docker from 'dockerode';
+/**
+ * Runtime backed by a Docker engine through dockerode: one hardened container
+ * per session (see ./container-spec.ts), found again by its labels after an
+ * agent restart, with the workspace folder bind-mounted at /workspace.
+ */
+import type Docker from 'dockerode';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { DockerStatus } from '../../../shared/protocol/tunnel';
 import type { Logger } from '../../logger';
 import type { ExecSpec, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
+import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspacePath, type PreparedWorkspace } from '../workspace';
+import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
+import { startDockerExec } from './docker-exec';
+import { dockerMessage, isConflict, isNotFound, isNotModified } from './docker-errors';
+import { DockerEvents } from './events';
+import { ImageUserResolver } from './image-user';
+import { ImageStore } from './images';
+import { AgentNetwork, networkName } from './network';
+import { StatsSampler } from './stats-sampler';
 
-export const LABEL_PREFIX = 'dev.mominai';
+export { LABEL_PREFIX };
 
 export interface DockerRuntimeOptions {
   docker: Docker;
   logger: Logger;
   workspaceBase: string;
+  /** The `dev.mominai.agent` label of this agent's containers; when given, list() shows only those. */
   agentId?: string;
+  /** Names the agent's network (`mominai-<name>`); also the label when there is no agentId. */
+  agentName?: string;
+  /** Longest an image pull may take before create fails with image_not_found (default 60 s). */
+  pullTimeoutMs?: number;
+  /** Seconds a stop waits for the main process before SIGKILL (default 5). */
+  stopTimeoutSeconds?: number;
+  now?: () => number;
 }
 
 export class DockerRuntime implements Runtime {
   readonly mode = 'docker' as const;
   private readonly docker: Docker;
+  private readonly log: Logger;
+  private readonly agent: string;
+  private readonly filters: string[];
+  private readonly images: ImageStore;
+  private readonly users: ImageUserResolver;
+  private readonly network: AgentNetwork;
+  private readonly events: DockerEvents;
+  private readonly sampler: StatsSampler;
+  /** sessionId → container id, so the hot path (exec, stats) skips a list call. */
+  private readonly ids = new Map<string, string>();
 
   constructor(private readonly opts: DockerRuntimeOptions) {
     this.docker = opts.docker;
+    this.log = opts.logger.child({ runtime: 'docker' });
+    const owner = opts.agentId || opts.agentName;
+    this.agent = owner || 'agent';
+    this.filters = [`${Labels.managed}=true`, ...(owner ? [`${Labels.agent}=${owner}`] : [])];
+    this.images = new ImageStore({ docker: this.docker, logger: this.log, pullTimeoutMs: opts.pullTimeoutMs ?? 60_000 });
+    this.users = new ImageUserResolver(this.docker, this.log);
+    this.network = new AgentNetwork(
+      this.docker,
+      networkName(opts.agentName || this.agent),
+      { [Labels.managed]: 'true', [Labels.agent]: this.agent },
+      this.log,
+    );
+    this.events = new DockerEvents(this.docker, this.filters, this.log);
+    this.sampler = new StatsSampler({ docker: this.docker, logger: this.log, ...(opts.now ? { now: opts.now } : {}) });
+    this.events.on((id, event) => {
+      this.sampler.forget(id);
+      if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
+    });
   }
 
   async probe(): Promise<DockerStatus> {
@@ -27,33 +76,187 @@ export class DockerRuntime implements Runtime {
   }
 
   async list(): Promise<SessionInfo[]> {
-    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_PREFIX}.session`] } });
-    return containers.map((c) => ({
-      sessionId: c.Labels[`${LABEL_PREFIX}.session`] ?? '',
-      userId: c.Labels[`${LABEL_PREFIX}.user`] ?? '',
-      containerId: c.Id,
-      state: c.State === 'running' ? 'running' : 'stopped',
-      workspace: '',
-    }));
+    void this.events.start();
+    const containers = await this.docker.listContainers({ all: true, filters: { label: this.filters } });
+    const sessions: SessionInfo[] = [];
+    for (const c of containers) {
+      const sessionId = c.Labels[Labels.session] ?? '';
+      const userId = c.Labels[Labels.user] ?? '';
+      let workspace: string;
+      try {
+        workspace = workspacePath(this.opts.workspaceBase, userId, sessionId);
+      } catch {
+        continue; // labelled by someone else, or malformed: not ours to report
+      }
+      this.ids.set(sessionId, c.Id);
+      const address = c.NetworkSettings?.Networks?.[this.network.name]?.IPAddress;
+      sessions.push({
+        sessionId,
+        userId,
+        containerId: c.Id,
+        state: c.State === 'running' ? 'running' : 'stopped',
+        ...(address ? { address } : {}),
+        workspace,
+      });
+    }
+    return sessions;
   }
 
-  create(_spec: SessionSpec): Promise<SessionInfo> {
-    return Promise.reject(new AppError(ErrorCode.Internal, 'container sessions are not available yet'));
+  async create(spec: SessionSpec): Promise<SessionInfo> {
+    checkId('sessionId', spec.sessionId);
+    checkId('userId', spec.userId);
+    const started = Date.now();
+    if (await this.find(spec.sessionId)) throw new AppError(ErrorCode.Conflict, `session ${spec.sessionId} already has a container`);
+    void this.events.start();
+    const [image, network] = await Promise.all([this.images.ensure(spec.image), this.network.ensure()]);
+    const user = await this.users.resolve(image);
+    let workspace: PreparedWorkspace | undefined;
+    let container: Docker.Container | undefined;
+    try {
+      workspace = await prepareWorkspace(this.opts.workspaceBase, spec.userId, spec.sessionId, user, this.log);
+      container = await this.docker.createContainer(
+        containerOptions({ spec, imageId: image.id, user, network, workspace: workspace.path, agent: this.agent }),
+      );
+      await container.start();
+      const info = await container.inspect();
+      this.ids.set(spec.sessionId, info.Id);
+      this.log.info('session container started', {
+        sessionId: spec.sessionId,
+        containerId: info.Id.slice(0, 12),
+        image: spec.image,
+        user: user.user,
+        ms: Date.now() - started,
+      });
+      return this.toInfo(info);
+    } catch (err) {
+      this.log.warn('session container failed to start; cleaning up', { sessionId: spec.sessionId, error: dockerMessage(err) });
+      await container?.remove({ force: true, v: true }).catch(() => undefined);
+      if (workspace?.created) await removeWorkspace(this.opts.workspaceBase, spec.userId, spec.sessionId).catch(() => undefined);
+      if (isNotFound(err) && /network/i.test(dockerMessage(err))) this.network.forget();
+      if (isConflict(err)) throw new AppError(ErrorCode.Conflict, `session ${spec.sessionId} already has a container`);
+      throw err;
+    }
   }
-  start(_id: string): Promise<SessionInfo> {
-    return Promise.reject(new AppError(ErrorCode.Internal, 'container sessions are not available yet'));
+
+  async start(sessionId: string): Promise<SessionInfo> {
+    const container = this.docker.getContainer(await this.containerId(sessionId));
+    try {
+      // The folder may have been cleaned away while the session was stopped: the engine
+      // would recreate it owned by root, so it is made again here for the container's user.
+      const before = await container.inspect();
+      const user = /^(\d+)(?::(\d+))?$/.exec(before.Config.User || '0');
+      const owner = user ? { uid: Number(user[1]), gid: Number(user[2] ?? user[1]) } : undefined;
+      await prepareWorkspace(this.opts.workspaceBase, before.Config.Labels?.[Labels.user] ?? '', sessionId, owner, this.log);
+      await container.start();
+    } catch (err) {
+      if (!isNotModified(err)) throw this.mapMissing(sessionId, err);
+    }
+    return this.toInfo(await container.inspect());
   }
-  stop(_id: string): Promise<SessionInfo> {
-    return Promise.reject(new AppError(ErrorCode.Internal, 'container sessions are not available yet'));
+
+  async stop(sessionId: string): Promise<SessionInfo> {
+    const id = await this.containerId(sessionId);
+    const container = this.docker.getContainer(id);
+    try {
+      await container.stop({ t: this.opts.stopTimeoutSeconds ?? 5 });
+    } catch (err) {
+      if (!isNotModified(err)) throw this.mapMissing(sessionId, err);
+    }
+    this.sampler.forget(id);
+    return this.toInfo(await container.inspect());
   }
-  async remove(_id: string): Promise<void> {}
-  exec(_id: string, _spec: ExecSpec): Promise<ProcessHandle> {
-    return Promise.reject(new AppError(ErrorCode.Internal, 'exec is not available yet'));
+
+  async remove(sessionId: string, opts: { keepWorkspace?: boolean } = {}): Promise<void> {
+    checkId('sessionId', sessionId);
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [...this.filters, `${Labels.session}=${sessionId}`] },
+    });
+    let userId = containers[0]?.Labels[Labels.user];
+    for (const c of containers) {
+      this.sampler.forget(c.Id);
+      try {
+        await this.docker.getContainer(c.Id).remove({ force: true, v: true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    this.ids.delete(sessionId);
+    userId ??= await findWorkspaceOwner(this.opts.workspaceBase, sessionId);
+    if (!opts.keepWorkspace && userId) await removeWorkspace(this.opts.workspaceBase, userId, sessionId);
+    this.log.info('session removed', { sessionId, containers: containers.length, keepWorkspace: opts.keepWorkspace === true });
   }
-  async stats(_id: string): Promise<ResourceStats | null> {
-    return null;
+
+  async exec(sessionId: string, spec: ExecSpec): Promise<ProcessHandle> {
+    await this.events.start();
+    const cached = this.ids.has(sessionId);
+    const containerId = await this.containerId(sessionId);
+    try {
+      return await startDockerExec({ docker: this.docker, containerId, sessionId, events: this.events, logger: this.log }, spec);
+    } catch (err) {
+      // A cached id can outlive its container (removed behind our back): look once more.
+      if (!cached || !(err instanceof AppError) || err.code !== ErrorCode.NotFound) throw err;
+      this.ids.delete(sessionId);
+      const fresh = await this.containerId(sessionId);
+      return startDockerExec({ docker: this.docker, containerId: fresh, sessionId, events: this.events, logger: this.log }, spec);
+    }
   }
-  async close(): Promise<void> {}
+
+  async stats(sessionId: string): Promise<ResourceStats | null> {
+    void this.events.start();
+    let id: string;
+    try {
+      id = await this.containerId(sessionId);
+    } catch (err) {
+      if (err instanceof AppError && err.code === ErrorCode.NotFound) return null;
+      throw err;
+    }
+    return this.sampler.get(id);
+  }
+
+  async close(): Promise<void> {
+    this.sampler.close();
+    this.events.close();
+  }
+
+  private async find(sessionId: string): Promise<Docker.ContainerInfo | undefined> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [...this.filters, `${Labels.session}=${sessionId}`] },
+    });
+    return list[0];
+  }
+
+  private async containerId(sessionId: string): Promise<string> {
+    checkId('sessionId', sessionId);
+    const cached = this.ids.get(sessionId);
+    if (cached) return cached;
+    const found = await this.find(sessionId);
+    if (!found) throw new AppError(ErrorCode.NotFound, `session ${sessionId} has no container on this agent`);
+    this.ids.set(sessionId, found.Id);
+    return found.Id;
+  }
+
+  private mapMissing(sessionId: string, err: unknown): unknown {
+    if (!isNotFound(err)) return err;
+    this.ids.delete(sessionId);
+    return new AppError(ErrorCode.NotFound, `session ${sessionId} has no container on this agent`);
+  }
+
+  private toInfo(info: Docker.ContainerInspectInfo): SessionInfo {
+    const labels = info.Config.Labels ?? {};
+    const sessionId = labels[Labels.session] ?? '';
+    const userId = labels[Labels.user] ?? '';
+    const address = info.NetworkSettings.Networks?.[this.network.name]?.IPAddress;
+    return {
+      sessionId,
+      userId,
+      containerId: info.Id,
+      state: info.State.Running ? 'running' : 'stopped',
+      ...(address ? { address } : {}),
+      workspace: workspacePath(this.opts.workspaceBase, userId, sessionId),
+    };
+  }
 }
 
 /** Asks the engine who it is; never throws. */

@@ -1,0 +1,114 @@
+/**
+ * What a session container is: the one place that decides its limits,
+ * privileges, network, mount and labels. `docker inspect` of a session shows
+ * exactly this.
+ */
+import type Docker from 'dockerode';
+import type { SessionSpec } from '../runtime';
+import type { ContainerUser } from './image-user';
+
+export const LABEL_PREFIX = 'dev.mominai';
+export const Labels = {
+  managed: `${LABEL_PREFIX}.managed`,
+  session: `${LABEL_PREFIX}.session`,
+  user: `${LABEL_PREFIX}.user`,
+  agent: `${LABEL_PREFIX}.agent`,
+  ports: `${LABEL_PREFIX}.ports`,
+} as const;
+
+export const WORKSPACE_MOUNT = '/workspace';
+
+/**
+ * Capabilities kept after dropping ALL. They matter only for images without a
+ * non-root user: a non-root process holds no capabilities at all, and
+ * no-new-privileges stops it gaining any through setuid binaries.
+ *  - CHOWN, FOWNER: package managers running as root (npm, pip, apt) set the
+ *    owner and mode of files they unpack.
+ *  - DAC_OVERRIDE: root reads and writes files other users made in the
+ *    workspace (a `node_modules` installed as uid 1000, say).
+ *  - SETUID, SETGID: tools that drop privileges to another user (apt's `_apt`
+ *    sandbox, npm running lifecycle scripts as the folder's owner) fail hard
+ *    without them.
+ * Not kept: NET_BIND_SERVICE (Docker 20.10+ sets ip_unprivileged_port_start=0,
+ * so ports below 1024 bind without it), KILL (a session only signals its own
+ * uid's processes), NET_RAW (no ping/raw sockets), MKNOD, AUDIT_WRITE,
+ * SYS_CHROOT, SETPCAP, SETFCAP, FSETID (Docker's defaults a dev box does not need).
+ */
+export const CAP_ADD = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'] as const;
+
+/**
+ * The main process: waits forever and exits at once on SIGTERM. With
+ * `Init: true` Docker's tini is PID 1 and forwards the stop signal, so a stop
+ * takes milliseconds instead of the full timeout.
+ */
+export const KEEPALIVE_CMD = ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
+
+export function containerName(sessionId: string): string {
+  return `mominai-${sessionId}`;
+}
+
+export interface ContainerSpecInput {
+  spec: SessionSpec;
+  imageId: string;
+  user: ContainerUser;
+  network: string;
+  workspace: string;
+  /** The `dev.mominai.agent` label value. */
+  agent: string;
+}
+
+export function sessionLabels(spec: Pick<SessionSpec, 'sessionId' | 'userId' | 'ports'>, agent: string): Record<string, string> {
+  return {
+    [Labels.managed]: 'true',
+    [Labels.session]: spec.sessionId,
+    [Labels.user]: spec.userId,
+    [Labels.agent]: agent,
+    [Labels.ports]: spec.ports.join(','),
+  };
+}
+
+/**
+ * Root filesystem: writable. Dev tools write all over it (npm's cache in the
+ * home folder, global installs, /tmp); the changes die with the container and
+ * the workspace, the only thing meant to last, is the bind mount. A read-only
+ * root would need tmpfs for every such place and breaks images that expect
+ * to write elsewhere. Disk use is not capped (overlay2 on ext4 has no
+ * per-container quota).
+ */
+export function containerOptions(input: ContainerSpecInput): Docker.ContainerCreateOptions {
+  const { spec, imageId, user, network, workspace, agent } = input;
+  const exposed = Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, {}]));
+  return {
+    name: containerName(spec.sessionId),
+    Image: imageId,
+    // The image's ENTRYPOINT would wrap or replace the keep-alive process.
+    Entrypoint: [],
+    Cmd: KEEPALIVE_CMD,
+    User: user.user,
+    WorkingDir: WORKSPACE_MOUNT,
+    Env: spec.env,
+    Tty: false,
+    OpenStdin: false,
+    Labels: sessionLabels(spec, agent),
+    // Documents the app's ports; nothing is published on the host.
+    ExposedPorts: exposed,
+    HostConfig: {
+      Memory: spec.limits.memoryBytes,
+      MemorySwap: spec.limits.memoryBytes,
+      NanoCpus: Math.round(spec.limits.cpu * 1e9),
+      PidsLimit: spec.limits.pids,
+      CapDrop: ['ALL'],
+      CapAdd: [...CAP_ADD],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      Privileged: false,
+      NetworkMode: network,
+      PortBindings: {},
+      PublishAllPorts: false,
+      Binds: [`${workspace}:${WORKSPACE_MOUNT}`],
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+    NetworkingConfig: { EndpointsConfig: { [network]: {} } },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * One stream of the engine's container events for this agent's containers.
+ * An `oom` event is the only sign that the kernel killed a process inside a
+ * container that stays up (State.OOMKilled is set only when the main process
+ * dies), so execs compare OOM counts from before and after they ran; a `die`
+ * tells an exec killed by a signal that its container stopped under it, and
+ * the stats sampler to let go of the container.
+ */
+import type Docker from 'dockerode';
+import type { Logger } from '../../logger';
+
+export type ContainerEvent = 'oom' | 'die' | 'destroy';
+type Listener = (containerId: string, event: ContainerEvent) => void;
+
+export class DockerEvents {
+  private stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+  private opening: Promise<void> | undefined;
+  private closed = false;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly counts = new Map<string, { oom: number; die: number }>();
+  private readonly listeners = new Set<Listener>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly labelFilters: string[],
+    private readonly logger: Logger,
+    private readonly retryMs = 1000,
+  ) {}
+
+  /** Opens the stream once; resolves when the engine is sending. Never rejects. */
+  start(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.stream) return Promise.resolve();
+    this.opening ??= this.open().finally(() => (this.opening = undefined));
+    return this.opening;
+  }
+
+  /** How many `oom` or `die` events the container has had since the stream opened. */
+  count(containerId: string, event: 'oom' | 'die'): number {
+    return this.counts.get(containerId)?.[event] ?? 0;
+  }
+
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.stream?.destroy?.();
+    this.stream = undefined;
+  }
+
+  private async open(): Promise<void> {
+    try {
+      const stream = (await this.docker.getEvents({
+        filters: { type: ['container'], event: ['oom', 'die', 'destroy'], label: this.labelFilters },
+      })) as NodeJS.ReadableStream & { destroy?: () => void };
+      if (this.closed) {
+        stream.destroy?.();
+        return;
+      }
+      this.stream = stream;
+      let pending = '';
+      stream.on('data', (chunk: Buffer | string) => {
+        pending += chunk.toString();
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          this.onLine(pending.slice(0, nl));
+          pending = pending.slice(nl + 1);
+        }
+      });
+      const lost = () => {
+        if (this.stream !== stream) return;
+        this.stream = undefined;
+        this.scheduleRetry();
+      };
+      stream.on('end', lost);
+      stream.on('close', lost);
+      stream.on('error', lost);
+    } catch (err) {
+      this.logger.warn('cannot follow Docker events; OOM reasons may be missed', { error: err });
+      this.scheduleRetry();
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.start();
+    }, this.retryMs);
+    this.retry.unref();
+  }
+
+  private onLine(line: string): void {
+    if (!line.trim()) return;
+    let msg: { id?: unknown; Action?: unknown; status?: unknown };
+    try {
+      msg = JSON.parse(line) as typeof msg;
+    } catch {
+      return;
+    }
+    const id = typeof msg.id === 'string' ? msg.id : undefined;
+    const action = typeof msg.Action === 'string' ? msg.Action : typeof msg.status === 'string' ? msg.status : '';
+    if (!id || (action !== 'oom' && action !== 'die' && action !== 'destroy')) return;
+    if (action === 'destroy') this.counts.delete(id);
+    else {
+      const c = this.counts.get(id) ?? { oom: 0, die: 0 };
+      c[action] += 1;
+      this.counts.set(id, c);
+    }
+    for (const l of this.listeners) l(id, action);
+  }
+}

@@ -1,0 +1,193 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../../shared/ids';
+import { memoryLogger } from '../../../agent/logger';
+import { CAP_ADD, Labels } from '../../../agent/runtime/docker/container-spec';
+import { DockerRuntime } from '../../../agent/runtime/docker/docker-runtime';
+import { networkName } from '../../../agent/runtime/docker/network';
+import { hasDocker } from '../../helpers/docker';
+import { ensureTestImage } from '../../helpers/images';
+import { collect, run, runtimeContract, sessionSpec, waitFor } from './runtime-contract';
+
+const docker = new Docker();
+/** MOMINAI_TEST_IMAGE=node runs everything against the node image (slower, closer to production). */
+const imageKind = process.env.MOMINAI_TEST_IMAGE === 'node' ? 'node' : 'busybox';
+const imageUser = imageKind === 'node' ? 'node' : 'app';
+
+/** A runtime with an agent name of its own, so cleanup can find everything it made by label. */
+async function testRuntime() {
+  const image = await ensureTestImage(imageKind, docker);
+  const agentId = newId('agt');
+  const agentName = `test-${agentId.slice(-8)}`;
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-docker-'));
+  const runtime = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: base, agentId, agentName, pullTimeoutMs: 10_000 });
+  const cleanup = async () => {
+    await runtime.close();
+    const left = await docker.listContainers({ all: true, filters: { label: [`${Labels.agent}=${agentId}`] } });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await docker.getNetwork(networkName(agentName)).remove().catch(() => undefined);
+    fs.rmSync(base, { recursive: true, force: true });
+  };
+  return { runtime, image, agentId, agentName, base, cleanup };
+}
+
+/** Command lines of the processes in a session's container, via busybox ps. */
+async function containerProcesses(runtime: DockerRuntime, sessionId: string): Promise<string[]> {
+  const out = await run(runtime, sessionId, ['ps', '-o', 'args']);
+  return out.stdout.split('\n').filter((l) => l && !l.startsWith('ps ') && l !== 'COMMAND');
+}
+
+describe.skipIf(!hasDocker)('DockerRuntime', () => {
+  runtimeContract('DockerRuntime', { tty: true }, async () => {
+    const t = await testRuntime();
+    return {
+      runtime: t.runtime,
+      image: t.image,
+      processes: (sessionId) => containerProcesses(t.runtime, sessionId),
+      defaultCwd: () => '/workspace',
+      cleanup: t.cleanup,
+    };
+  });
+
+  describe('container hardening and placement', () => {
+    let t: Awaited<ReturnType<typeof testRuntime>>;
+    const spec = sessionSpec('placeholder', { limits: { cpu: 0.5, memoryBytes: 96 * 1024 * 1024, pids: 64 } });
+    let inspect: Docker.ContainerInspectInfo;
+    let workspace: string;
+
+    beforeAll(async () => {
+      t = await testRuntime();
+      spec.image = t.image;
+      const info = await t.runtime.create(spec);
+      workspace = info.workspace;
+      inspect = await docker.getContainer(info.containerId!).inspect();
+    });
+    afterAll(async () => {
+      await t?.cleanup();
+    });
+
+    it('applies the memory (swap equal), CPU and pids limits', () => {
+      expect(inspect.HostConfig.Memory).toBe(96 * 1024 * 1024);
+      expect(inspect.HostConfig.MemorySwap).toBe(96 * 1024 * 1024);
+      expect(inspect.HostConfig.NanoCpus).toBe(500_000_000);
+      expect(inspect.HostConfig.PidsLimit).toBe(64);
+    });
+
+    it('drops all capabilities but the short list, with no-new-privileges and an init', () => {
+      expect(inspect.HostConfig.CapDrop).toEqual(['ALL']);
+      expect(inspect.HostConfig.CapAdd).toEqual([...CAP_ADD]);
+      expect(inspect.HostConfig.SecurityOpt).toContain('no-new-privileges');
+      expect(inspect.HostConfig.Privileged).toBe(false);
+      expect(inspect.HostConfig.Init).toBe(true);
+    });
+
+    it('labels the container for reconciliation', () => {
+      expect(inspect.Config.Labels).toMatchObject({
+        [Labels.managed]: 'true',
+        [Labels.session]: spec.sessionId,
+        [Labels.user]: spec.userId,
+        [Labels.agent]: t.agentId,
+      });
+    });
+
+    it('mounts the workspace at /workspace, owned by the container user, and nothing else', async () => {
+      expect(inspect.Mounts).toEqual([expect.objectContaining({ Type: 'bind', Source: workspace, Destination: '/workspace', RW: true })]);
+      expect(fs.statSync(workspace).uid).toBe(1000);
+      expect(inspect.Mounts.some((m) => m.Source.includes('docker.sock'))).toBe(false);
+    });
+
+    it('publishes no port', () => {
+      expect(Object.keys(inspect.HostConfig.PortBindings ?? {})).toEqual([]);
+      expect(Object.values(inspect.NetworkSettings.Ports ?? {}).every((b) => b === null)).toBe(true);
+    });
+
+    it('runs as the image’s non-root user', async () => {
+      expect(inspect.Config.User).toBe('1000:1000');
+      expect((await run(t.runtime, spec.sessionId, ['id', '-un'])).stdout.trim()).toBe(imageUser);
+    });
+
+    it('sits on the agent’s own network, without inter-container traffic', async () => {
+      const name = networkName(t.agentName);
+      expect(inspect.HostConfig.NetworkMode).toBe(name);
+      expect(Object.keys(inspect.NetworkSettings.Networks)).toEqual([name]);
+      const net = await docker.getNetwork(name).inspect();
+      expect(net.Options).toMatchObject({ 'com.docker.network.bridge.enable_icc': 'false' });
+      expect(net.Labels).toMatchObject({ [Labels.agent]: t.agentId });
+      const listed = (await t.runtime.list()).find((s) => s.sessionId === spec.sessionId);
+      expect(listed?.address).toBe(inspect.NetworkSettings.Networks[name]?.IPAddress);
+    });
+
+    it('lists only its own agent’s containers', async () => {
+      const other = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: t.base, agentId: newId('agt'), agentName: t.agentName });
+      expect((await other.list()).some((s) => s.sessionId === spec.sessionId)).toBe(false);
+      await other.close();
+    });
+
+    it('reports memory and pids from the live stats stream', async () => {
+      const s = await t.runtime.stats(spec.sessionId);
+      expect(s?.memoryLimit).toBe(96 * 1024 * 1024);
+      expect(s?.memoryUsed).toBeGreaterThan(0);
+      expect(s?.pids).toBeGreaterThanOrEqual(2);
+      const started = Date.now();
+      await t.runtime.stats(spec.sessionId);
+      expect(Date.now() - started).toBeLessThan(100);
+    });
+  });
+
+  describe('failures and endings', () => {
+    let t: Awaited<ReturnType<typeof testRuntime>>;
+    beforeAll(async () => {
+      t = await testRuntime();
+    });
+    afterAll(async () => {
+      await t?.cleanup();
+    });
+
+    it('fails fast with image_not_found for an image it cannot pull, leaving nothing behind', async () => {
+      const spec = sessionSpec('mominai/does-not-exist:never');
+      const started = Date.now();
+      await expect(t.runtime.create(spec)).rejects.toMatchObject({ code: 'image_not_found', message: expect.stringContaining('mominai/does-not-exist:never') });
+      expect(Date.now() - started).toBeLessThan(11_000);
+      expect(await t.runtime.list()).toEqual([]);
+      expect(fs.existsSync(path.join(t.base, spec.userId, spec.sessionId))).toBe(false);
+    });
+
+    it('refuses a malformed image reference before asking the engine', async () => {
+      for (const image of ['bad image; rm -rf /', 'UPPER/Case']) {
+        await expect(t.runtime.create(sessionSpec(image))).rejects.toMatchObject({ code: 'validation_failed' });
+      }
+    });
+
+    it('leaves no container and no workspace after remove', async () => {
+      const spec = sessionSpec(t.image);
+      const info = await t.runtime.create(spec);
+      await t.runtime.remove(spec.sessionId);
+      const left = await docker.listContainers({ all: true, filters: { label: [`${Labels.session}=${spec.sessionId}`] } });
+      expect(left).toEqual([]);
+      expect(fs.existsSync(info.workspace)).toBe(false);
+    });
+
+    it('ends a running command as lost when its container goes away', async () => {
+      const spec = sessionSpec(t.image);
+      await t.runtime.create(spec);
+      const handle = await t.runtime.exec(spec.sessionId, { command: ['sleep', '600'] });
+      const out = collect(handle);
+      await t.runtime.remove(spec.sessionId);
+      expect((await out).exit).toMatchObject({ reason: 'lost' });
+    });
+
+    it('reports oom when the kernel kills a command for memory', async () => {
+      const spec = sessionSpec(t.image, { limits: { cpu: 1, memoryBytes: 24 * 1024 * 1024, pids: 64 } });
+      await t.runtime.create(spec);
+      // The shell holds the whole command substitution in memory: far past 24 MiB.
+      const out = await run(t.runtime, spec.sessionId, ['sh', '-c', 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived']);
+      expect(out.exit).toMatchObject({ reason: 'oom', exitCode: 137 });
+      expect(out.stdout).not.toContain('survived');
+      await waitFor('container still up', async () => (await t.runtime.list()).find((s) => s.sessionId === spec.sessionId)?.state === 'running');
+      await t.runtime.remove(spec.sessionId);
+    });
+  });
+});

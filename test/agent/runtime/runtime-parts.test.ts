@@ -1,0 +1,147 @@
+/** The runtimes' pure pieces, without an engine. */
+import { describe, expect, it } from 'vitest';
+import { CAP_ADD, containerOptions, Labels } from '../../../agent/runtime/docker/container-spec';
+import { Demultiplexer } from '../../../agent/runtime/docker/demux';
+import { killCommand } from '../../../agent/runtime/docker/exec-kill';
+import { chooseUser, firstTarFile, parsePasswd, ROOT } from '../../../agent/runtime/docker/image-user';
+import { networkName } from '../../../agent/runtime/docker/network';
+import { parseSample } from '../../../agent/runtime/docker/stats-sampler';
+import { shellQuote } from '../../../agent/runtime/local/local-process';
+import { parseStat, processTree, type ProcEntry } from '../../../agent/runtime/local/proc';
+import { shellSignal, signalsFor } from '../../../agent/runtime/signals';
+import { checkId } from '../../../agent/runtime/workspace';
+import { sessionSpec } from './runtime-contract';
+
+function frame(kind: number, text: string): Buffer {
+  const body = Buffer.from(text);
+  const head = Buffer.alloc(8);
+  head[0] = kind;
+  head.writeUInt32BE(body.length, 4);
+  return Buffer.concat([head, body]);
+}
+
+describe('choosing the container user', () => {
+  const passwd = parsePasswd('root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/bash\nweb:x:1001:1002::/srv:/bin/sh\n');
+
+  it('takes the uid-1000 user when the image sets no USER', () => {
+    expect(chooseUser('', passwd)).toEqual({ uid: 1000, gid: 1000, user: '1000:1000', name: 'node' });
+  });
+  it('honours the image USER by name or number', () => {
+    expect(chooseUser('web', passwd)).toMatchObject({ user: '1001:1002', name: 'web' });
+    expect(chooseUser('1001:5', passwd)).toMatchObject({ user: '1001:5' });
+    expect(chooseUser('4242', passwd)).toMatchObject({ user: '4242:4242' });
+  });
+  it('falls back to another ordinary user, then to root', () => {
+    expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh\ndev:x:1500:1500::/h:/bin/sh'))).toMatchObject({ user: '1500:1500' });
+    expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false'))).toEqual(ROOT);
+    expect(chooseUser('', [])).toEqual(ROOT);
+  });
+  it('reads the first file out of a tar archive', () => {
+    const header = Buffer.alloc(512);
+    header.write('passwd', 0);
+    header.write('00000000005\0', 124);
+    header.write('0', 156);
+    const tar = Buffer.concat([header, Buffer.from('hello'), Buffer.alloc(507), Buffer.alloc(1024)]);
+    expect(firstTarFile(tar).toString()).toBe('hello');
+  });
+});
+
+describe('container options', () => {
+  const spec = sessionSpec('img', { limits: { cpu: 1.5, memoryBytes: 256 * 1024 * 1024, pids: 100 } });
+  const opts = containerOptions({ spec, imageId: 'sha256:1', user: ROOT, network: 'mominai-a', workspace: '/ws/u/s', agent: 'a' });
+
+  it('limits, drops and labels as documented, publishing nothing', () => {
+    expect(opts.HostConfig).toMatchObject({
+      Memory: 256 * 1024 * 1024,
+      MemorySwap: 256 * 1024 * 1024,
+      NanoCpus: 1_500_000_000,
+      PidsLimit: 100,
+      CapDrop: ['ALL'],
+      CapAdd: [...CAP_ADD],
+      SecurityOpt: ['no-new-privileges'],
+      Init: true,
+      NetworkMode: 'mominai-a',
+      PortBindings: {},
+      Binds: ['/ws/u/s:/workspace'],
+    });
+    expect(opts.Labels).toMatchObject({ [Labels.managed]: 'true', [Labels.session]: spec.sessionId, [Labels.agent]: 'a' });
+    expect(opts.Entrypoint).toEqual([]);
+  });
+  it('names a network after the agent, safely', () => {
+    expect(networkName('Build Box #1')).toBe('mominai-build-box-1');
+    expect(networkName('')).toBe('mominai-agent');
+  });
+});
+
+describe('Demultiplexer', () => {
+  it('splits frames across chunk boundaries into stdout and stderr', async () => {
+    const d = new Demultiplexer();
+    const all = Buffer.concat([frame(1, 'out1 '), frame(2, 'err'), frame(1, 'out2')]);
+    let out = '';
+    let err = '';
+    d.stdout.on('data', (c: Buffer) => (out += c));
+    d.stderr.on('data', (c: Buffer) => (err += c));
+    for (let i = 0; i < all.length; i += 3) d.write(all.subarray(i, i + 3));
+    d.end();
+    await new Promise((r) => d.stdout.on('end', r));
+    expect([out, err]).toEqual(['out1 out2', 'err']);
+  });
+  it('holds the source back while a reader does not read', async () => {
+    const d = new Demultiplexer();
+    const big = frame(1, 'x'.repeat(64 * 1024));
+    d.write(big);
+    d.write(big);
+    await new Promise((r) => setTimeout(r, 10));
+    // stdout's buffer is full, so the first chunk is not acknowledged and the second waits.
+    expect(d.writableLength).toBe(2 * big.length);
+    d.stdout.resume();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(d.writableLength).toBe(0);
+  });
+});
+
+describe('stats samples', () => {
+  it('computes CPU like docker stats and leaves page cache out of memory', () => {
+    const s = parseSample(
+      JSON.stringify({
+        cpu_stats: { cpu_usage: { total_usage: 3_000 }, system_cpu_usage: 20_000, online_cpus: 2 },
+        precpu_stats: { cpu_usage: { total_usage: 1_000 }, system_cpu_usage: 10_000 },
+        memory_stats: { usage: 50_000, limit: 100_000, stats: { total_inactive_file: 10_000 } },
+        networks: { eth0: { rx_bytes: 5, tx_bytes: 7 }, eth1: { rx_bytes: 1, tx_bytes: 1 } },
+        pids_stats: { current: 3 },
+      }),
+    );
+    expect(s).toEqual({ cpuPercent: 40, memoryUsed: 40_000, memoryLimit: 100_000, networkRx: 6, networkTx: 8, pids: 3 });
+    expect(parseSample('not json')).toBeUndefined();
+  });
+});
+
+describe('signals and kills', () => {
+  it('accepts known signal names only', () => {
+    expect(shellSignal('SIGTERM')).toBe('TERM');
+    expect(() => shellSignal('SIGNOPE')).toThrow(/unknown signal/);
+    expect(() => killCommand('abc', ['SIGBOGUS' as NodeJS.Signals])).toThrow();
+  });
+  it('hangs up a terminal before SIGTERM, since interactive shells ignore SIGTERM', () => {
+    expect(signalsFor('SIGTERM', true)).toEqual(['SIGHUP', 'SIGTERM']);
+    expect(signalsFor('SIGTERM', false)).toEqual(['SIGTERM']);
+    expect(signalsFor('SIGKILL', true)).toEqual(['SIGKILL']);
+  });
+  it('finds a process tree by parent, group and session', () => {
+    const p = (pid: number, ppid: number, pgid: number, sid: number): ProcEntry => ({ pid, state: 'S', ppid, pgid, sid, cpuTicks: 0, rssPages: 0 });
+    const procs = [p(10, 1, 10, 10), p(11, 10, 10, 10), p(12, 1, 10, 10), p(13, 11, 13, 13), p(20, 1, 20, 20)];
+    expect(processTree(10, procs).map((e) => e.pid).sort()).toEqual([10, 11, 12, 13]);
+    expect(parseStat('42 (a (b) c) S 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 0 0 99')).toMatchObject({ pid: 42, state: 'S', ppid: 1, cpuTicks: 10, rssPages: 99 });
+  });
+  it('quotes arguments for sh', () => {
+    expect(shellQuote('plain-arg')).toBe('plain-arg');
+    expect(shellQuote("it's a $x")).toBe(`'it'\\''s a $x'`);
+  });
+});
+
+describe('ids that become paths', () => {
+  it('accepts generated ids and refuses anything that could leave a folder', () => {
+    expect(checkId('sessionId', 'ses_0123abcd')).toBe('ses_0123abcd');
+    for (const bad of ['', '..', '.hidden', 'a/b', 'a'.repeat(65), 'x y']) expect(() => checkId('sessionId', bad)).toThrow();
+  });
+});
