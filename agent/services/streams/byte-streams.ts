@@ -1,0 +1,129 @@
+/**
+ * The agent's end of one-shot byte streams (../../../shared/protocol/byte-streams.ts):
+ * incoming streams become Node Readables that acknowledge what their consumer
+ * takes; outgoing Readables are sent in frames, waiting for acks when the
+ * window is full, so neither side buffers more than a window.
+ */
+import { Readable } from 'node:stream';
+import { AppError, ErrorCode } from '../../../shared/errors';
+import { encodeBinaryFrame, FrameFlag, type BinaryFrame, type FrameKind } from '../../../shared/protocol/binary';
+import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../../shared/protocol/byte-streams';
+import type { DataSink } from '../../connection/session-link';
+
+interface Incoming {
+  readable: Readable;
+  received: number;
+  acked: number;
+}
+
+interface Outgoing {
+  acked: number;
+  wake: (() => void) | undefined;
+  failed: AppError | undefined;
+}
+
+export class ByteStreams {
+  private sink: DataSink | undefined;
+  private readonly incoming = new Map<number, Incoming>();
+  private readonly outgoing = new Map<number, Outgoing>();
+
+  constructor(private readonly window = BYTE_STREAM_WINDOW) {}
+
+  attach(sink: DataSink): void {
+    this.sink = sink;
+  }
+
+  /** The socket is gone: every stream in flight fails. */
+  detach(): void {
+    this.sink = undefined;
+    const err = new AppError(ErrorCode.AgentUnavailable, 'the data socket closed mid-stream');
+    for (const [id, s] of this.incoming) {
+      s.readable.destroy(err);
+      this.incoming.delete(id);
+    }
+    for (const o of this.outgoing.values()) {
+      o.failed = err;
+      o.wake?.();
+    }
+  }
+
+  /** A Readable of the bytes the edge will send on `streamId`. */
+  receive(streamId: number): Readable {
+    const state: Incoming = {
+      received: 0,
+      acked: 0,
+      readable: new Readable({
+        highWaterMark: this.window,
+        read: () => this.ackConsumed(streamId),
+      }),
+    };
+    state.readable.once('close', () => this.incoming.delete(streamId));
+    this.incoming.set(streamId, state);
+    return state.readable;
+  }
+
+  private ackConsumed(streamId: number): void {
+    const s = this.incoming.get(streamId);
+    if (!s) return;
+    const consumed = s.received - s.readable.readableLength;
+    if (consumed > s.acked) {
+      s.acked = consumed;
+      this.sink?.sendEvent('ack', { streamId, offset: consumed });
+    }
+  }
+
+  /** Takes a binary frame if it belongs to an incoming stream. */
+  onBinary(frame: BinaryFrame): boolean {
+    const s = this.incoming.get(frame.streamId);
+    if (!s) return false;
+    if (frame.offset !== s.received) {
+      s.readable.destroy(new AppError(ErrorCode.ProtocolError, `stream ${frame.streamId}: expected offset ${s.received}, got ${frame.offset}`));
+      return true;
+    }
+    s.received += frame.payload.byteLength;
+    if (frame.payload.byteLength > 0) s.readable.push(Buffer.from(frame.payload));
+    if (frame.flags & FrameFlag.End) s.readable.push(null);
+    this.ackConsumed(frame.streamId);
+    return true;
+  }
+
+  /** Takes an ack if it belongs to an outgoing stream. */
+  onAck(streamId: number, offset: number): boolean {
+    const o = this.outgoing.get(streamId);
+    if (!o) return false;
+    o.acked = Math.max(o.acked, offset);
+    o.wake?.();
+    return true;
+  }
+
+  /** Sends a Readable as frames of `kind`, the last one flagged End; resolves with the byte count. */
+  async send(streamId: number, kind: FrameKind, source: AsyncIterable<Uint8Array | string>, extraFlags = 0): Promise<number> {
+    const o: Outgoing = { acked: 0, wake: undefined, failed: undefined };
+    this.outgoing.set(streamId, o);
+    let offset = 0;
+    try {
+      for await (const raw of source) {
+        const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        for (let at = 0; at < chunk.byteLength; at += BYTE_STREAM_CHUNK) {
+          const piece = chunk.subarray(at, Math.min(chunk.byteLength, at + BYTE_STREAM_CHUNK));
+          while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
+          o.wake = undefined;
+          if (o.failed) throw o.failed;
+          this.frame(streamId, kind, offset, piece, extraFlags);
+          offset += piece.byteLength;
+        }
+      }
+      this.frame(streamId, kind, offset, new Uint8Array(), FrameFlag.End | extraFlags);
+      return offset;
+    } finally {
+      this.outgoing.delete(streamId);
+    }
+  }
+
+  /** One frame outside any stream bookkeeping (a relayed WebSocket message). */
+  frame(streamId: number, kind: FrameKind, offset: number, payload: Uint8Array, flags = 0): void {
+    if (!this.sink?.sendBinary(encodeBinaryFrame({ kind, flags, streamId, offset, payload }))) {
+      throw new AppError(ErrorCode.AgentUnavailable, 'the data socket is closed');
+    }
+  }
+}
