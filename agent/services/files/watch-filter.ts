@@ -1,0 +1,26 @@
+/**
+ * Which changes a `watch {path, recursive}` subscription hears about: the
+ * path itself, its direct children (or all descendants when recursive), and
+ * the removal of a folder above it (removing a folder reports only that
+ * folder, so a watch inside it must hear that one event).
+ */
+import type { FileChanged } from '../../../shared/api/files';
+import { parseWorkspacePath, toWorkspacePath } from './workspace-path';
+
+export interface WatchSpec {
+  /** A client path: the folder (or file) to hear about; checked lexically, it need not exist. */
+  path: unknown;
+  recursive: boolean;
+}
+
+/** Whether a change concerns a watch on `spec` (see `subscribe`). */
+export function matcher(spec: WatchSpec): (change: FileChanged) => boolean {
+  const base = toWorkspacePath(parseWorkspacePath(spec.path));
+  const prefix = base === '/workspace' ? '/workspace/' : `${base}/`;
+  return (change) => {
+    const p = change.path;
+    if (p === base) return true;
+    if (p.startsWith(prefix)) return spec.recursive || !p.slice(prefix.length).includes('/');
+    return change.event === 'remove_dir' && base.startsWith(`${p}/`);
+  };
+}
