@@ -39,12 +39,18 @@ export class Agent {
       version: AGENT_VERSION,
       system: systemInfo(),
     }));
-    this.hosts = new SessionHosts({ runtime: opts.runtime, logger: opts.logger, edgeUrl: opts.config.edgeUrl, token: opts.config.agentToken });
+    this.hosts = new SessionHosts({
+      runtime: opts.runtime,
+      logger: opts.logger,
+      edgeUrl: opts.config.edgeUrl,
+      token: opts.config.agentToken,
+      maxFileSize: opts.config.maxFileSize,
+    });
     this.sessions = new SessionService({
       runtime: opts.runtime,
       config: opts.config,
       logger: opts.logger,
-      hooks: { running: (id) => this.hosts.open(id), gone: (id) => this.hosts.close(id) },
+      hooks: { running: (info) => this.hosts.open(info.sessionId, info.workspace), gone: (id) => this.hosts.close(id) },
     });
     this.sessions.register(this.dispatcher);
     this.loop = new ReconnectLoop({
@@ -81,7 +87,7 @@ export class Agent {
     const { config, runtime } = this.opts;
     const [docker, sessions] = await Promise.all([runtime.probe(), runtime.list().catch(() => [])]);
     this.activeSessions = sessions.filter((s) => s.state === 'running').length;
-    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId);
+    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId, s.workspace);
     return {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,

@@ -29,6 +29,8 @@ export interface AgentConfig {
   readonly memoryLimitBytes: number;
   /** CONTAINER_PIDS_LIMIT (512): processes per container (a fork bomb stops there). */
   readonly pidsLimit: number;
+  /** MAX_FILE_SIZE (512m): largest file a write or upload may produce. */
+  readonly maxFileSize: number;
   /** KEEP_WORKSPACES (off): keep a session's workspace folder when the session is deleted. */
   readonly keepWorkspaces: boolean;
   /** IMAGE_PULL_TIMEOUT_MS (60000): longest a create waits for an image pull before failing with image_not_found. */
@@ -66,6 +68,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     imagePullTimeoutMs: intFrom(env, 'IMAGE_PULL_TIMEOUT_MS', 60_000, 1000, 3_600_000),
     pidsLimit: intFrom(env, 'CONTAINER_PIDS_LIMIT', 512, 16, 1_000_000),
     keepWorkspaces: /^(1|true|yes)$/i.test(env.KEEP_WORKSPACES ?? ''),
+    maxFileSize: parseBytes('MAX_FILE_SIZE', env.MAX_FILE_SIZE || '512m', 1),
     runtime,
     dockerHost: env.DOCKER_HOST || undefined,
     logLevel: levelFromEnv(env),
@@ -110,12 +113,12 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   return n;
 }
 
-export function parseBytes(name: string, raw: string): number {
+export function parseBytes(name: string, raw: string, min = 6 * 1024 * 1024): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(raw.trim());
   if (!m?.[1]) throw new ConfigError(`${name} must be a size like 512m or 2g, not "${raw}"`);
   const unit = (m[2] ?? '').toLowerCase();
   const mult = unit === 'g' ? 1024 ** 3 : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1;
   const bytes = Math.floor(Number(m[1]) * mult);
-  if (bytes < 6 * 1024 * 1024) throw new ConfigError(`${name} must be at least 6m (Docker's minimum)`);
+  if (bytes < min) throw new ConfigError(`${name} must be at least ${min} bytes`);
   return bytes;
 }

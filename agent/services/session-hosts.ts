@@ -5,23 +5,29 @@
  * (created, started, or found running at start-up) and close when it stops
  * or goes away, killing what still runs in it.
  */
+import { FrameKind } from '../../shared/protocol/binary';
+import { StreamAbort } from '../../shared/protocol/files';
 import { AckEvent } from '../../shared/protocol/session-data';
 import { Dispatcher } from '../connection/dispatcher';
 import { SessionLink } from '../connection/session-link';
 import type { Logger } from '../logger';
 import type { Runtime } from '../runtime/runtime';
+import { FileRequests } from './file-requests';
 import { ProcessManager } from './processes/process-manager';
+import { ByteStreams } from './streams/byte-streams';
 
 export interface SessionHostsOptions {
   runtime: Runtime;
   logger: Logger;
   edgeUrl: string;
   token: string;
+  maxFileSize: number;
 }
 
 interface Host {
   link: SessionLink;
   processes: ProcessManager;
+  files: FileRequests;
 }
 
 export class SessionHosts {
@@ -29,14 +35,19 @@ export class SessionHosts {
 
   constructor(private readonly opts: SessionHostsOptions) {}
 
-  /** Opens the host of a running session (idempotent). */
-  open(sessionId: string): void {
+  /** Opens the host of a running session (idempotent); `workspace` is its folder on this host. */
+  open(sessionId: string, workspace: string): void {
     if (this.hosts.has(sessionId)) return;
     const { runtime, edgeUrl, token } = this.opts;
     const logger = this.opts.logger.child({ sessionId });
     const dispatcher = new Dispatcher(logger);
     const processes = new ProcessManager({ runtime, sessionId, logger });
     processes.register(dispatcher);
+    const streams = new ByteStreams();
+    let sendEvent: (event: string, data: unknown) => boolean = () => false;
+    const events = { send: (event: string, data: unknown) => sendEvent(event, data) };
+    const files = new FileRequests({ root: workspace, logger, streams, events, maxFileSize: this.opts.maxFileSize });
+    files.register(dispatcher);
     const link = new SessionLink({
       edgeUrl,
       token,
@@ -44,21 +55,35 @@ export class SessionHosts {
       dispatcher,
       logger,
       handlers: {
-        onAttach: (sink) => processes.attach(sink),
-        onDetach: () => processes.detach(),
-        onBinary: (frame) => processes.onBinary(frame),
+        onAttach: (sink) => {
+          sendEvent = (event, data) => sink.sendEvent(event, data);
+          streams.attach(sink);
+          processes.attach(sink);
+        },
+        onDetach: () => {
+          sendEvent = () => false;
+          streams.detach();
+          processes.detach();
+        },
+        onBinary: (frame) => {
+          if (frame.kind === FrameKind.Input) processes.onBinary(frame);
+          else if (!streams.onBinary(frame)) logger.debug('frame for no stream', { kind: frame.kind, streamId: frame.streamId });
+        },
         onEvent: (event, data) => {
           if (event === 'ack') {
             const ack = AckEvent.safeParse(data);
-            if (ack.success) processes.onAck(ack.data.streamId, ack.data.offset);
-            else logger.warn('bad ack from edge', { data });
+            if (!ack.success) return logger.warn('bad ack from edge', { data });
+            if (!streams.onAck(ack.data.streamId, ack.data.offset)) processes.onAck(ack.data.streamId, ack.data.offset);
+          } else if (event === 'stream.abort') {
+            const abort = StreamAbort.safeParse(data);
+            if (abort.success) streams.abortIncoming(abort.data.streamId);
           } else {
             logger.debug('unhandled data-socket event', { event });
           }
         },
       },
     });
-    this.hosts.set(sessionId, { link, processes });
+    this.hosts.set(sessionId, { link, processes, files });
     link.start();
   }
 
@@ -68,6 +93,7 @@ export class SessionHosts {
     if (!host) return;
     this.hosts.delete(sessionId);
     await host.processes.close().catch((err: unknown) => this.opts.logger.warn('closing processes failed', { sessionId, error: err }));
+    await host.files.close();
     host.link.close();
   }
 

@@ -18,7 +18,7 @@ import type { Runtime, SessionInfo, SessionLimits } from '../runtime/runtime';
 
 export interface SessionHooks {
   /** The session's container runs: open its data socket. */
-  running(sessionId: string): void;
+  running(info: SessionInfo): void;
   /** The session's container stopped or is gone: close its data socket, kill its processes. */
   gone(sessionId: string): Promise<void>;
 }
@@ -53,12 +53,12 @@ export class SessionService {
         logger.info('creating session', { sessionId: p.sessionId, image: p.image });
         const info = await runtime.create({ ...p, limits });
         this.limitsById.set(p.sessionId, limits);
-        if (info.state === 'running') this.opts.hooks?.running(p.sessionId);
+        if (info.state === 'running') this.opts.hooks?.running(info);
         return this.result(info, limits);
       })
       .on('session.start', SessionRefParams, async (p) => {
         const info = await runtime.start(p.sessionId);
-        if (info.state === 'running') this.opts.hooks?.running(p.sessionId);
+        if (info.state === 'running') this.opts.hooks?.running(info);
         return this.result(info);
       })
       .on('session.stop', SessionRefParams, async (p) => {

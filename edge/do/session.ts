@@ -18,6 +18,10 @@ import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
 import { JOURNAL_BYTES } from '../session/output-fanout';
 import { ProcessRelay, type AgentLink } from '../session/process-relay';
 import { ProcessStore } from '../session/process-store';
+import { EdgeByteStreams } from '../session/byte-streams';
+import { FileRelay } from '../session/file-relay';
+import { FrameKind } from '../../shared/protocol/binary';
+import { AckEvent } from '../../shared/protocol/session-data';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
@@ -34,13 +38,29 @@ export class SessionDO extends DurableObject<Env> {
   private record: SessionRecord | undefined;
   private readonly pending = new PendingRequests();
   private readonly relay: ProcessRelay;
+  private readonly store: ProcessStore;
+  private readonly streams: EdgeByteStreams;
+  private readonly files: FileRelay;
   private agentWaiters: Array<() => void> = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
+    this.store = new ProcessStore(ctx.storage.sql);
+    this.streams = new EdgeByteStreams(() => {
+      const ws = this.agentSocket();
+      return ws && { sendBinary: (b) => trySend(ws, b), sendEvent: (event, data) => trySend(ws, JSON.stringify({ type: 'event', event, data })) };
+    });
+    this.files = new FileRelay({
+      agent: () => this.agentLink(),
+      streams: this.streams,
+      nextStreamId: () => this.store.nextStreamBase(1),
+      maxFileSize: sessionSettings(env).maxFileSize,
+      send: sendTo,
+      clients: () => this.ctx.getWebSockets('client'),
+    });
     this.relay = new ProcessRelay({
-      store: new ProcessStore(ctx.storage.sql),
+      store: this.store,
       agent: () => this.agentLink(),
       clients: () => this.ctx.getWebSockets('client'),
       send: sendTo,
@@ -255,6 +275,8 @@ export class SessionDO extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const agentId = request.headers.get('X-Agent-Id');
     if (agentId) return this.acceptAgent(agentId);
+    const fileOp = request.headers.get('X-File-Op');
+    if (fileOp) return this.fileRequest(fileOp, request);
     const userId = request.headers.get('X-User-Id') ?? '';
     let r: SessionRecord;
     try {
@@ -270,6 +292,21 @@ export class SessionDO extends DurableObject<Env> {
     await this.touch();
     server.send(JSON.stringify({ type: 'ready', payload: { session: toView(this.record ?? r) } } satisfies ServerFrame));
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  /** A REST file request the Worker forwarded (it authenticated the user; ownership is checked here). */
+  private async fileRequest(op: string, request: Request): Promise<Response> {
+    try {
+      const r = this.owned(request.headers.get('X-User-Id') ?? '');
+      if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it to work on its files`);
+      await this.touch();
+      const url = new URL(request.url);
+      return await this.files.http(op, decodeURIComponent(request.headers.get('X-File-Path') ?? '%2Fworkspace'), request, url);
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
+      if (!(err instanceof AppError)) log('error', 'file request failed', { op, error: String(err) });
+      return Response.json({ error: e.toBody() }, { status: e.status });
+    }
   }
 
   private acceptAgent(agentId: string): Response {
@@ -293,7 +330,9 @@ export class SessionDO extends DurableObject<Env> {
   private async onAgentMessage(message: string | ArrayBuffer): Promise<void> {
     if (typeof message !== 'string') {
       try {
-        this.relay.onAgentBinary(decodeBinaryFrame(message));
+        const frame = decodeBinaryFrame(message);
+        if (frame.kind === FrameKind.Output) this.relay.onAgentBinary(frame);
+        else this.streams.onBinary(frame);
         await this.touch();
       } catch (err) {
         if (!(err instanceof FrameDecodeError)) throw err;
@@ -305,8 +344,19 @@ export class SessionDO extends DurableObject<Env> {
     if (!parsed.ok) return log('warn', 'bad frame from agent', { code: parsed.error.code, message: parsed.error.message });
     const f = parsed.frame;
     if (f.type === 'res') this.pending.settle(f);
-    else if (f.type === 'event') this.relay.onAgentEvent(f.event, f.data);
+    else if (f.type === 'event') this.onAgentEvent(f.event, f.data);
     else if (f.type === 'error') log('warn', 'agent reported an error', { error: f.error });
+  }
+
+  private onAgentEvent(event: string, data: unknown): void {
+    if (event === 'ack') {
+      const ack = AckEvent.safeParse(data);
+      if (ack.success) this.streams.onAck(ack.data.streamId, ack.data.offset);
+    } else if (event === 'fs.change') {
+      this.files.onChange(data);
+    } else {
+      this.relay.onAgentEvent(event, data);
+    }
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
@@ -324,6 +374,7 @@ export class SessionDO extends DurableObject<Env> {
     const id = frame.id;
     try {
       if (await this.relay.handleClient(ws, frame.type, id, frame.payload)) return;
+      if (await this.files.client(ws, frame.type, id, frame.payload)) return;
     } catch (err) {
       const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
       if (!(err instanceof AppError)) log('error', 'client request failed', { type: frame.type, error: String(err) });
@@ -355,9 +406,13 @@ export class SessionDO extends DurableObject<Env> {
   private socketGone(ws: WebSocket): void {
     const att = ws.deserializeAttachment() as Attachment | null;
     if (att?.role === 'agent') {
-      if (!this.agentSocket()) this.pending.failOwner('agent', new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
+      if (!this.agentSocket()) {
+        this.pending.failOwner('agent', new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
+        this.streams.failAll();
+      }
     } else {
       this.relay.clientGone(ws);
+      this.files.clientGone(ws);
     }
   }
 

@@ -3,7 +3,7 @@
  * Fleet DO; each session's lifecycle in its own Session DO, which also checks
  * ownership (another user's session → 403, unknown → 404).
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { CreateContainerBody, ExecBody } from '../../shared/api/containers';
 import { newId } from '../../shared/ids';
@@ -83,3 +83,44 @@ containerRoutes.post('/:sessionId/exec', jsonBody(ExecBody), async (c) => {
   const result = await unwrap(sessionOf(c.env, c.req.param('sessionId')).exec(c.get('principal').userId, c.req.valid('json')));
   return c.json(result);
 });
+
+/* ---- Files: forwarded to the Session DO as internal requests, bodies streamed ---- */
+
+function workspacePathFrom(c: { req: { path: string } }, marker: string): string {
+  const at = c.req.path.indexOf(marker);
+  const raw = at >= 0 ? c.req.path.slice(at + marker.length) : '';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    throw new AppError(ErrorCode.InvalidPath, 'the path is not valid percent-encoding');
+  }
+  if (/[\u0000-\u001f]/.test(decoded)) throw new AppError(ErrorCode.InvalidPath, 'paths may not contain NUL or control characters');
+  return decoded === '' ? '/workspace' : decoded;
+}
+
+async function forwardFileOp(c: Context<AppEnv>, op: string, path: string): Promise<Response> {
+  // Header values are bytes: the path travels percent-encoded.
+  const headers = new Headers({ 'X-User-Id': c.get('principal').userId, 'X-File-Op': op, 'X-File-Path': encodeURIComponent(path) });
+  for (const name of ['Content-Type', 'Content-Length', 'If-None-Match']) {
+    const v = c.req.header(name);
+    if (v) headers.set(name, v);
+  }
+  const method = c.req.method;
+  const hasBody = method === 'PUT' || method === 'POST';
+  const url = new URL(c.req.url);
+  return sessionOf(c.env, c.req.param('sessionId') ?? '').fetch(
+    new Request(`https://session.internal/files${url.search}`, { method: hasBody ? 'POST' : 'GET', headers, ...(hasBody ? { body: c.req.raw.body } : {}) }),
+  );
+}
+
+containerRoutes.on(['GET', 'HEAD'], '/:sessionId/files/*', (c) => forwardFileOp(c, c.req.method === 'HEAD' ? 'head' : 'get', workspacePathFrom(c, '/files/')));
+containerRoutes.get('/:sessionId/files', (c) => forwardFileOp(c, 'get', '/workspace'));
+containerRoutes.put('/:sessionId/files/*', (c) => forwardFileOp(c, 'put', workspacePathFrom(c, '/files/')));
+containerRoutes.delete('/:sessionId/files/*', (c) => forwardFileOp(c, 'delete', workspacePathFrom(c, '/files/')));
+containerRoutes.post('/:sessionId/mkdir', (c) => forwardFileOp(c, 'mkdir', '/workspace'));
+containerRoutes.post('/:sessionId/rename', (c) => forwardFileOp(c, 'rename', '/workspace'));
+containerRoutes.get('/:sessionId/tar/*', (c) => forwardFileOp(c, 'tar-get', workspacePathFrom(c, '/tar/')));
+containerRoutes.get('/:sessionId/tar', (c) => forwardFileOp(c, 'tar-get', '/workspace'));
+containerRoutes.put('/:sessionId/tar/*', (c) => forwardFileOp(c, 'tar-put', workspacePathFrom(c, '/tar/')));
+containerRoutes.put('/:sessionId/tar', (c) => forwardFileOp(c, 'tar-put', '/workspace'));

@@ -96,6 +96,14 @@ export class EdgeByteStreams {
     return true;
   }
 
+  /** Stops sending a stream (the receiver refused it). */
+  abortOutgoing(streamId: number): void {
+    const o = this.outgoing.get(streamId);
+    if (!o) return;
+    o.failed = new AppError(ErrorCode.BadRequest, 'the agent refused the upload');
+    o.wake?.();
+  }
+
   /** Fails every stream: the data socket is gone. */
   failAll(): void {
     const err = new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed mid-stream');
@@ -127,7 +135,7 @@ export class EdgeByteStreams {
           for (let at = 0; at < value.byteLength; at += BYTE_STREAM_CHUNK) {
             const piece = value.subarray(at, Math.min(value.byteLength, at + BYTE_STREAM_CHUNK));
             if (offset + piece.byteLength > maxBytes) {
-              await reader.cancel();
+              await drain(reader);
               throw new AppError(ErrorCode.PayloadTooLarge, `body is larger than ${maxBytes} bytes`, { maxBytes });
             }
             while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
@@ -150,5 +158,28 @@ export class EdgeByteStreams {
     if (!sink?.sendBinary(encodeBinaryFrame({ kind, flags, streamId, offset, payload }))) {
       throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
     }
+  }
+}
+
+/** Bytes of an unwanted body read and dropped before giving up on it (see drain). */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * Reads and discards what is left of a refused request body, up to a bound,
+ * then cancels it. Answering before the client has finished sending breaks
+ * the connection in some HTTP proxies (wrangler dev's among them), so a
+ * refusal of a modest upload still reaches the client cleanly.
+ */
+export async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, limit = DRAIN_LIMIT): Promise<void> {
+  let dropped = 0;
+  try {
+    while (dropped < limit) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      dropped += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The body failed on its own: nothing left to drain.
   }
 }

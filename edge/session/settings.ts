@@ -1,5 +1,6 @@
 /** Session settings, read once per isolate from the Worker's environment. */
 import type { Env } from '../env';
+import { AppError, ErrorCode } from '../../shared/errors';
 import { intSetting } from '../config';
 
 export interface SessionSettings {
@@ -11,6 +12,8 @@ export interface SessionSettings {
   readonly idleTimeoutMs: number;
   /** How long before the idle stop clients get `idle_warning`: 60 s, or half the timeout when that is shorter. */
   readonly idleWarningMs: number;
+  /** MAX_FILE_SIZE (512m): largest file written through the API (413 past it); bytes, or with k/m/g. */
+  readonly maxFileSize: number;
 }
 
 let cached: { env: Env; settings: SessionSettings } | undefined;
@@ -23,7 +26,16 @@ export function sessionSettings(env: Env): SessionSettings {
     maxSessionsPerUser: intSetting(env, 'MAX_SESSIONS_PER_USER', 5, 1, 10_000),
     idleTimeoutMs,
     idleWarningMs: Math.min(60_000, Math.floor(idleTimeoutMs / 2)),
+    maxFileSize: bytesSetting(env.MAX_FILE_SIZE, 512 * 1024 * 1024),
   });
   cached = { env, settings };
   return settings;
+}
+
+function bytesSetting(raw: unknown, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(String(raw).trim());
+  if (!m) throw new AppError(ErrorCode.Internal, 'configuration: MAX_FILE_SIZE must be a size like 512m');
+  const unit = (m[2] ?? '').toLowerCase();
+  return Math.floor(Number(m[1]) * (unit === 'g' ? 1024 ** 3 : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1));
 }

@@ -72,6 +72,14 @@ export class ByteStreams {
     }
   }
 
+  /** The sender gave up on a stream: its reader fails. */
+  abortIncoming(streamId: number): void {
+    const s = this.incoming.get(streamId);
+    if (!s) return;
+    this.incoming.delete(streamId);
+    s.readable.destroy(new AppError(ErrorCode.BadRequest, 'upload interrupted'));
+  }
+
   /** Takes a binary frame if it belongs to an incoming stream. */
   onBinary(frame: BinaryFrame): boolean {
     const s = this.incoming.get(frame.streamId);

@@ -1,0 +1,105 @@
+/**
+ * Serves a session's `fs.*` requests (../../shared/protocol/files.ts) with the
+ * workspace's FileService and watcher, moving bodies as byte streams.
+ */
+import { z } from 'zod';
+import { FrameKind } from '../../shared/protocol/binary';
+import { FsChangesSince, FsDelete, FsMkdir, FsPath, FsRead, FsRename, FsTar, FsWrite } from '../../shared/protocol/files';
+import type { Dispatcher } from '../connection/dispatcher';
+import type { Logger } from '../logger';
+import { FileService } from './files/file-service';
+import { WorkspaceWatcher } from './files/watcher';
+import type { ByteStreams } from './streams/byte-streams';
+
+export interface FileRequestsOptions {
+  root: string;
+  logger: Logger;
+  streams: ByteStreams;
+  events: { send(event: string, data: unknown): boolean };
+  maxFileSize: number;
+}
+
+export class FileRequests {
+  private service: Promise<FileService> | undefined;
+  private watcher: Promise<WorkspaceWatcher> | undefined;
+
+  constructor(private readonly opts: FileRequestsOptions) {}
+
+  private files(): Promise<FileService> {
+    this.service ??= FileService.open({ root: this.opts.root, logger: this.opts.logger, maxFileSize: this.opts.maxFileSize }).catch((err: unknown) => {
+      this.service = undefined;
+      throw err;
+    });
+    return this.service;
+  }
+
+  register(d: Dispatcher): void {
+    const { streams, logger } = this.opts;
+    d.on('fs.stat', FsPath, async (p) => (await this.files()).stat(p.path, { follow: true }))
+      .on('fs.list', FsPath, async (p) => (await this.files()).listDir(p.path))
+      .on('fs.read', FsRead, async (p) => {
+        const read = await (await this.files()).readFile(p.path, p.range ? { range: p.range } : {});
+        // The answer goes out before the body: the dispatcher sends it as this handler resolves.
+        setImmediate(() => {
+          streams.send(p.streamId, FrameKind.File, read.stream).catch((err: unknown) => {
+            read.stream.destroy();
+            logger.warn('file download failed', { path: p.path, error: err });
+          });
+        });
+        const { stream: _s, ...head } = read;
+        return head;
+      })
+      .on('fs.write', FsWrite, async (p) => {
+        // Registered before the first await, so body frames that follow the request find their stream.
+        const body = streams.receive(p.streamId);
+        try {
+          return await (await this.files()).writeFile(p.path, body, { parents: p.parents });
+        } finally {
+          body.destroy();
+        }
+      })
+      .on('fs.mkdir', FsMkdir, async (p) => (await this.files()).mkdir(p.path, { recursive: p.recursive }))
+      .on('fs.delete', FsDelete, async (p) => (await this.files()).remove(p.path, { recursive: p.recursive }))
+      .on('fs.rename', FsRename, async (p) => (await this.files()).rename(p.from, p.to))
+      .on('fs.tar.pack', FsTar, async (p) => {
+        const tar = await (await this.files()).packTar(p.path);
+        setImmediate(() => {
+          streams.send(p.streamId, FrameKind.File, tar).catch((err: unknown) => {
+            tar.destroy();
+            logger.warn('tar download failed', { path: p.path, error: err });
+          });
+        });
+        return { path: p.path };
+      })
+      .on('fs.tar.extract', FsTar, async (p) => {
+        const body = streams.receive(p.streamId);
+        try {
+          return await (await this.files()).extractTar(p.path, body);
+        } finally {
+          body.destroy();
+        }
+      })
+      .on('fs.watch', z.object({}).passthrough(), async () => ({ version: (await this.watch()).journal.version }))
+      .on('fs.changes_since', FsChangesSince, async (p) => (await this.watch()).changesSince(p.version));
+  }
+
+  /** Starts the workspace watcher once; every change goes to the edge, which filters per client. */
+  private watch(): Promise<WorkspaceWatcher> {
+    this.watcher ??= WorkspaceWatcher.start({ root: this.opts.root, logger: this.opts.logger }).then(
+      (w) => {
+        w.subscribe({ path: '/workspace', recursive: true }, (change) => this.opts.events.send('fs.change', change));
+        return w;
+      },
+      (err: unknown) => {
+        this.watcher = undefined;
+        throw err;
+      },
+    );
+    return this.watcher;
+  }
+
+  async close(): Promise<void> {
+    const w = await this.watcher?.catch(() => undefined);
+    w?.close();
+  }
+}

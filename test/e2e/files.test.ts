@@ -1,0 +1,301 @@
+/**
+ * Files through the real stack (workerd edge, agent, dockerd): REST and
+ * WebSocket file work, large streamed bodies, the path jail, watch and tar sync.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasDocker } from '../helpers/docker';
+import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { ensureTestImage } from '../helpers/images';
+import { rssBytes, samplePeak } from '../helpers/memory';
+import { TestStack, type TestAgent } from '../helpers/stack';
+
+const MiB = 1024 * 1024;
+
+describe.skipIf(!hasDocker)('files (real stack, Docker)', () => {
+  const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: 'mominai/busybox:test' } });
+  let agent: TestAgent;
+  let user: TestUser;
+  let sessionId: string;
+  let workspace: string;
+  let outside: string;
+  const filesUrl = (p: string) => `${stack.baseUrl}/api/containers/${sessionId}/files/${p}`;
+  // identity: exact bytes and Content-Length (a browser asking for gzip gets a compressed, chunked body).
+  const auth = () => ({ Authorization: `Bearer ${user.token}`, 'Accept-Encoding': 'identity' });
+
+  beforeAll(async () => {
+    await ensureTestImage('busybox');
+    await stack.startEdge();
+    agent = await stack.startAgent({ name: 'files-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    user = await registerUser(stack, 'files');
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+    sessionId = res.body.session.id;
+    workspace = path.join(stack.stateDir, 'workspaces', user.id, sessionId);
+    // A canary beside the workspace: nothing may ever read or change it.
+    outside = path.join(stack.stateDir, 'workspaces', user.id, 'outside');
+    fs.mkdirSync(outside, { recursive: true });
+    fs.writeFileSync(path.join(outside, 'secret.txt'), 'canary');
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('round-trips text and binary files with type, length and ETag, and stats them with HEAD', async () => {
+    const put = await fetch(filesUrl('src/hello.txt?parents=1'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'text/plain' }, body: 'héllo\n' });
+    expect(put.status).toBe(200);
+    expect(await put.json()).toMatchObject({ path: '/workspace/src/hello.txt', size: Buffer.byteLength('héllo\n') });
+    const get = await fetch(filesUrl('src/hello.txt'), { headers: auth() });
+    expect(get.status).toBe(200);
+    expect(get.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(get.headers.get('content-length')).toBe(String(Buffer.byteLength('héllo\n')));
+    const etag = get.headers.get('etag')!;
+    expect(await get.text()).toBe('héllo\n');
+    expect((await fetch(filesUrl('src/hello.txt'), { headers: { ...auth(), 'If-None-Match': etag } })).status).toBe(304);
+
+    const bin = randomBytes(70_000);
+    expect((await fetch(filesUrl('data/blob.bin?parents=1'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/octet-stream' }, body: bin })).status).toBe(200);
+    const back = Buffer.from(await (await fetch(filesUrl('data/blob.bin'), { headers: auth() })).arrayBuffer());
+    expect(back.equals(bin)).toBe(true);
+    const head = await fetch(filesUrl('data/blob.bin'), { method: 'HEAD', headers: auth() });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('x-file-type')).toBe('file');
+    expect(head.headers.get('content-length')).toBe(String(bin.length));
+
+    const json = await api(stack, 'PUT', `/api/containers/${sessionId}/files/data/b64.bin`, { token: user.token, body: { content: Buffer.from([0, 1, 2, 255]).toString('base64'), encoding: 'base64' } });
+    expect(json.status).toBe(200);
+    expect(fs.readFileSync(path.join(workspace, 'data/b64.bin'))).toEqual(Buffer.from([0, 1, 2, 255]));
+    // The container user owns what the API wrote.
+    expect(fs.statSync(path.join(workspace, 'data/b64.bin')).uid).toBe(fs.statSync(workspace).uid);
+  });
+
+  it('lists, makes, renames and deletes, answering missing paths with 404', async () => {
+    expect((await api(stack, 'POST', `/api/containers/${sessionId}/mkdir`, { token: user.token, body: { path: 'a/b/c', recursive: true } })).status).toBe(201);
+    fs.writeFileSync(path.join(workspace, 'a/b/c/x.txt'), 'x');
+    const list = await api<{ path: string; entries: Array<{ name: string; type: string }> }>(stack, 'GET', `/api/containers/${sessionId}/files/a/b/c`, { token: user.token });
+    expect(list.body).toMatchObject({ path: '/workspace/a/b/c', entries: [{ name: 'x.txt', type: 'file' }] });
+    expect((await api(stack, 'POST', `/api/containers/${sessionId}/rename`, { token: user.token, body: { from: 'a/b/c/x.txt', to: '/workspace/a/y.txt' } })).status).toBe(200);
+    expect(fs.readFileSync(path.join(workspace, 'a/y.txt'), 'utf8')).toBe('x');
+    const nonEmpty = await api<{ error: { code: string } }>(stack, 'DELETE', `/api/containers/${sessionId}/files/a`, { token: user.token });
+    expect(nonEmpty.status).toBe(409);
+    expect((await api(stack, 'DELETE', `/api/containers/${sessionId}/files/a?recursive=1`, { token: user.token })).status).toBe(200);
+    expect(fs.existsSync(path.join(workspace, 'a'))).toBe(false);
+    const missing = await api<{ error: { code: string } }>(stack, 'GET', `/api/containers/${sessionId}/files/nope.txt`, { token: user.token });
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('not_found');
+  });
+
+  it('refuses every path that leaves the workspace and touches nothing outside', async () => {
+    fs.symlinkSync(outside, path.join(workspace, 'escape'));
+    fs.symlinkSync('/etc/passwd', path.join(workspace, 'passwd-link'));
+    const bad = ['../outside/secret.txt', '%2e%2e/outside/secret.txt', '/etc/passwd', '/workspace/../outside/secret.txt', 'escape/secret.txt', 'passwd-link', 'a/%00b', 'escape/new.txt', `${'x'.repeat(300)}.txt`];
+    let refused = 0;
+    for (const p of bad) {
+      for (const [method, body] of [
+        ['GET', undefined],
+        ['PUT', 'pwned'],
+        ['DELETE', undefined],
+        ['HEAD', undefined],
+      ] as const) {
+        const res = await fetch(filesUrl(p), { method, headers: { ...auth(), 'Content-Type': 'text/plain' }, ...(body ? { body } : {}) });
+        // Deleting a link removes the link itself (it is inside); what it points at stays.
+        const allowed = method === 'DELETE' && p === 'passwd-link' ? [200, 404] : [400, 403, 404];
+        expect(allowed, `${method} ${p} → ${res.status}`).toContain(res.status);
+        if (allowed.includes(200)) continue;
+        if (method !== 'HEAD' && res.status !== 404) {
+          const err = (await res.json()) as { error: { code: string } };
+          expect(['invalid_path', 'path_outside_workspace', 'not_found']).toContain(err.error.code);
+        }
+        refused++;
+      }
+    }
+    for (const body of [{ from: 'escape/secret.txt', to: 'stolen.txt' }, { from: 'data/blob.bin', to: '../outside/blob.bin' }, { from: 'data/blob.bin', to: 'escape/blob.bin' }]) {
+      const res = await api(stack, 'POST', `/api/containers/${sessionId}/rename`, { token: user.token, body });
+      expect([400, 403, 404]).toContain(res.status);
+      refused++;
+    }
+    expect(refused).toBeGreaterThanOrEqual(38);
+    expect(fs.readdirSync(outside)).toEqual(['secret.txt']);
+    expect(fs.readFileSync(path.join(outside, 'secret.txt'), 'utf8')).toBe('canary');
+    expect(fs.existsSync(path.join(workspace, 'stolen.txt'))).toBe(false);
+    expect(fs.readFileSync('/etc/passwd', 'utf8')).toContain('root:');
+  });
+
+  it('streams a 200 MiB upload and download with matching SHA-256, agent memory far below the file size', async () => {
+    const size = 200 * MiB;
+    const seed = randomBytes(MiB);
+    const upHash = createHash('sha256');
+    let sent = 0;
+    const source = new Readable({
+      read() {
+        if (sent >= size) return void this.push(null);
+        const chunk = Buffer.from(seed);
+        chunk.writeUInt32BE(sent / MiB, 0);
+        upHash.update(chunk);
+        sent += chunk.length;
+        this.push(chunk);
+      },
+    });
+    const baseline = rssBytes(agent.proc.child.pid!);
+    const peak = samplePeak(() => [agent.proc.child.pid!]);
+    const put = await fetch(filesUrl('big/file.bin?parents=1'), {
+      method: 'PUT',
+      headers: { ...auth(), 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) },
+      body: Readable.toWeb(source) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(put.status).toBe(200);
+    expect(((await put.json()) as { size: number }).size).toBe(size);
+    const res = await fetch(filesUrl('big/file.bin'), { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(size));
+    const downHash = createHash('sha256');
+    let got = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      downHash.update(chunk);
+      got += chunk.byteLength;
+    }
+    const agentPeak = peak.stop();
+    const growth = agentPeak - baseline;
+    process.stderr.write(`[files] 200 MiB round trip: agent peak RSS ${(agentPeak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB\n`);
+    expect(got).toBe(size);
+    expect(downHash.digest('hex')).toBe(upHash.digest('hex'));
+    expect(growth).toBeLessThan(size / 2);
+  }, 300_000);
+
+  it('keeps the old file when an upload is cut off', async () => {
+    fs.writeFileSync(path.join(workspace, 'keep.txt'), 'original');
+    const ctrl = new AbortController();
+    const cut = new Readable({
+      read() {
+        this.push(Buffer.alloc(256 * 1024, 1));
+        ctrl.abort();
+      },
+    });
+    await fetch(filesUrl('keep.txt'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/octet-stream' }, body: Readable.toWeb(cut) as ReadableStream, duplex: 'half', signal: ctrl.signal } as RequestInit).catch(() => undefined);
+    // The agent notices the cut (the edge aborts the stream) and removes its temporary file.
+    const deadline = Date.now() + 20_000;
+    while (fs.readdirSync(workspace).some((n) => n.startsWith('.') && n !== '.mominai') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(fs.readdirSync(workspace).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(fs.readFileSync(path.join(workspace, 'keep.txt'), 'utf8')).toBe('original');
+  });
+
+  it('serves file frames on the WebSocket, each reply echoing its id', async () => {
+    const sock = await TestSocket.open(stack, user.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    expect(await sock.request('write_file', { path: 'ws/note.md', content: '# hi', parents: true })).toMatchObject({ type: 'file_written', payload: { path: '/workspace/ws/note.md', size: 4 } });
+    expect(await sock.request('read_file', { path: '/workspace/ws/note.md' })).toMatchObject({ type: 'file_content', payload: { content: '# hi', encoding: 'utf8' } });
+    expect((await sock.request('list_dir', { path: 'ws' })).payload.entries).toEqual([expect.objectContaining({ name: 'note.md' })]);
+    expect((await sock.request('mkdir', { path: 'ws/sub', recursive: false })).type).toBe('dir_created');
+    expect((await sock.request('rename', { from: 'ws/note.md', to: 'ws/sub/note.md' })).type).toBe('file_renamed');
+    expect((await sock.request('delete_file', { path: 'ws', recursive: true })).type).toBe('file_deleted');
+    expect(await sock.request('read_file', { path: '../outside/secret.txt' })).toMatchObject({ type: 'error', payload: { code: 'path_outside_workspace' } });
+    sock.close();
+  });
+
+  it('reports a file made by a command in the container, and catches up a reconnecting client', async () => {
+    const sock = await TestSocket.open(stack, user.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    const watching = await sock.request('watch', { path: '/workspace', recursive: true });
+    expect(watching.type).toBe('watching');
+    const version = Number(watching.payload.version);
+    await sock.request('container_command', { command: 'mkdir -p gen/deep && echo made > gen/deep/out.txt' });
+    const seen = await sock.waitFor((f) => f.type === 'file_changed' && f.payload.path === '/workspace/gen/deep/out.txt', 30_000);
+    expect(['add_file', 'change']).toContain(seen.payload.event);
+    sock.close();
+
+    // While no client listens, more changes happen; a new client asks what it missed.
+    await api(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: user.token, body: { command: 'echo later > gen/later.txt' } });
+    const again = await TestSocket.open(stack, user.token, sessionId);
+    await again.waitFor((f) => f.type === 'ready');
+    const deadline = Date.now() + 20_000;
+    let paths: string[] = [];
+    while (!paths.includes('/workspace/gen/later.txt') && Date.now() < deadline) {
+      const changes = await again.request('changes_since', { version });
+      expect(changes.payload.resync).toBe(false);
+      paths = (changes.payload.changes as Array<{ path: string }>).map((c) => c.path);
+      if (!paths.includes('/workspace/gen/later.txt')) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(paths).toContain('/workspace/gen/deep/out.txt');
+    expect(paths).toContain('/workspace/gen/later.txt');
+    expect((await again.request('changes_since', { version: 1 })).payload.resync).toBe(true);
+    again.close();
+  });
+
+  it('uploads a project as a tar, lists it, and downloads it back identical', async () => {
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-tar-'));
+    try {
+      fs.mkdirSync(path.join(src, 'proj/src'), { recursive: true });
+      fs.writeFileSync(path.join(src, 'proj/package.json'), '{"name":"demo","scripts":{"dev":"node src/index.js"}}');
+      fs.writeFileSync(path.join(src, 'proj/src/index.js'), 'console.log("hi")\n');
+      fs.writeFileSync(path.join(src, 'proj/logo.bin'), randomBytes(3000));
+      const tar = execFileSync('tar', ['-C', path.join(src, 'proj'), '-cf', '-', '.']);
+      const up = await fetch(`${stack.baseUrl}/api/containers/${sessionId}/tar/project`, { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/x-tar' }, body: tar });
+      expect(up.status).toBe(200);
+      expect(await up.json()).toMatchObject({ files: 3 });
+      const list = await api<{ entries: Array<{ name: string }> }>(stack, 'GET', `/api/containers/${sessionId}/files/project`, { token: user.token });
+      expect(list.body.entries.map((e) => e.name).sort()).toEqual(['logo.bin', 'package.json', 'src']);
+      const down = await fetch(`${stack.baseUrl}/api/containers/${sessionId}/tar/project`, { headers: auth() });
+      expect(down.headers.get('content-type')).toBe('application/x-tar');
+      const out = path.join(src, 'back');
+      fs.mkdirSync(out);
+      execFileSync('tar', ['-C', out, '-xf', '-'], { input: Buffer.from(await down.arrayBuffer()) });
+      for (const f of ['package.json', 'src/index.js', 'logo.bin']) {
+        expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(src, 'proj', f))), f).toBe(true);
+      }
+      const evil = execFileSync('sh', ['-c', `cd ${src} && ln -s /etc evil && tar -cf - evil`]);
+      const refused = await fetch(`${stack.baseUrl}/api/containers/${sessionId}/tar/project`, { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/x-tar' }, body: evil });
+      expect([400, 403]).toContain(refused.status);
+      expect(fs.existsSync(path.join(workspace, 'project/evil'))).toBe(false);
+    } finally {
+      fs.rmSync(src, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!hasDocker)('files over MAX_FILE_SIZE (real stack, Docker)', () => {
+  const stack = new TestStack({ edgeVars: { MAX_FILE_SIZE: '1m', DEFAULT_IMAGE: 'mominai/busybox:test' } });
+  let user: TestUser;
+  let sessionId: string;
+
+  beforeAll(async () => {
+    await ensureTestImage('busybox');
+    await stack.startEdge();
+    const agent = await stack.startAgent({ name: 'small-files', env: { MAX_FILE_SIZE: '1m' } });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    user = await registerUser(stack, 'small');
+    sessionId = (await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} })).body.session.id;
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('answers 413 for a declared or a streamed body over the limit, and keeps the old file', async () => {
+    const workspace = path.join(stack.stateDir, 'workspaces', user.id, sessionId);
+    fs.writeFileSync(path.join(workspace, 'keep.txt'), 'original');
+    const url = `${stack.baseUrl}/api/containers/${sessionId}/files/keep.txt`;
+    const headers = { Authorization: `Bearer ${user.token}`, 'Content-Type': 'application/octet-stream' };
+    const declared = await fetch(url, { method: 'PUT', headers, body: Buffer.alloc(2 * MiB, 7) });
+    expect(declared.status).toBe(413);
+    expect(((await declared.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
+    let sent = 0;
+    const streamed = new Readable({
+      read() {
+        if (sent >= 3 * MiB) return void this.push(null);
+        sent += 256 * 1024;
+        this.push(Buffer.alloc(256 * 1024, 9));
+      },
+    });
+    const res = await fetch(url, { method: 'PUT', headers, body: Readable.toWeb(streamed) as ReadableStream, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(fs.readFileSync(path.join(workspace, 'keep.txt'), 'utf8')).toBe('original');
+    expect(fs.readdirSync(workspace).filter((n) => n.startsWith('.'))).toEqual([]);
+    // The edge still serves requests normally afterwards.
+    expect((await fetch(url, { headers: { Authorization: `Bearer ${user.token}` } })).status).toBe(200);
+  });
+});
