@@ -19,12 +19,16 @@ import { authRoutes } from './routes/auth';
 import { containerRoutes } from './routes/containers';
 import { healthRoutes } from './routes/health';
 import { wsRoutes } from './routes/ws';
+import { previewByHost, previewByPath } from './routes/preview';
 
 /** Paths that also spend the tighter AUTH_RATE_LIMIT budget (password guessing, account spam). */
 const AUTH_PATHS: ReadonlySet<string> = new Set(['/api/auth/register', '/api/auth/login']);
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // Previews first: they are the app's responses, without the API's headers, limits or CORS.
+  app.use('*', previewByHost());
+  app.use('/preview/*', previewByPath());
   app.use(
     '*',
     secureHeaders({

@@ -13,6 +13,8 @@ import { SessionLink } from '../connection/session-link';
 import type { Logger } from '../logger';
 import type { Runtime } from '../runtime/runtime';
 import { FileRequests } from './file-requests';
+import { execListListening } from './preview/proc-net';
+import { PreviewService } from './preview/preview-service';
 import { ProcessManager } from './processes/process-manager';
 import { ByteStreams } from './streams/byte-streams';
 
@@ -28,6 +30,7 @@ interface Host {
   link: SessionLink;
   processes: ProcessManager;
   files: FileRequests;
+  previews: PreviewService;
 }
 
 export class SessionHosts {
@@ -35,8 +38,11 @@ export class SessionHosts {
 
   constructor(private readonly opts: SessionHostsOptions) {}
 
-  /** Opens the host of a running session (idempotent); `workspace` is its folder on this host. */
-  open(sessionId: string, workspace: string): void {
+  /**
+   * Opens the host of a running session (idempotent); `workspace` is its folder on
+   * this host and `address` where its servers listen (the container's IP).
+   */
+  open(sessionId: string, workspace: string, address: string | undefined): void {
     if (this.hosts.has(sessionId)) return;
     const { runtime, edgeUrl, token } = this.opts;
     const logger = this.opts.logger.child({ sessionId });
@@ -45,9 +51,21 @@ export class SessionHosts {
     processes.register(dispatcher);
     const streams = new ByteStreams();
     let sendEvent: (event: string, data: unknown) => boolean = () => false;
+    let bufferedAmount: () => number = () => 0;
     const events = { send: (event: string, data: unknown) => sendEvent(event, data) };
     const files = new FileRequests({ root: workspace, logger, streams, events, maxFileSize: this.opts.maxFileSize });
     files.register(dispatcher);
+    const previews = new PreviewService({
+      sessionId,
+      logger,
+      streams,
+      events,
+      target: async () => (address ? { address, declaredPorts: [] } : null),
+      listListening: execListListening(runtime, sessionId, { includeLoopback: runtime.mode === 'local' }),
+      allowLoopback: runtime.mode === 'local',
+      dataBuffered: () => bufferedAmount(),
+    });
+    previews.register(dispatcher);
     const link = new SessionLink({
       edgeUrl,
       token,
@@ -57,6 +75,7 @@ export class SessionHosts {
       handlers: {
         onAttach: (sink) => {
           sendEvent = (event, data) => sink.sendEvent(event, data);
+          bufferedAmount = () => sink.bufferedAmount;
           streams.attach(sink);
           processes.attach(sink);
         },
@@ -67,13 +86,15 @@ export class SessionHosts {
         },
         onBinary: (frame) => {
           if (frame.kind === FrameKind.Input) processes.onBinary(frame);
-          else if (!streams.onBinary(frame)) logger.debug('frame for no stream', { kind: frame.kind, streamId: frame.streamId });
+          else if (!streams.onBinary(frame) && !previews.onBinary(frame)) logger.debug('frame for no stream', { kind: frame.kind, streamId: frame.streamId });
         },
         onEvent: (event, data) => {
           if (event === 'ack') {
             const ack = AckEvent.safeParse(data);
             if (!ack.success) return logger.warn('bad ack from edge', { data });
             if (!streams.onAck(ack.data.streamId, ack.data.offset)) processes.onAck(ack.data.streamId, ack.data.offset);
+          } else if (previews.onEvent(event, data)) {
+            return;
           } else if (event === 'stream.abort') {
             const abort = StreamAbort.safeParse(data);
             if (abort.success) streams.abortIncoming(abort.data.streamId);
@@ -83,8 +104,9 @@ export class SessionHosts {
         },
       },
     });
-    this.hosts.set(sessionId, { link, processes, files });
+    this.hosts.set(sessionId, { link, processes, files, previews });
     link.start();
+    previews.start();
   }
 
   /** Closes a session's host: its processes are killed and its data socket closed. */
@@ -94,11 +116,19 @@ export class SessionHosts {
     this.hosts.delete(sessionId);
     await host.processes.close().catch((err: unknown) => this.opts.logger.warn('closing processes failed', { sessionId, error: err }));
     await host.files.close();
+    host.previews.stop();
     host.link.close();
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.hosts.keys()].map((id) => this.close(id)));
+  }
+
+  /** Relayed preview requests and sockets open now, over every session. */
+  activePreviews(): number {
+    let n = 0;
+    for (const h of this.hosts.values()) n += h.previews.activeCount();
+    return n;
   }
 
   get size(): number {

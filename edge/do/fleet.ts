@@ -92,7 +92,7 @@ export class FleetDO extends DurableObject<Env> {
       }
       switch (frame.type) {
         case 'heartbeat':
-          this.registry.recordHeartbeat(att.agentId, frame.system, frame.activeSessions, Date.now(), frame.containers ?? []);
+          this.registry.recordHeartbeat(att.agentId, frame.system, frame.activeSessions, Date.now(), frame.containers ?? [], frame.activePreviews ?? 0);
           return send(ws, { type: 'heartbeat_ack', seq: frame.seq });
         case 'req':
           return send(ws, {

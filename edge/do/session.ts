@@ -20,6 +20,8 @@ import { ProcessRelay, type AgentLink } from '../session/process-relay';
 import { ProcessStore } from '../session/process-store';
 import { EdgeByteStreams } from '../session/byte-streams';
 import { FileRelay } from '../session/file-relay';
+import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
+import { previewSettings } from '../preview/settings';
 import { FrameKind } from '../../shared/protocol/binary';
 import { AckEvent } from '../../shared/protocol/session-data';
 import { idleStep } from '../session/idle';
@@ -29,7 +31,7 @@ import { sessionSettings } from '../session/settings';
 const CREATE_TIMEOUT_MS = 120_000;
 const LIFECYCLE_TIMEOUT_MS = 60_000;
 
-type Attachment = { role: 'client'; userId: string } | { role: 'agent'; agentId: string };
+type Attachment = { role: 'client'; userId: string } | { role: 'agent'; agentId: string } | { role: 'preview'; streamBase: number };
 
 /** How long a client request waits for the agent's data socket to (re)appear. */
 const AGENT_WAIT_MS = 15_000;
@@ -41,6 +43,9 @@ export class SessionDO extends DurableObject<Env> {
   private readonly store: ProcessStore;
   private readonly streams: EdgeByteStreams;
   private readonly files: FileRelay;
+  private readonly previews: PreviewRelay;
+  /** Where browsers reach this edge (from the last client connect), for preview URLs. */
+  private publicOrigin = '';
   private agentWaiters: Array<() => void> = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -58,6 +63,19 @@ export class SessionDO extends DurableObject<Env> {
       maxFileSize: sessionSettings(env).maxFileSize,
       send: sendTo,
       clients: () => this.ctx.getWebSockets('client'),
+    });
+    this.previews = new PreviewRelay({
+      agent: () => this.agentLink(),
+      streams: this.streams,
+      nextStreamIds: (n) => this.store.nextStreamBase(n),
+      record: () => this.record,
+      acceptPreviewSocket: (server, streamBase) => {
+        this.ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
+        server.serializeAttachment({ role: 'preview', streamBase } satisfies Attachment);
+      },
+      previewSockets: (streamBase) => this.ctx.getWebSockets(`preview:${streamBase}`),
+      broadcast: (frame) => this.broadcast(frame),
+      urlFor: (port) => this.previewUrl(port),
     });
     this.relay = new ProcessRelay({
       store: this.store,
@@ -277,7 +295,10 @@ export class SessionDO extends DurableObject<Env> {
     if (agentId) return this.acceptAgent(agentId);
     const fileOp = request.headers.get('X-File-Op');
     if (fileOp) return this.fileRequest(fileOp, request);
+    const preview = request.headers.get('X-Preview-Info');
+    if (preview) return this.previewRequest(request, preview);
     const userId = request.headers.get('X-User-Id') ?? '';
+    this.publicOrigin = request.headers.get('X-Public-Origin') ?? this.publicOrigin;
     let r: SessionRecord;
     try {
       r = this.owned(userId);
@@ -309,6 +330,47 @@ export class SessionDO extends DurableObject<Env> {
     }
   }
 
+  /** The URL a port's preview has (the subdomain form), from what browsers use to reach this edge. */
+  private previewUrl(port: number): string {
+    const { domain } = previewSettings(this.env);
+    if (!this.publicOrigin || !this.record) return `/preview/${this.record?.id ?? ''}/`;
+    const origin = new URL(this.publicOrigin);
+    return `${origin.protocol}//${port}-${this.record.id}.${domain}${origin.port ? `:${origin.port}` : ''}/`;
+  }
+
+  private async previewRequest(request: Request, raw: string): Promise<Response> {
+    try {
+      const info = JSON.parse(decodeURIComponent(raw)) as PreviewRequestInfo;
+      if (this.record?.status === 'running') await this.touch();
+      if (request.headers.get('Upgrade')?.toLowerCase() === 'websocket') return await this.previews.upgrade(request, info);
+      return await this.previews.http(request, info);
+    } catch (err) {
+      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
+      if (!(err instanceof AppError)) log('error', 'preview request failed', { error: String(err) });
+      return Response.json({ error: e.toBody() }, { status: e.status });
+    }
+  }
+
+  /** RPC: makes a port public (anyone may open its preview) or private again. */
+  async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {
+    return capture(async () => {
+      const r = this.owned(userId);
+      const others = (r.publicPorts ?? []).filter((p) => p !== port);
+      const next = { ...r, publicPorts: visibility === 'public' ? [...others, port].sort((a, b) => a - b) : others };
+      this.record = next;
+      await this.ctx.storage.put('record', next);
+      return toView(next);
+    });
+  }
+
+  /** Tells the agent which ports this session declared (it relays only to those and to ports it sees listening). */
+  private async declarePorts(): Promise<void> {
+    const r = this.record;
+    if (!r) return;
+    const ports = [...new Set([...r.ports, ...(r.previewPort ? [r.previewPort] : [])])].slice(0, 10);
+    await (await this.agentLink()).request('ports.declare', { ports }, 10_000);
+  }
+
   private acceptAgent(agentId: string): Response {
     const r = this.record;
     if (!r || r.status === 'destroyed' || r.agentId !== agentId) {
@@ -324,6 +386,9 @@ export class SessionDO extends DurableObject<Env> {
     // Let the socket finish opening before waiters send on it.
     setTimeout(() => waiters.forEach((w) => w()), 0);
     log('info', 'agent data socket attached', { sessionId: r.id, agentId });
+    this.ctx.waitUntil(
+      new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.declarePorts()).catch((err: unknown) => log('warn', 'declaring ports failed', { error: String(err) })),
+    );
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -332,7 +397,7 @@ export class SessionDO extends DurableObject<Env> {
       try {
         const frame = decodeBinaryFrame(message);
         if (frame.kind === FrameKind.Output) this.relay.onAgentBinary(frame);
-        else this.streams.onBinary(frame);
+        else if (!this.previews.onBinary(frame)) this.streams.onBinary(frame);
         await this.touch();
       } catch (err) {
         if (!(err instanceof FrameDecodeError)) throw err;
@@ -354,6 +419,8 @@ export class SessionDO extends DurableObject<Env> {
       if (ack.success) this.streams.onAck(ack.data.streamId, ack.data.offset);
     } else if (event === 'fs.change') {
       this.files.onChange(data);
+    } else if (this.previews.onEvent(event, data)) {
+      return;
     } else {
       this.relay.onAgentEvent(event, data);
     }
@@ -362,6 +429,7 @@ export class SessionDO extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const att = ws.deserializeAttachment() as Attachment | null;
     if (att?.role === 'agent') return this.onAgentMessage(message);
+    if (att?.role === 'preview') return this.previews.fromBrowser(att.streamBase, message);
     await this.touch();
     if (typeof message !== 'string') {
       return sendTo(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
@@ -383,6 +451,22 @@ export class SessionDO extends DurableObject<Env> {
     switch (frame.type) {
       case 'ping':
         return sendTo(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
+      case 'start_preview': {
+        const port = Number((frame.payload as { port?: unknown } | undefined)?.port);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) {
+          return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: ErrorCode.ValidationFailed, message: 'port must be 1-65535' } });
+        }
+        try {
+          this.record = { ...this.record!, previewPort: port };
+          await this.ctx.storage.put('record', this.record);
+          await this.declarePorts();
+          await (await this.agentLink()).request('ports.wait', { port, timeoutMs: 120_000 }, 125_000);
+          return sendTo(ws, { type: 'preview_ready', ...(id !== undefined ? { id } : {}), payload: { port, url: this.previewUrl(port), pathUrl: `${this.publicOrigin}/preview/${this.record.id}/` } });
+        } catch (err) {
+          const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
+          return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message } });
+        }
+      }
       case 'get_session':
         return sendTo(ws, { type: 'session', ...(id !== undefined ? { id } : {}), payload: { session: toView(this.record!) } });
       default:
@@ -396,6 +480,8 @@ export class SessionDO extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+    const att = ws.deserializeAttachment() as Attachment | null;
+    if (att?.role === 'preview') return this.previews.browserClosed(att.streamBase, code, reason);
     this.socketGone(ws);
   }
 

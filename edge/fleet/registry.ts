@@ -19,6 +19,7 @@ export interface AgentRecord {
   lastSeen: number | null;
   sessions: SessionReport[];
   containers: ContainerFigures[];
+  activePreviews: number;
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -43,6 +44,7 @@ export class AgentRegistry {
     // Storage written before `containers` existed gains the column.
     const columns = sql.exec<{ name: string }>('PRAGMA table_info(agents)').toArray().map((c) => c.name);
     if (!columns.includes('containers')) sql.exec("ALTER TABLE agents ADD COLUMN containers TEXT NOT NULL DEFAULT '[]'");
+    if (!columns.includes('active_previews')) sql.exec('ALTER TABLE agents ADD COLUMN active_previews INTEGER NOT NULL DEFAULT 0');
   }
 
   upsertOnHello(
@@ -72,12 +74,13 @@ export class AgentRegistry {
     );
   }
 
-  recordHeartbeat(id: string, system: SystemInfo, activeSessions: number, now: number, containers: ContainerFigures[]): void {
+  recordHeartbeat(id: string, system: SystemInfo, activeSessions: number, now: number, containers: ContainerFigures[], activePreviews = 0): void {
     this.sql.exec(
-      'UPDATE agents SET system = ?, active_sessions = ?, containers = ?, last_seen = ? WHERE id = ? AND connected = 1',
+      'UPDATE agents SET system = ?, active_sessions = ?, containers = ?, active_previews = ?, last_seen = ? WHERE id = ? AND connected = 1',
       JSON.stringify(system),
       activeSessions,
       JSON.stringify(containers),
+      activePreviews,
       now,
       id,
     );
@@ -124,6 +127,7 @@ function toRecord(row: Row): AgentRecord {
     lastSeen: row.last_seen == null ? null : Number(row.last_seen),
     sessions: parseJson(row.sessions, []),
     containers: parseJson(row.containers, []),
+    activePreviews: Number(row.active_previews ?? 0),
   };
 }
 

@@ -5,7 +5,8 @@
  */
 import { Hono, type Context } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
-import { CreateContainerBody, ExecBody } from '../../shared/api/containers';
+import { CreateContainerBody, ExecBody, PortVisibilityBody } from '../../shared/api/containers';
+import { previewLink } from './preview';
 import { newId } from '../../shared/ids';
 import type { AppEnv, Env } from '../env';
 import { requireUser } from '../middleware/auth';
@@ -124,3 +125,22 @@ containerRoutes.get('/:sessionId/tar/*', (c) => forwardFileOp(c, 'tar-get', work
 containerRoutes.get('/:sessionId/tar', (c) => forwardFileOp(c, 'tar-get', '/workspace'));
 containerRoutes.put('/:sessionId/tar/*', (c) => forwardFileOp(c, 'tar-put', workspacePathFrom(c, '/tar/')));
 containerRoutes.put('/:sessionId/tar', (c) => forwardFileOp(c, 'tar-put', '/workspace'));
+
+/* ---- Preview access ---- */
+
+containerRoutes.get('/:sessionId/preview-url', async (c) => {
+  const { userId } = c.get('principal');
+  const sessionId = c.req.param('sessionId');
+  await unwrap(sessionOf(c.env, sessionId).get(userId));
+  const raw = c.req.query('port');
+  const port = raw === undefined || raw === '' ? null : Number(raw);
+  if (port !== null && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new AppError(ErrorCode.ValidationFailed, 'port must be 1-65535');
+  return c.json(await previewLink(c, sessionId, userId, port));
+});
+
+containerRoutes.post('/:sessionId/ports/:port', jsonBody(PortVisibilityBody), async (c) => {
+  const port = Number(c.req.param('port'));
+  if (!(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new AppError(ErrorCode.ValidationFailed, 'port must be 1-65535');
+  const session = await unwrap(sessionOf(c.env, c.req.param('sessionId')).setPortVisibility(c.get('principal').userId, port, c.req.valid('json').visibility));
+  return c.json({ session, port, visibility: c.req.valid('json').visibility });
+});

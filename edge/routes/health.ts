@@ -23,7 +23,7 @@ healthRoutes.get('/', async (c) => {
       dockerStatus: dockerAgents.length > 0 ? 'available' : connected.length > 0 ? 'unavailable (local mode, no isolation)' : 'no agent',
       details,
     },
-    previews: { active: 0 },
+    previews: { active: connected.reduce((n, a) => n + a.activePreviews, 0) },
     config: {
       environment: config.production ? 'production' : 'development',
       heartbeatIntervalMs: config.heartbeatIntervalMs,

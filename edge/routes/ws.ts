@@ -25,5 +25,7 @@ wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
     }
     sessionId = live[0]!.id;
   }
-  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId }));
+  const url = new URL(c.req.url);
+  const origin = `${url.protocol === 'wss:' || url.protocol === 'https:' ? 'https:' : 'http:'}//${c.req.header('Host') ?? url.host}`;
+  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId, 'X-Public-Origin': origin }));
 });

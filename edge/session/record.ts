@@ -23,6 +23,10 @@ export interface SessionRecord {
   address?: string;
   /** When clients were last warned of an idle stop (cleared by activity). */
   idleWarnedAt?: number;
+  /** The port previews open by default (`start_preview`). */
+  previewPort?: number;
+  /** Ports anyone may open without the owner's cookie. */
+  publicPorts?: number[];
 }
 
 const allowed: Record<SessionStatus, readonly SessionStatus[]> = {
@@ -60,6 +64,8 @@ export function toView(r: SessionRecord): SessionView {
     createdAt: new Date(r.createdAt).toISOString(),
     lastActiveAt: new Date(r.lastActiveAt).toISOString(),
     limits: r.limits,
+    previewPort: r.previewPort ?? null,
+    publicPorts: r.publicPorts ?? [],
     ...(r.error ? { error: r.error } : {}),
   };
 }

@@ -53,6 +53,8 @@ export interface SessionView {
   createdAt: string;
   lastActiveAt: string;
   limits: { cpu: number; memory: number };
+  previewPort: number | null;
+  publicPorts: number[];
   error?: string;
   resources?: ResourceFigures | null;
 }
@@ -78,3 +80,5 @@ export interface ExecResult {
   /** True when output passed the 1 MiB a stream keeps: then stdout/stderr hold the last 1 MiB. */
   truncated: boolean;
 }
+
+export const PortVisibilityBody = z.object({ visibility: z.enum(['public', 'private']) }).strict();

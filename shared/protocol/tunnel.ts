@@ -87,6 +87,8 @@ export const HeartbeatFrame = z.object({
   seq: z.number().int().nonnegative(),
   system: SystemInfo,
   activeSessions: z.number().int().nonnegative(),
+  /** Relayed preview requests and WebSockets open now, for /health `previews.active`. */
+  activePreviews: z.number().int().nonnegative().optional(),
   /** Latest cheap figures per container, for /health `containers.details`. */
   containers: z
     .array(

@@ -107,7 +107,7 @@ export function upstreamFailure(err: unknown, port: number, headersTimeoutMs = 6
     case 'ECONNREFUSED':
       return new AppError(ErrorCode.AgentUnavailable, `nothing is listening on port ${port} in the session`);
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new AppError(ErrorCode.Timeout, `the server on port ${port} sent no response head within ${Math.round(headersTimeoutMs / 1000)} s`);
+      return new AppError(ErrorCode.Timeout, `the server on port ${port} sent no response head within ${headersTimeoutMs / 1000} s`);
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ETIMEDOUT':
       return new AppError(ErrorCode.Timeout, `connecting to port ${port} in the session timed out`);

@@ -220,7 +220,7 @@ export class WsRelay {
 function openFailure(err: unknown, port: number, timeoutMs: number): AppError {
   const message = (err as Error | undefined)?.message ?? '';
   if (/handshake has timed out/i.test(message)) {
-    return new AppError(ErrorCode.Timeout, `the server on port ${port} did not accept the WebSocket within ${Math.round(timeoutMs / 1000)} s`);
+    return new AppError(ErrorCode.Timeout, `the server on port ${port} did not accept the WebSocket within ${timeoutMs / 1000} s`);
   }
   return upstreamFailure(err, port);
 }

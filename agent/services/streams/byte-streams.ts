@@ -13,7 +13,13 @@ import type { DataSink } from '../../connection/session-link';
 interface Incoming {
   readable: Readable;
   received: number;
-  acked: number;
+  /** Bytes handed to the Readable; acknowledged as they go, since its own buffer holds about a chunk. */
+  delivered: number;
+  /** Frames not yet asked for; at most a window, as the edge sends no more unacknowledged. */
+  queue: Buffer[];
+  ended: boolean;
+  /** The Readable asked for more and has been given none since. */
+  wanted: boolean;
 }
 
 interface Outgoing {
@@ -47,14 +53,24 @@ export class ByteStreams {
     }
   }
 
-  /** A Readable of the bytes the edge will send on `streamId`. */
+  /**
+   * A Readable of the bytes the edge will send on `streamId`. Frames enter it
+   * only when its consumer asks (Node calls `read`), and each delivery is
+   * acknowledged, so the edge sends more exactly as fast as the consumer takes.
+   */
   receive(streamId: number): Readable {
     const state: Incoming = {
       received: 0,
-      acked: 0,
+      delivered: 0,
+      queue: [],
+      ended: false,
+      wanted: false,
       readable: new Readable({
-        highWaterMark: this.window,
-        read: () => this.ackConsumed(streamId),
+        highWaterMark: BYTE_STREAM_CHUNK,
+        read: () => {
+          state.wanted = true;
+          this.deliver(streamId);
+        },
       }),
     };
     state.readable.once('close', () => this.incoming.delete(streamId));
@@ -62,14 +78,20 @@ export class ByteStreams {
     return state.readable;
   }
 
-  private ackConsumed(streamId: number): void {
+  private deliver(streamId: number): void {
     const s = this.incoming.get(streamId);
     if (!s) return;
-    const consumed = s.received - s.readable.readableLength;
-    if (consumed > s.acked) {
-      s.acked = consumed;
-      this.sink?.sendEvent('ack', { streamId, offset: consumed });
+    const before = s.delivered;
+    while (s.wanted && s.queue.length > 0) {
+      const chunk = s.queue.shift()!;
+      s.delivered += chunk.byteLength;
+      s.wanted = s.readable.push(chunk);
     }
+    if (s.ended && s.queue.length === 0) {
+      s.ended = false;
+      s.readable.push(null);
+    }
+    if (s.delivered > before) this.sink?.sendEvent('ack', { streamId, offset: s.delivered });
   }
 
   /** The sender gave up on a stream: its reader fails. */
@@ -89,9 +111,9 @@ export class ByteStreams {
       return true;
     }
     s.received += frame.payload.byteLength;
-    if (frame.payload.byteLength > 0) s.readable.push(Buffer.from(frame.payload));
-    if (frame.flags & FrameFlag.End) s.readable.push(null);
-    this.ackConsumed(frame.streamId);
+    if (frame.payload.byteLength > 0) s.queue.push(Buffer.from(frame.payload));
+    if (frame.flags & FrameFlag.End) s.ended = true;
+    this.deliver(frame.streamId);
     return true;
   }
 

@@ -1,0 +1,149 @@
+/**
+ * Preview routes. Two forms reach a session's dev server:
+ *   path form   /preview/<sessionId>/<path>            (the seed's)
+ *   host form   <sessionId>.<PREVIEW_DOMAIN>/<path> or <port>-<sessionId>.<PREVIEW_DOMAIN>/<path>
+ * The host form is recommended: the app gets its own origin, so its cookies
+ * and scripts are kept away from the API's and from other previews. Access is
+ * by a cookie that a short-lived signed link sets (`/__mominai/auth?ticket=`),
+ * checked here; the Session DO applies the owner and public-port rules.
+ * Preview responses do not get the API's security headers: they are the app's.
+ */
+import type { Context, MiddlewareHandler } from 'hono';
+import { AppError, ErrorCode } from '../../shared/errors';
+import { signToken, verifyToken } from '../auth/tokens';
+import { loadConfig } from '../config';
+import type { AppEnv } from '../env';
+import { errorResponse } from '../errors';
+import { cookieName, previewSettings, targetFromHost, targetFromPath, type PreviewTarget } from '../preview/settings';
+import type { PreviewRequestInfo } from '../session/preview-relay';
+import { sessionOf } from './containers';
+
+const AUTH_PATH = '/__mominai/auth';
+
+function readCookie(header: string | undefined, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+/** The user a preview cookie names, or null when there is no valid cookie for this session. */
+async function cookieUser(c: Context<AppEnv>, target: PreviewTarget): Promise<string | null> {
+  const token = readCookie(c.req.header('Cookie'), cookieName(target.sessionId));
+  if (!token) return null;
+  try {
+    const { sub, payload } = await verifyToken(loadConfig(c.env).jwtSecret, 'preview', token);
+    return payload.sid === target.sessionId && payload.use === 'cookie' ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Response> {
+  const url = new URL(c.req.url);
+  const settings = previewSettings(c.env);
+  const pathOnly = target.path.split('?')[0];
+  if (pathOnly === AUTH_PATH) return setCookie(c, target, url);
+  if (target.form === 'path' && url.pathname === target.prefix) {
+    return c.redirect(`${target.prefix}/${url.search}`, 301);
+  }
+  const origin = `${url.protocol}//${c.req.header('Host') ?? url.host}`;
+  const info: PreviewRequestInfo = {
+    userId: await cookieUser(c, target),
+    port: target.port,
+    path: target.path,
+    prefix: target.prefix,
+    origin: target.form === 'path' ? origin : origin,
+    cookieName: cookieName(target.sessionId),
+    urlFor: () => '',
+  };
+  void settings;
+  const headers = new Headers(c.req.raw.headers);
+  headers.set('X-Preview-Info', encodeURIComponent(JSON.stringify(info)));
+  headers.delete('X-User-Id');
+  headers.delete('X-Agent-Id');
+  headers.delete('X-File-Op');
+  const method = c.req.method;
+  const init: RequestInit = { method, headers, redirect: 'manual' };
+  if (method !== 'GET' && method !== 'HEAD') init.body = c.req.raw.body;
+  try {
+    return await sessionOf(c.env, target.sessionId).fetch(new Request(c.req.raw.url, init));
+  } catch (err) {
+    return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
+  }
+}
+
+/** Exchanges a signed link for the preview cookie, then sends the browser to the clean URL. */
+async function setCookie(c: Context<AppEnv>, target: PreviewTarget, url: URL): Promise<Response> {
+  const config = loadConfig(c.env);
+  const settings = previewSettings(c.env);
+  const ticket = url.searchParams.get('ticket') ?? '';
+  const { sub, payload } = await verifyToken(config.jwtSecret, 'preview', ticket);
+  if (payload.sid !== target.sessionId || payload.use !== 'link') throw new AppError(ErrorCode.Forbidden, 'this link is for another preview');
+  const cookie = await signToken({
+    secret: config.jwtSecret,
+    typ: 'preview',
+    sub,
+    ttlSeconds: settings.cookieTtlSeconds,
+    claims: { sid: target.sessionId, use: 'cookie' },
+  });
+  const path = target.form === 'path' ? `${target.prefix}/` : '/';
+  const secure = url.protocol === 'https:' ? '; Secure' : '';
+  return new Response(null, {
+    status: 302,
+    headers: {
+      Location: path,
+      'Set-Cookie': `${cookieName(target.sessionId)}=${cookie}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${settings.cookieTtlSeconds}${secure}`,
+      'Cache-Control': 'no-store',
+    },
+  });
+}
+
+/** Serves previews addressed by Host (the subdomain form) before anything else runs. */
+export function previewByHost(): MiddlewareHandler<AppEnv> {
+  return async function previewByHost(c, next) {
+    const target = targetFromHost(c.req.header('Host'), new URL(c.req.url), previewSettings(c.env).domain);
+    if (!target) return next();
+    try {
+      return await handle(c, target);
+    } catch (err) {
+      return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
+    }
+  };
+}
+
+/** Serves `/preview/<sessionId>/...` (the path form). */
+export function previewByPath(): MiddlewareHandler<AppEnv> {
+  return async function previewByPath(c, next) {
+    if (!c.req.path.startsWith('/preview/')) return next();
+    const target = targetFromPath(new URL(c.req.url));
+    if (!target) return errorResponse(new AppError(ErrorCode.NotFound, 'no such preview'));
+    try {
+      return await handle(c, target);
+    } catch (err) {
+      return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
+    }
+  };
+}
+
+/** A short-lived signed link that opens a session's preview for its owner. */
+export async function previewLink(c: Context<AppEnv>, sessionId: string, userId: string, port: number | null): Promise<{ url: string; pathUrl: string; expiresIn: number }> {
+  const config = loadConfig(c.env);
+  const settings = previewSettings(c.env);
+  const ticket = await signToken({
+    secret: config.jwtSecret,
+    typ: 'preview',
+    sub: userId,
+    ttlSeconds: settings.linkTtlSeconds,
+    claims: { sid: sessionId, use: 'link' },
+  });
+  const url = new URL(c.req.url);
+  const edgePort = url.port ? `:${url.port}` : '';
+  const host = `${port ? `${port}-` : ''}${sessionId}.${settings.domain}`;
+  return {
+    url: `${url.protocol}//${host}${edgePort}${AUTH_PATH}?ticket=${ticket}`,
+    pathUrl: `${url.origin}/preview/${sessionId}${AUTH_PATH}?ticket=${ticket}`,
+    expiresIn: settings.linkTtlSeconds,
+  };
+}

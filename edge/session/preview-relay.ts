@@ -1,0 +1,183 @@
+/**
+ * Previews of one session, at the edge: HTTP requests and WebSocket upgrades
+ * for the session's dev server, relayed to the agent over the data socket
+ * (../../shared/protocol/preview.ts) with bodies as windowed byte streams.
+ * Which port: the one named in the host, else the session's preview port
+ * (`start_preview`), else the first declared port found listening. Access:
+ * public ports to anyone; otherwise only the owner (401 without a preview
+ * cookie, 403 for another user).
+ */
+import { AppError, ErrorCode } from '../../shared/errors';
+import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
+import { HttpResponseHead, PortEvent, WsCloseEvent } from '../../shared/protocol/preview';
+import type { ServerFrame } from '../../shared/protocol/client';
+import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
+import type { EdgeByteStreams } from './byte-streams';
+import type { AgentLink } from './process-relay';
+import type { SessionRecord } from './record';
+
+export interface PreviewRequestInfo {
+  userId: string | null;
+  port: number | null;
+  path: string;
+  prefix: string;
+  origin: string;
+  cookieName: string;
+  /** The URL of a port's preview, for `port` and `server-ready` frames. */
+  urlFor(port: number): string;
+}
+
+export interface PreviewRelayDeps {
+  agent(): Promise<AgentLink>;
+  streams: EdgeByteStreams;
+  nextStreamIds(n: number): number;
+  record(): SessionRecord | undefined;
+  acceptPreviewSocket(server: WebSocket, streamBase: number): void;
+  previewSockets(streamBase: number): WebSocket[];
+  broadcast(frame: ServerFrame): void;
+  urlFor(port: number): string;
+}
+
+export class PreviewRelay {
+  readonly openPorts = new Set<number>();
+  private readonly wsOffsets = new Map<number, number>();
+
+  constructor(private readonly deps: PreviewRelayDeps) {}
+
+  /** Chooses the port and checks who may reach it; throws 401/403/404 as the rules say. */
+  private authorise(info: PreviewRequestInfo): { record: SessionRecord; port: number } {
+    const record = this.deps.record();
+    if (!record || record.status === 'destroyed') throw new AppError(ErrorCode.NotFound, 'no such preview');
+    const port = info.port ?? record.previewPort ?? record.ports.find((p) => this.openPorts.has(p)) ?? record.ports[0] ?? [...this.openPorts][0];
+    if (!port) throw new AppError(ErrorCode.NotFound, 'this session has no preview port yet: declare ports or send start_preview');
+    const isPublic = (record.publicPorts ?? []).includes(port);
+    if (!isPublic) {
+      if (!info.userId) throw new AppError(ErrorCode.Unauthorized, 'this preview is private: open it through a preview link from GET /api/containers/:id/preview-url');
+      if (info.userId !== record.userId) throw new AppError(ErrorCode.Forbidden, 'this preview belongs to another user');
+    }
+    if (record.status !== 'running') throw new AppError(ErrorCode.AgentUnavailable, `the session is ${record.status}`);
+    return { record, port };
+  }
+
+  async http(request: Request, info: PreviewRequestInfo): Promise<Response> {
+    const { port } = this.authorise(info);
+    const agent = await this.deps.agent();
+    const streamBase = this.deps.nextStreamIds(2);
+    const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
+    const responseBody = this.deps.streams.receive(streamBase + 1);
+    const forwarded = {
+      'x-forwarded-prefix': info.prefix || '/',
+      'x-forwarded-proto': new URL(info.origin).protocol.replace(':', ''),
+      'x-forwarded-host': new URL(info.origin).host,
+    };
+    const head = agent.request(
+      'http.request',
+      { streamBase, port, method: request.method, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, forwarded), hasBody },
+      60_000,
+    );
+    if (hasBody) {
+      void this.deps.streams.send(streamBase, FrameKind.HttpBody, request.body).catch(() => agent.sendEvent('stream.abort', { streamId: streamBase }));
+    }
+    let parsed: HttpResponseHead;
+    try {
+      parsed = HttpResponseHead.parse(await head);
+    } catch (err) {
+      await responseBody.cancel().catch(() => undefined);
+      throw err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'the agent answered the preview request oddly');
+    }
+    const headers = downstreamHeaders(parsed.headers, info.prefix, info.origin);
+    const noBody = request.method === 'HEAD' || parsed.status === 204 || parsed.status === 304 || parsed.status < 200;
+    if (noBody) await responseBody.cancel().catch(() => undefined);
+    return new Response(noBody ? null : responseBody, { status: parsed.status, headers });
+  }
+
+  async upgrade(request: Request, info: PreviewRequestInfo): Promise<Response> {
+    const { port } = this.authorise(info);
+    const agent = await this.deps.agent();
+    const streamBase = this.deps.nextStreamIds(2);
+    const protocols = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    const result = (await agent.request(
+      'ws.open',
+      { streamBase, port, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, { 'x-forwarded-prefix': info.prefix || '/' }), protocols },
+      30_000,
+    )) as { protocol?: string };
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.deps.acceptPreviewSocket(server, streamBase);
+    this.wsOffsets.set(streamBase, 0);
+    const headers = new Headers();
+    if (result.protocol) headers.set('Sec-WebSocket-Protocol', result.protocol);
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /** A message from the browser on a relayed socket. */
+  fromBrowser(streamBase: number, message: string | ArrayBuffer): void {
+    const offset = this.wsOffsets.get(streamBase) ?? 0;
+    this.wsOffsets.set(streamBase, offset + 1);
+    const text = typeof message === 'string';
+    const payload = text ? new TextEncoder().encode(message) : new Uint8Array(message);
+    try {
+      this.deps.streams.frame(streamBase, FrameKind.WsMessage, offset, payload, text ? FrameFlag.Text : 0);
+    } catch {
+      for (const ws of this.deps.previewSockets(streamBase)) closeQuietly(ws, 1011, 'the session\'s agent is not connected');
+    }
+  }
+
+  browserClosed(streamBase: number, code: number, reason: string): void {
+    this.wsOffsets.delete(streamBase);
+    void this.deps.agent().then(
+      (a) => a.sendEvent('ws.close', { streamBase, code: code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 ? code : 1000, reason: reason.slice(0, 120) }),
+      () => undefined,
+    );
+  }
+
+  /** A WsMessage frame from the agent (container → browser). */
+  onBinary(frame: BinaryFrame): boolean {
+    if (frame.kind !== FrameKind.WsMessage) return false;
+    const sockets = this.deps.previewSockets(frame.streamId - 1);
+    for (const ws of sockets) {
+      try {
+        ws.send(frame.flags & FrameFlag.Text ? new TextDecoder().decode(frame.payload) : frame.payload);
+      } catch {
+        // closing
+      }
+    }
+    return true;
+  }
+
+  /** Agent events about previews; true when handled. */
+  onEvent(event: string, data: unknown): boolean {
+    if (event === 'ws.close') {
+      const c = WsCloseEvent.safeParse(data);
+      if (c.success) {
+        this.wsOffsets.delete(c.data.streamBase);
+        for (const ws of this.deps.previewSockets(c.data.streamBase)) closeQuietly(ws, c.data.code, c.data.reason);
+      }
+      return true;
+    }
+    if (event === 'port') {
+      const p = PortEvent.safeParse(data);
+      if (!p.success) return true;
+      const { port, state } = p.data;
+      if (state === 'open') this.openPorts.add(port);
+      else this.openPorts.delete(port);
+      const url = this.deps.urlFor(port);
+      this.deps.broadcast({ type: 'port', payload: { port, state, url } });
+      if (state === 'open') this.deps.broadcast({ type: 'server-ready', payload: { port, url } });
+      return true;
+    }
+    return false;
+  }
+
+  get activeSockets(): number {
+    return this.wsOffsets.size;
+  }
+}
+
+function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    // already closed
+  }
+}

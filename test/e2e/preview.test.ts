@@ -1,0 +1,175 @@
+/**
+ * Previews through the real stack: a Node server in the container reached by
+ * the path and host forms, WebSockets, big bodies, and the access rules.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasDocker } from '../helpers/docker';
+import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { ensureTestImage } from '../helpers/images';
+import { rssBytes, samplePeak, workerdPids } from '../helpers/memory';
+import { TestStack, type TestAgent } from '../helpers/stack';
+
+const MiB = 1024 * 1024;
+const DOMAIN = 'preview.localhost';
+
+interface Got {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A request to the edge with any Host header (fetch would not let us set it). */
+function request(port: number, opts: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: Buffer }): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', headers: { ...(opts.host ? { Host: opts.host } : {}), ...opts.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
+  const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN } });
+  let agent: TestAgent;
+  let owner: TestUser;
+  let stranger: TestUser;
+  let sessionId: string;
+  let pathCookie = '';
+  let hostCookie = '';
+
+  /** Follows a signed preview link once and returns the cookie it set. */
+  const cookieFrom = async (link: string, host?: string): Promise<string> => {
+    const u = new URL(link);
+    const res = await request(stack.port, { path: u.pathname + u.search, ...(host ? { host } : {}) });
+    expect(res.status).toBe(302);
+    const setCookie = String(res.headers['set-cookie']?.[0] ?? '');
+    expect(setCookie).toMatch(/HttpOnly/);
+    return setCookie.split(';')[0]!;
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('node');
+    await stack.startEdge();
+    agent = await stack.startAgent({ name: 'preview-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    [owner, stranger] = await Promise.all([registerUser(stack, 'owner'), registerUser(stack, 'stranger')]);
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: owner.token, body: { image: 'mominai/node:test', ports: [3000] } });
+    expect(res.status).toBe(201);
+    sessionId = res.body.session.id;
+    fs.copyFileSync(path.resolve(__dirname, '../fixtures/preview-server.cjs'), path.join(stack.stateDir, 'workspaces', owner.id, sessionId, 'server.cjs'));
+    const sock = await TestSocket.open(stack, owner.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    await sock.request('container_command', { command: 'node server.cjs' });
+    const ready = await sock.request('start_preview', { port: 3000 }, 120_000);
+    expect(ready.type, JSON.stringify(ready)).toBe('preview_ready');
+    expect(String(ready.payload.url)).toContain(`3000-${sessionId}.${DOMAIN}`);
+    sock.close();
+    const link = await api<{ url: string; pathUrl: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=3000`, { token: owner.token });
+    pathCookie = await cookieFrom(link.body.pathUrl);
+    hostCookie = await cookieFrom(link.body.url, new URL(link.body.url).host);
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('serves the dev server through the path form, with the prefix stripped and redirects kept inside', async () => {
+    const res = await request(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: pathCookie } });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('hello from 3000 GET');
+    expect(res.headers['x-seen-host']).toBe('localhost:3000');
+    expect(res.headers['x-seen-prefix']).toBe(`/preview/${sessionId}`);
+    const redirect = await request(stack.port, { path: `/preview/${sessionId}/redirect`, headers: { Cookie: pathCookie } });
+    expect(redirect.status).toBe(302);
+    expect(redirect.headers.location).toBe(`/preview/${sessionId}/hello`);
+  });
+
+  it('serves the dev server through the host form', async () => {
+    const res = await request(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}`, headers: { Cookie: hostCookie } });
+    expect(res.status).toBe(200);
+    expect(res.body.toString()).toBe('hello from 3000 GET');
+  });
+
+  it('relays WebSockets both ways through both forms', async () => {
+    for (const [url, headers] of [
+      [`ws://127.0.0.1:${stack.port}/preview/${sessionId}/socket`, { Cookie: pathCookie }],
+      [`ws://127.0.0.1:${stack.port}/socket`, { Cookie: hostCookie, Host: `3000-${sessionId}.${DOMAIN}:${stack.port}` }],
+    ] as const) {
+      const ws = new WebSocket(url, { headers });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('unexpected-response', (_q, r) => reject(new Error(`HTTP ${r.statusCode}`)));
+        ws.once('error', reject);
+      });
+      const text = new Promise<string>((resolve) => ws.once('message', (d) => resolve(d.toString())));
+      ws.send('ping');
+      expect(await text).toBe('echo:ping');
+      const bin = new Promise<Buffer>((resolve) => ws.once('message', (d) => resolve(d as Buffer)));
+      ws.send(Buffer.from([1, 2, 3]));
+      expect([...(await bin)]).toEqual([1, 2, 3]);
+      ws.close();
+    }
+  });
+
+  it('streams a 50 MiB response and a streamed upload intact, with bounded edge and agent memory', async () => {
+    const pids = () => [agent.proc.child.pid!, ...workerdPids(stack.port)];
+    const before = pids().reduce((n, p) => n + rssBytes(p), 0);
+    const peak = samplePeak(pids);
+    const expected = createHash('sha256');
+    const block = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < block.length; i++) block[i] = (i * 31) & 0xff;
+    for (let i = 0; i < 50 * 16; i++) expected.update(block);
+    const res = await request(stack.port, { path: `/preview/${sessionId}/big?mib=50`, headers: { Cookie: pathCookie } });
+    expect(res.status).toBe(200);
+    expect(res.body.length).toBe(50 * MiB);
+    expect(createHash('sha256').update(res.body).digest('hex')).toBe(expected.digest('hex'));
+    const upload = randomBytes(8 * MiB);
+    const up = await request(stack.port, { path: `/preview/${sessionId}/upload`, method: 'POST', headers: { Cookie: pathCookie, 'Content-Type': 'application/octet-stream' }, body: upload });
+    expect(JSON.parse(up.body.toString())).toEqual({ bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex') });
+    const growth = peak.stop() - before;
+    process.stderr.write(`[preview] peak RSS growth (agent + workerd) during 50 MiB down + 8 MiB up: ${(growth / MiB).toFixed(1)} MiB\n`);
+    expect(growth).toBeLessThan(45 * MiB);
+  }, 180_000);
+
+  it('keeps previews private: 401 without the cookie, 403 for another user, 200 for anyone once public', async () => {
+    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
+    const strangerLink = await api(stack, 'GET', `/api/containers/${sessionId}/preview-url`, { token: stranger.token });
+    expect(strangerLink.status).toBe(403);
+    // A stranger with a cookie of their own (for their own session) gets nothing here either.
+    const theirs = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: stranger.token, body: { image: 'mominai/busybox:test' } });
+    const theirLink = await api<{ pathUrl: string }>(stack, 'GET', `/api/containers/${theirs.body.session.id}/preview-url`, { token: stranger.token });
+    const theirCookie = await cookieFrom(theirLink.body.pathUrl);
+    const forged = theirCookie.replace(theirs.body.session.id, sessionId);
+    expect((await request(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: forged } })).status).toBe(401);
+    const made = await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } });
+    expect(made.status).toBe(200);
+    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(200);
+    await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'private' } });
+    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
+  });
+
+  it('refuses ports the session neither declared nor listens on, and hosts smuggled in the URL or headers', async () => {
+    const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=22`, { token: owner.token });
+    const host22 = new URL(link.body.url).host;
+    const cookie22 = await cookieFrom(link.body.url, host22);
+    const closed = await request(stack.port, { path: '/', host: host22, headers: { Cookie: cookie22 } });
+    expect([403, 503]).toContain(closed.status);
+    for (const p of [`/preview/${sessionId}/http://169.254.169.254/latest`, `/preview/${sessionId}//127.0.0.1:3001/health`, `/preview/${sessionId}/hello@evil.example`]) {
+      const res = await request(stack.port, { path: p, headers: { Cookie: pathCookie, 'X-Forwarded-Host': '169.254.169.254', 'X-Mominai-Host': 'evil' } });
+      // Whatever the path says, only the session's own server answers (404 from it is fine).
+      expect([200, 404]).toContain(res.status);
+      if (res.status === 404) expect(res.body.toString()).toBe('not found');
+    }
+    const health = await fetch(`${stack.baseUrl}/health`);
+    const h = (await health.json()) as { previews: { active: number } };
+    expect(typeof h.previews.active).toBe('number');
+  });
+});
