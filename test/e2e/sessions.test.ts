@@ -216,7 +216,7 @@ describe.skipIf(!hasDocker)('container sessions (real stack, Docker)', () => {
     expect(list.body.sessions.map((s) => s.id).sort()).toEqual([a.id, b.id].sort());
   });
 
-  it('removes a container whose session no longer exists when its agent reconnects', async () => {
+  it('answers 503 while the agent is away, and removes containers no session owns when it reconnects', async () => {
     const user = await registerUser(stack, 'orphan');
     const s = await create(user);
     await agent.proc.stop();
@@ -224,8 +224,22 @@ describe.skipIf(!hasDocker)('container sessions (real stack, Docker)', () => {
     const del = await api<{ error: { code: string } }>(stack, 'DELETE', `/api/containers/${s.id}`, { token: user.token });
     expect(del.status).toBe(503);
     expect(del.body.error.code).toBe('agent_unavailable');
+    // A container labelled for this agent whose session the edge never knew (as after a create that timed out).
+    const orphanId = `ses_${'0d'.repeat(12)}`;
+    const orphan = await docker.createContainer({
+      Image: IMAGE,
+      Cmd: ['sleep', '600'],
+      Labels: { 'dev.mominai.session': orphanId, 'dev.mominai.user': user.id, 'dev.mominai.agent': agentId, 'dev.mominai.managed': 'true' },
+      HostConfig: { Init: true },
+    });
+    await orphan.start();
     agent = await stack.startAgent({ id: agentId, name: 'docker-agent', env: { CONTAINER_MEMORY_LIMIT: '256m', CONTAINER_CPU_LIMIT: '0.5' } });
     await stack.health((h) => h.agents.some((x) => x.id === agentId && x.connected));
+    const deadline = Date.now() + 30_000;
+    while ((await containersOf(orphanId)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await containersOf(orphanId)).toEqual([]);
+    // The real session was re-attached, not removed.
+    expect((await containersOf(s.id))[0]?.State).toBe('running');
     expect((await api(stack, 'DELETE', `/api/containers/${s.id}`, { token: user.token })).status).toBe(200);
     expect(await containersOf(s.id)).toEqual([]);
   });
