@@ -50,7 +50,7 @@ export class Agent {
       runtime: opts.runtime,
       config: opts.config,
       logger: opts.logger,
-      hooks: { running: (info) => this.hosts.open(info.sessionId, info.workspace), gone: (id) => this.hosts.close(id) },
+      hooks: { running: (info) => this.hosts.open(info.sessionId, info.workspace, info.address), gone: (id) => this.hosts.close(id) },
     });
     this.sessions.register(this.dispatcher);
     this.loop = new ReconnectLoop({
@@ -62,7 +62,7 @@ export class Agent {
         heartbeat: () => {
           const containers = this.sessions.latestFigures();
           this.activeSessions = containers.filter((c) => c.state === 'running').length;
-          return { system: systemInfo(), activeSessions: this.activeSessions, containers };
+          return { system: systemInfo(), activeSessions: this.activeSessions, containers, activePreviews: this.hosts.activePreviews() };
         },
       },
       onFrame: (frame, conn) => this.onFrame(frame, conn),
@@ -87,7 +87,7 @@ export class Agent {
     const { config, runtime } = this.opts;
     const [docker, sessions] = await Promise.all([runtime.probe(), runtime.list().catch(() => [])]);
     this.activeSessions = sessions.filter((s) => s.state === 'running').length;
-    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId, s.workspace);
+    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId, s.workspace, s.address);
     return {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,
