@@ -26,6 +26,7 @@ import { planReconcile } from '../fleet/reconcile';
 import { chooseAgent, SessionIndex, type IndexedSession } from '../fleet/sessions';
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
+import { safeClose, sendJson } from '../relay/socket';
 import { capture, type RpcResult } from '../relay/rpc-result';
 
 interface Attachment {
@@ -276,17 +277,5 @@ export class FleetDO extends DurableObject<Env> {
 }
 
 function send(ws: WebSocket, frame: EdgeToAgentFrame): void {
-  try {
-    ws.send(JSON.stringify(frame));
-  } catch {
-    // The socket is already closing; its close handler does the bookkeeping.
-  }
-}
-
-function safeClose(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason.slice(0, 120));
-  } catch {
-    // Already closed.
-  }
+  sendJson(ws, frame);
 }

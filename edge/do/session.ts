@@ -14,6 +14,7 @@ import { AgentToEdgeFrame, CloseCode, parseFrame, type EdgeToAgentFrame } from '
 import type { Env } from '../env';
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
+import { safeClose, sendJson, trySend } from '../relay/socket';
 import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
 import { JOURNAL_BYTES } from '../session/output-fanout';
 import { ProcessRelay, type AgentLink } from '../session/process-relay';
@@ -552,27 +553,6 @@ export class SessionDO extends DurableObject<Env> {
   }
 }
 
-function trySend(ws: WebSocket, data: string | Uint8Array): boolean {
-  try {
-    ws.send(data);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function sendTo(ws: WebSocket, frame: ServerFrame): void {
-  try {
-    ws.send(JSON.stringify(frame));
-  } catch {
-    // Closing already.
-  }
-}
-
-function safeClose(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason.slice(0, 120));
-  } catch {
-    // Already closed.
-  }
+  sendJson(ws, frame);
 }

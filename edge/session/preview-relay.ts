@@ -12,6 +12,7 @@ import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/bi
 import { HttpResponseHead, PortEvent, WsCloseEvent } from '../../shared/protocol/preview';
 import type { ServerFrame } from '../../shared/protocol/client';
 import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
+import { safeClose } from '../relay/socket';
 import type { EdgeByteStreams } from './byte-streams';
 import type { AgentLink } from './process-relay';
 import type { SessionRecord } from './record';
@@ -119,7 +120,7 @@ export class PreviewRelay {
     try {
       this.deps.streams.frame(streamBase, FrameKind.WsMessage, offset, payload, text ? FrameFlag.Text : 0);
     } catch {
-      for (const ws of this.deps.previewSockets(streamBase)) closeQuietly(ws, 1011, 'the session\'s agent is not connected');
+      for (const ws of this.deps.previewSockets(streamBase)) safeClose(ws, 1011, 'the session\'s agent is not connected');
     }
   }
 
@@ -151,7 +152,7 @@ export class PreviewRelay {
       const c = WsCloseEvent.safeParse(data);
       if (c.success) {
         this.wsOffsets.delete(c.data.streamBase);
-        for (const ws of this.deps.previewSockets(c.data.streamBase)) closeQuietly(ws, c.data.code, c.data.reason);
+        for (const ws of this.deps.previewSockets(c.data.streamBase)) safeClose(ws, c.data.code, c.data.reason);
       }
       return true;
     }
@@ -171,13 +172,5 @@ export class PreviewRelay {
 
   get activeSockets(): number {
     return this.wsOffsets.size;
-  }
-}
-
-function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason.slice(0, 120));
-  } catch {
-    // already closed
   }
 }
