@@ -27,6 +27,7 @@ import { chooseAgent, SessionIndex, type IndexedSession } from '../fleet/session
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
 import { safeClose, sendJson } from '../relay/socket';
+import { socketLink } from '../relay/socket-link';
 import { capture, type RpcResult } from '../relay/rpc-result';
 
 interface Attachment {
@@ -236,13 +237,7 @@ export class FleetDO extends DurableObject<Env> {
         .getWebSockets(agentId)
         .find((s) => s.readyState === WebSocket.READY_STATE_OPEN && (s.deserializeAttachment() as Attachment | null)?.hello);
       if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
-      const { id, result } = this.pending.open(agentId, timeoutMs, method);
-      try {
-        ws.send(JSON.stringify({ type: 'req', id, method, params } satisfies EdgeToAgentFrame));
-      } catch {
-        this.pending.fail(id, new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected'));
-      }
-      return result;
+      return socketLink(ws, this.pending, agentId).request(method, params, timeoutMs);
     });
   }
 

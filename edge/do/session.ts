@@ -9,11 +9,12 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import type { ExecBody, ExecResult, SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
 import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
 import { ClientFrame, type ServerFrame } from '../../shared/protocol/client';
-import { decodeBinaryFrame, FrameDecodeError } from '../../shared/protocol/binary';
-import { AgentToEdgeFrame, CloseCode, parseFrame, type EdgeToAgentFrame } from '../../shared/protocol/tunnel';
+import { decodeBinaryFrame, FrameDecodeError, FrameKind } from '../../shared/protocol/binary';
+import { AgentToEdgeFrame, CloseCode, parseFrame } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
+import { socketLink } from '../relay/socket-link';
 import { safeClose, sendJson, trySend } from '../relay/socket';
 import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
 import { JOURNAL_BYTES } from '../session/output-fanout';
@@ -23,7 +24,6 @@ import { EdgeByteStreams } from '../session/byte-streams';
 import { FileRelay } from '../session/file-relay';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { previewSettings } from '../preview/settings';
-import { FrameKind } from '../../shared/protocol/binary';
 import { AckEvent } from '../../shared/protocol/session-data';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
@@ -76,7 +76,12 @@ export class SessionDO extends DurableObject<Env> {
       },
       previewSockets: (streamBase) => this.ctx.getWebSockets(`preview:${streamBase}`),
       broadcast: (frame) => this.broadcast(frame),
-      urlFor: (port) => this.previewUrl(port),
+      saveRecord: async (next) => {
+        this.record = next;
+        await this.ctx.storage.put('record', next);
+      },
+      publicOrigin: () => this.publicOrigin,
+      domain: previewSettings(env).domain,
     });
     this.relay = new ProcessRelay({
       store: this.store,
@@ -109,20 +114,7 @@ export class SessionDO extends DurableObject<Env> {
       ws = this.agentSocket();
     }
     if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
-    const socket = ws;
-    return {
-      request: async (method, params, timeoutMs = 30_000) => {
-        const { id, result } = this.pending.open('agent', timeoutMs, method);
-        try {
-          socket.send(JSON.stringify({ type: 'req', id, method, params } satisfies EdgeToAgentFrame));
-        } catch {
-          this.pending.fail(id, new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected'));
-        }
-        return result;
-      },
-      sendBinary: (bytes) => trySend(socket, bytes),
-      sendEvent: (event, data) => trySend(socket, JSON.stringify({ type: 'event', event, data } satisfies EdgeToAgentFrame)),
-    };
+    return socketLink(ws, this.pending);
   }
 
   private get fleet() {
@@ -241,28 +233,7 @@ export class SessionDO extends DurableObject<Env> {
       const r = this.owned(userId);
       if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it first`);
       await this.touch();
-      const started = Date.now();
-      const argv = body.args ? [body.command, ...body.args] : ['sh', '-c', body.command];
-      const processId = await this.relay.spawn({
-        command: argv,
-        display: argv.join(' '),
-        tty: false,
-        cwd: body.cwd,
-        env: body.env,
-        timeoutMs: body.timeoutMs ?? 60_000,
-      });
-      const exit = await this.relay.waitExit(processId);
-      const stdout = this.relay.captured(processId, 'stdout');
-      const stderr = this.relay.captured(processId, 'stderr');
-      return {
-        exitCode: exit.exitCode,
-        ...(exit.signal ? { signal: exit.signal } : {}),
-        reason: exit.reason,
-        stdout: stdout.text,
-        stderr: stderr.text,
-        durationMs: Date.now() - started,
-        truncated: stdout.truncated || stderr.truncated,
-      };
+      return this.relay.runToCompletion(body);
     });
   }
 
@@ -325,18 +296,8 @@ export class SessionDO extends DurableObject<Env> {
       const url = new URL(request.url);
       return await this.files.http(op, decodeURIComponent(request.headers.get('X-File-Path') ?? '%2Fworkspace'), request, url);
     } catch (err) {
-      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-      if (!(err instanceof AppError)) log('error', 'file request failed', { op, error: String(err) });
-      return Response.json({ error: e.toBody() }, { status: e.status });
+      return errorJson(err, 'file request failed');
     }
-  }
-
-  /** The URL a port's preview has (the subdomain form), from what browsers use to reach this edge. */
-  private previewUrl(port: number): string {
-    const { domain } = previewSettings(this.env);
-    if (!this.publicOrigin || !this.record) return `/preview/${this.record?.id ?? ''}/`;
-    const origin = new URL(this.publicOrigin);
-    return `${origin.protocol}//${port}-${this.record.id}.${domain}${origin.port ? `:${origin.port}` : ''}/`;
   }
 
   private async previewRequest(request: Request, raw: string): Promise<Response> {
@@ -346,30 +307,18 @@ export class SessionDO extends DurableObject<Env> {
       if (request.headers.get('Upgrade')?.toLowerCase() === 'websocket') return await this.previews.upgrade(request, info);
       return await this.previews.http(request, info);
     } catch (err) {
-      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-      if (!(err instanceof AppError)) log('error', 'preview request failed', { error: String(err) });
-      return Response.json({ error: e.toBody() }, { status: e.status });
+      return errorJson(err, 'preview request failed');
     }
   }
 
   /** RPC: makes a port public (anyone may open its preview) or private again. */
   async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {
     return capture(async () => {
-      const r = this.owned(userId);
-      const others = (r.publicPorts ?? []).filter((p) => p !== port);
-      const next = { ...r, publicPorts: visibility === 'public' ? [...others, port].sort((a, b) => a - b) : others };
+      const next = PreviewRelay.withVisibility(this.owned(userId), port, visibility);
       this.record = next;
       await this.ctx.storage.put('record', next);
       return toView(next);
     });
-  }
-
-  /** Tells the agent which ports this session declared (it relays only to those and to ports it sees listening). */
-  private async declarePorts(): Promise<void> {
-    const r = this.record;
-    if (!r) return;
-    const ports = [...new Set([...r.ports, ...(r.previewPort ? [r.previewPort] : [])])].slice(0, 10);
-    await (await this.agentLink()).request('ports.declare', { ports }, 10_000);
   }
 
   private acceptAgent(agentId: string): Response {
@@ -388,7 +337,7 @@ export class SessionDO extends DurableObject<Env> {
     setTimeout(() => waiters.forEach((w) => w()), 0);
     log('info', 'agent data socket attached', { sessionId: r.id, agentId });
     this.ctx.waitUntil(
-      new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.declarePorts()).catch((err: unknown) => log('warn', 'declaring ports failed', { error: String(err) })),
+      new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.previews.declarePorts()).catch((err: unknown) => log('warn', 'declaring ports failed', { error: String(err) })),
     );
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -433,11 +382,11 @@ export class SessionDO extends DurableObject<Env> {
     if (att?.role === 'preview') return this.previews.fromBrowser(att.streamBase, message);
     await this.touch();
     if (typeof message !== 'string') {
-      return sendTo(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
+      return sendJson(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
     }
     const parsed = parseFrame(ClientFrame, message);
     if (!parsed.ok) {
-      return sendTo(ws, { type: 'error', ...(parsed.id ? { id: parsed.id } : {}), payload: { code: parsed.error.code, message: parsed.error.message } });
+      return sendJson(ws, { type: 'error', ...(parsed.id ? { id: parsed.id } : {}), payload: { code: parsed.error.code, message: parsed.error.message } });
     }
     const frame = parsed.frame;
     const id = frame.id;
@@ -447,31 +396,22 @@ export class SessionDO extends DurableObject<Env> {
     } catch (err) {
       const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
       if (!(err instanceof AppError)) log('error', 'client request failed', { type: frame.type, error: String(err) });
-      return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+      return sendJson(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
     }
     switch (frame.type) {
       case 'ping':
-        return sendTo(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
-      case 'start_preview': {
-        const port = Number((frame.payload as { port?: unknown } | undefined)?.port);
-        if (!Number.isInteger(port) || port < 1 || port > 65535) {
-          return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: ErrorCode.ValidationFailed, message: 'port must be 1-65535' } });
-        }
+        return sendJson(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
+      case 'start_preview':
         try {
-          this.record = { ...this.record!, previewPort: port };
-          await this.ctx.storage.put('record', this.record);
-          await this.declarePorts();
-          await (await this.agentLink()).request('ports.wait', { port, timeoutMs: 120_000 }, 125_000);
-          return sendTo(ws, { type: 'preview_ready', ...(id !== undefined ? { id } : {}), payload: { port, url: this.previewUrl(port), pathUrl: `${this.publicOrigin}/preview/${this.record.id}/` } });
+          return sendJson(ws, { type: 'preview_ready', ...(id !== undefined ? { id } : {}), payload: await this.previews.start((frame.payload as { port?: unknown } | undefined)?.port) });
         } catch (err) {
           const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-          return sendTo(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message } });
+          return sendJson(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message } });
         }
-      }
       case 'get_session':
-        return sendTo(ws, { type: 'session', ...(id !== undefined ? { id } : {}), payload: { session: toView(this.record!) } });
+        return sendJson(ws, { type: 'session', ...(id !== undefined ? { id } : {}), payload: { session: toView(this.record!) } });
       default:
-        return sendTo(ws, {
+        return sendJson(ws, {
           type: 'error',
           ...(id !== undefined ? { id } : {}),
           payload: { code: ErrorCode.ProtocolError, message: `unknown message type "${frame.type}"` },
@@ -553,6 +493,10 @@ export class SessionDO extends DurableObject<Env> {
   }
 }
 
-function sendTo(ws: WebSocket, frame: ServerFrame): void {
-  sendJson(ws, frame);
+/** An internal request's failure as the one error shape; unexpected errors are logged, not shown. */
+function errorJson(err: unknown, what: string): Response {
+  const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
+  if (!(err instanceof AppError)) log('error', what, { error: String(err) });
+  return Response.json({ error: e.toBody() }, { status: e.status });
 }
+

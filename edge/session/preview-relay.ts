@@ -33,10 +33,13 @@ export interface PreviewRelayDeps {
   streams: EdgeByteStreams;
   nextStreamIds(n: number): number;
   record(): SessionRecord | undefined;
+  saveRecord(next: SessionRecord): Promise<void>;
+  /** Where browsers reach this edge (from the last client connect), or '' before any did. */
+  publicOrigin(): string;
+  domain: string;
   acceptPreviewSocket(server: WebSocket, streamBase: number): void;
   previewSockets(streamBase: number): WebSocket[];
   broadcast(frame: ServerFrame): void;
-  urlFor(port: number): string;
 }
 
 export class PreviewRelay {
@@ -44,6 +47,41 @@ export class PreviewRelay {
   private readonly wsOffsets = new Map<number, number>();
 
   constructor(private readonly deps: PreviewRelayDeps) {}
+
+  /** The URL of a port's preview in the subdomain form, from what browsers use to reach this edge. */
+  urlFor(port: number): string {
+    const record = this.deps.record();
+    const origin = this.deps.publicOrigin();
+    if (!origin || !record) return `/preview/${record?.id ?? ''}/`;
+    const u = new URL(origin);
+    return `${u.protocol}//${port}-${record.id}.${this.deps.domain}${u.port ? `:${u.port}` : ''}/`;
+  }
+
+  /** Tells the agent which ports this session declared (it relays only to those and to ports it sees listening). */
+  async declarePorts(): Promise<void> {
+    const r = this.deps.record();
+    if (!r) return;
+    const ports = [...new Set([...r.ports, ...(r.previewPort ? [r.previewPort] : [])])].slice(0, 10);
+    await (await this.deps.agent()).request('ports.declare', { ports }, 10_000);
+  }
+
+  /** `start_preview`: makes `port` the preview port and resolves once something accepts connections on it. */
+  async start(port: unknown): Promise<{ port: number; url: string; pathUrl: string }> {
+    const p = Number(port);
+    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new AppError(ErrorCode.ValidationFailed, 'port must be 1-65535');
+    const record = this.deps.record();
+    if (!record) throw new AppError(ErrorCode.NotFound, 'no such session');
+    await this.deps.saveRecord({ ...record, previewPort: p });
+    await this.declarePorts();
+    await (await this.deps.agent()).request('ports.wait', { port: p, timeoutMs: 120_000 }, 125_000);
+    return { port: p, url: this.urlFor(p), pathUrl: `${this.deps.publicOrigin()}/preview/${record.id}/` };
+  }
+
+  /** The record with `port` public or private. */
+  static withVisibility(r: SessionRecord, port: number, visibility: 'public' | 'private'): SessionRecord {
+    const others = (r.publicPorts ?? []).filter((x) => x !== port);
+    return { ...r, publicPorts: visibility === 'public' ? [...others, port].sort((a, b) => a - b) : others };
+  }
 
   /** Chooses the port and checks who may reach it; throws 401/403/404 as the rules say. */
   private authorise(info: PreviewRequestInfo): { record: SessionRecord; port: number } {
@@ -162,7 +200,7 @@ export class PreviewRelay {
       const { port, state } = p.data;
       if (state === 'open') this.openPorts.add(port);
       else this.openPorts.delete(port);
-      const url = this.deps.urlFor(port);
+      const url = this.urlFor(port);
       this.deps.broadcast({ type: 'port', payload: { port, state, url } });
       if (state === 'open') this.deps.broadcast({ type: 'server-ready', payload: { port, url } });
       return true;

@@ -5,6 +5,7 @@
  * ./output-fanout.ts), acknowledges output to the agent, and keeps the history.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
+import type { ExecBody, ExecResult } from '../../shared/api/containers';
 import { encodeBinaryFrame, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
 import {
   AckPayload,
@@ -316,6 +317,25 @@ export class ProcessRelay {
       list.push(resolve);
       this.exitWaiters.set(processId, list);
     });
+  }
+
+  /** Runs a short command to completion (`POST …/exec`) and returns what it printed. */
+  async runToCompletion(body: ExecBody): Promise<ExecResult> {
+    const started = Date.now();
+    const argv = body.args ? [body.command, ...body.args] : ['sh', '-c', body.command];
+    const processId = await this.spawn({ command: argv, display: argv.join(' '), tty: false, cwd: body.cwd, env: body.env, timeoutMs: body.timeoutMs ?? 60_000 });
+    const exit = await this.waitExit(processId);
+    const stdout = this.captured(processId, 'stdout');
+    const stderr = this.captured(processId, 'stderr');
+    return {
+      exitCode: exit.exitCode,
+      ...(exit.signal ? { signal: exit.signal } : {}),
+      reason: exit.reason,
+      stdout: stdout.text,
+      stderr: stderr.text,
+      durationMs: Date.now() - started,
+      truncated: stdout.truncated || stderr.truncated,
+    };
   }
 
   /** What a stream's journal holds, decoded, and whether older bytes were dropped. */
