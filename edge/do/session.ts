@@ -62,7 +62,7 @@ export class SessionDO extends DurableObject<Env> {
       streams: this.streams,
       nextStreamId: () => this.store.nextStreamBase(1),
       maxFileSize: sessionSettings(env).maxFileSize,
-      send: sendTo,
+      send: sendJson,
       clients: () => this.ctx.getWebSockets('client'),
     });
     this.previews = new PreviewRelay({
@@ -87,7 +87,7 @@ export class SessionDO extends DurableObject<Env> {
       store: this.store,
       agent: () => this.agentLink(),
       clients: () => this.ctx.getWebSockets('client'),
-      send: sendTo,
+      send: sendJson,
     });
     ctx.blockConcurrencyWhile(async () => {
       this.record = await ctx.storage.get<SessionRecord>('record');
