@@ -1,0 +1,464 @@
+/**
+ * Shared pieces of the benchmarks: the real stack (the same TestStack the
+ * end-to-end tests start: workerd edge, agent process, dockerd), a lean
+ * session-socket client, timing, percentiles, CPU accounting per process
+ * group, and the output format: a table, a summary block and one
+ * machine-readable `BENCH {...}` line.
+ *
+ * Every benchmark measures its direct baseline in the same run and reports a
+ * ratio against it; targets are reported, never asserted.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import WebSocket from 'ws';
+import { api, registerUser, type TestUser } from '../test/helpers/client';
+import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
+import { TestStack, type TestAgent } from '../test/helpers/stack';
+
+export const BENCH_IMAGE = TEST_IMAGES.busybox;
+
+/* ---------------------------------------------------------------- args */
+
+export interface BenchArgs {
+  /** `--name value` and `--name=value` pairs; a bare `--flag` is "true". */
+  readonly values: ReadonlyMap<string, string>;
+}
+
+export function parseArgs(argv: readonly string[]): BenchArgs {
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}" (options look like --n 10)`);
+    const eq = a.indexOf('=');
+    if (eq > 0) values.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) values.set(a.slice(2), argv[++i]!);
+    else values.set(a.slice(2), 'true');
+  }
+  return { values };
+}
+
+export function intArg(args: BenchArgs, name: string, fallback: number, min: number, max: number): number {
+  const raw = args.values.get(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+  return n;
+}
+
+export function flagArg(args: BenchArgs, name: string): boolean {
+  return /^(1|true|yes)$/i.test(args.values.get(name) ?? '');
+}
+
+/* ---------------------------------------------------------------- time */
+
+export const now = (): bigint => process.hrtime.bigint();
+export const msBetween = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
+export const msSince = (from: bigint): number => msBetween(from, now());
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * A benchmark's time budget. Loops call `check()` between measurements; it
+ * throws once the budget is spent or the user pressed Ctrl-C, and the
+ * benchmark's `finally` then cleans up. Each single operation carries its
+ * own timeout, so the run ends within the budget plus one operation.
+ */
+export class Deadline {
+  private readonly end: number;
+  constructor(readonly budgetMs: number) {
+    this.end = Date.now() + budgetMs;
+  }
+  remainingMs(): number {
+    return this.end - Date.now();
+  }
+  check(what: string): void {
+    if (interrupted.signal.aborted) throw new Error(`interrupted during ${what}`);
+    if (Date.now() > this.end) throw new Error(`the time budget (${Math.round(this.budgetMs / 1000)} s, --timeout) ran out during ${what}`);
+  }
+}
+
+/** Aborted by the first SIGINT/SIGTERM (run.ts); the benchmarks stop at their next check and clean up. */
+export const interrupted = new AbortController();
+
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/* ---------------------------------------------------------------- stats */
+
+export interface Summary {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
+export function summarize(values: readonly number[]): Summary {
+  return {
+    n: values.length,
+    min: values.length ? Math.min(...values) : Number.NaN,
+    p50: percentile(values, 50),
+    p90: percentile(values, 90),
+    p99: percentile(values, 99),
+    max: values.length ? Math.max(...values) : Number.NaN,
+    mean: values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN,
+  };
+}
+
+/** Rounds for the JSON line: 3 significant decimals are plenty for milliseconds and ratios. */
+export function round(x: number, digits = 3): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
+}
+
+export function roundSummary(s: Summary): Summary {
+  return { n: s.n, min: round(s.min), p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), max: round(s.max), mean: round(s.mean) };
+}
+
+export function fmtMs(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  return ms < 10 ? ms.toFixed(2) : ms < 1000 ? ms.toFixed(1) : ms.toFixed(0);
+}
+
+/* ---------------------------------------------------------------- output */
+
+export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(line(headers));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+export interface TargetCheck {
+  name: string;
+  /** The measured figure, formatted, and the target, e.g. "≤ 1.3". */
+  measured: string;
+  target: string;
+  met: boolean;
+}
+
+/** The final block a reader looks at, then the one line a script parses. */
+export function printSummary(bench: string, lines: readonly string[], targets: readonly TargetCheck[], json: Record<string, unknown>): void {
+  console.log('');
+  console.log(`== ${bench}: summary ==`);
+  for (const l of lines) console.log(l);
+  for (const t of targets) console.log(`${t.met ? 'MET   ' : 'MISSED'}  ${t.name}: ${t.measured} (target ${t.target})`);
+  console.log(
+    `BENCH ${JSON.stringify({
+      bench,
+      time: new Date().toISOString(),
+      host: hostFacts(),
+      ...json,
+      targets: targets.map((t) => ({ name: t.name, measured: t.measured, target: t.target, met: t.met })),
+    })}`,
+  );
+}
+
+export function hostFacts(): { cpus: number; cpuModel: string; loadavg: number[]; node: string; platform: string } {
+  const cpus = os.cpus();
+  return { cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', loadavg: os.loadavg().map((l) => round(l, 2)), node: process.version, platform: process.platform };
+}
+
+/** Says so when the machine is busy before a run: other work skews every figure. */
+export function warnIfBusy(): void {
+  const [load1] = os.loadavg();
+  const cpus = os.cpus().length;
+  if (load1 !== undefined && load1 > cpus * 0.5) log(`warning: load average ${load1.toFixed(2)} on ${cpus} CPUs before the run; figures will be noisy`);
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`[bench] ${msg}\n`);
+}
+
+/* ---------------------------------------------------------------- docker */
+
+const run = promisify(execFile);
+
+/** Runs the docker CLI; resolves with trimmed stdout. */
+export async function dockerCli(args: readonly string[], timeoutMs = 60_000): Promise<string> {
+  try {
+    const { stdout } = await run('docker', [...args], { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 });
+    return stdout.trim();
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`docker ${args.slice(0, 2).join(' ')} failed: ${(e.stderr || e.message).trim()}`);
+  }
+}
+
+/* ---------------------------------------------------------------- stack */
+
+export interface BenchStack {
+  stack: TestStack;
+  agent: TestAgent;
+  user: TestUser;
+  docker: Docker;
+}
+
+export interface StackOptions {
+  edgeVars?: Record<string, string>;
+  agentEnv?: Record<string, string>;
+  debug?: boolean;
+}
+
+/**
+ * Starts the edge (wrangler dev → workerd) and one Docker agent on loopback,
+ * and registers a user. The caller must `stopStack()` it in a finally block;
+ * a failure half-way stops whatever had started before rethrowing.
+ */
+export async function startStack(opts: StackOptions = {}): Promise<BenchStack> {
+  const docker = new Docker();
+  try {
+    await withTimeout(docker.ping(), 5_000, 'docker ping');
+  } catch (err) {
+    throw new Error(`the Docker engine does not answer (${err instanceof Error ? err.message : String(err)}); start dockerd first`);
+  }
+  await ensureTestImage('busybox', docker);
+  warnIfBusy();
+  const stack = new TestStack({
+    edgeVars: { RATE_LIMIT_MAX: '1000000', AUTH_RATE_LIMIT_MAX: '1000000', DEFAULT_IMAGE: BENCH_IMAGE, ...opts.edgeVars },
+    ...(opts.debug ? { debug: true } : {}),
+  });
+  try {
+    const started = now();
+    await stack.startEdge();
+    const agent = await stack.startAgent({ name: 'bench-agent', ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected), 30_000);
+    const user = await registerUser(stack, 'bench');
+    log(`stack up in ${fmtMs(msSince(started))} ms (edge ${stack.baseUrl}, agent ${agent.id})`);
+    return { stack, agent, user, docker };
+  } catch (err) {
+    await stack.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function stopStack(b: BenchStack | undefined): Promise<void> {
+  if (!b) return;
+  await withTimeout(b.stack.stop(), 30_000, 'stopping the stack').catch((err: unknown) => log(`stopping the stack: ${String(err)}`));
+}
+
+export interface SessionView {
+  id: string;
+  status: string;
+  agentId: string;
+  containerId?: string;
+}
+
+export async function createSession(b: BenchStack, body: Record<string, unknown> = {}): Promise<SessionView> {
+  const res = await api<{ session: SessionView }>(b.stack, 'POST', '/api/containers', { token: b.user.token, body: { image: BENCH_IMAGE, ...body } });
+  if (res.status !== 201 || res.body.session?.status !== 'running') throw new Error(`creating a session failed: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.session;
+}
+
+export async function deleteSession(b: BenchStack, sessionId: string): Promise<void> {
+  const res = await api(b.stack, 'DELETE', `/api/containers/${sessionId}`, { token: b.user.token });
+  if (res.status !== 200 && res.status !== 404) throw new Error(`deleting session ${sessionId} failed: ${res.status} ${JSON.stringify(res.body)}`);
+}
+
+/** The Docker id of a session's container, found by its label. */
+export async function sessionContainer(b: BenchStack, sessionId: string): Promise<string> {
+  const [c] = await b.docker.listContainers({ all: true, filters: { label: [`dev.mominai.session=${sessionId}`] } });
+  if (!c) throw new Error(`session ${sessionId} has no container`);
+  return c.Id;
+}
+
+/* ---------------------------------------------------------------- socket */
+
+export interface Frame {
+  type: string;
+  id?: string | number;
+  payload: Record<string, unknown>;
+}
+
+type Listener = (frame: Frame, at: bigint) => void;
+
+/**
+ * A lean session-socket client: unlike the tests' TestSocket it keeps no
+ * frame history (100 MiB of output would otherwise be held and searched),
+ * and it stamps each frame with its arrival time before parsing anything else.
+ */
+export class BenchSocket {
+  private readonly listeners = new Set<Listener>();
+  private nextId = 1;
+  closed = false;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      const at = now();
+      const frame = JSON.parse(data.toString('utf8')) as Frame;
+      for (const l of this.listeners) l(frame, at);
+    });
+    ws.on('close', () => {
+      this.closed = true;
+      for (const l of this.listeners) l({ type: '__closed', payload: {} }, now());
+    });
+  }
+
+  /** Opens `/ws` for the session and waits for its `ready` frame. */
+  static async open(b: BenchStack, sessionId: string, timeoutMs = 15_000): Promise<BenchSocket> {
+    const q = new URLSearchParams({ token: b.user.token, sessionId });
+    const ws = new WebSocket(`${b.stack.wsUrl}/ws?${q}`);
+    const sock = new BenchSocket(ws);
+    const ready = sock.waitFor((f) => f.type === 'ready', timeoutMs, 'the ready frame');
+    ready.catch(() => undefined); // awaited below; a failed open must not leave it unhandled
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`socket upgrade refused: HTTP ${res.statusCode}`)));
+        ws.once('error', reject);
+      }),
+      timeoutMs,
+      'opening the session socket',
+    );
+    await ready;
+    return sock;
+  }
+
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Sends a frame; with `id` null none is set (stdin and ack then get no reply). */
+  send(type: string, payload?: unknown, id: string | number | null = `b${this.nextId++}`): string | number | undefined {
+    const frame: Record<string, unknown> = { type };
+    if (id !== null) frame.id = id;
+    if (payload !== undefined) frame.payload = payload;
+    this.ws.send(JSON.stringify(frame));
+    return id ?? undefined;
+  }
+
+  /** Resolves with the first frame from now on that matches. */
+  waitFor(pred: (f: Frame) => boolean, timeoutMs: number, what = 'a frame'): Promise<{ frame: Frame; at: bigint }> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const off = this.on((frame, at) => {
+        if (frame.type === '__closed') {
+          clearTimeout(timer);
+          off();
+          reject(new Error(`the session socket closed while waiting for ${what}`));
+        } else if (pred(frame)) {
+          clearTimeout(timer);
+          off();
+          resolve({ frame, at });
+        }
+      });
+    });
+  }
+
+  /** Sends a request and resolves with the reply carrying its id; an `error` reply rejects. */
+  async request(type: string, payload: unknown, timeoutMs = 30_000): Promise<Frame> {
+    const id = `b${this.nextId++}`;
+    const reply = this.waitFor((f) => f.id === id, timeoutMs, `the reply to ${type}`);
+    reply.catch(() => undefined); // awaited below; a failed send must not leave it unhandled
+    this.send(type, payload, id);
+    const { frame } = await reply;
+    if (frame.type === 'error') throw new Error(`${type} failed: ${JSON.stringify(frame.payload)}`);
+    return frame;
+  }
+
+  close(): void {
+    if (!this.closed) this.ws.close();
+  }
+}
+
+/* ---------------------------------------------------------------- cpu */
+
+const CLK_TCK = 100;
+
+interface ProcStat {
+  pid: number;
+  comm: string;
+  pgrp: number;
+  cpuTicks: number;
+}
+
+function readProcStats(): ProcStat[] {
+  const out: ProcStat[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let text: string;
+    try {
+      text = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // comm may contain spaces and parentheses: fields after the last ')' are fixed.
+    const close = text.lastIndexOf(')');
+    const comm = text.slice(text.indexOf('(') + 1, close);
+    const f = text.slice(close + 2).split(' ');
+    // f[0] is field 3 (state); pgrp is field 5, utime 14, stime 15.
+    out.push({ pid: Number(e), comm, pgrp: Number(f[2]), cpuTicks: Number(f[11]) + Number(f[12]) });
+  }
+  return out;
+}
+
+export type CpuGroups = Record<string, (p: ProcStat) => boolean>;
+
+/** The usual groups: the edge's and the agent's process groups, this process, and the Docker engine's processes. */
+export function stackCpuGroups(b: BenchStack): CpuGroups {
+  const edgePgrp = b.stack.edge?.child.pid ?? -1;
+  const agentPgrp = b.agent.proc.child.pid ?? -1;
+  return {
+    'edge (wrangler+workerd)': (p) => p.pgrp === edgePgrp,
+    agent: (p) => p.pgrp === agentPgrp,
+    'bench client': (p) => p.pid === process.pid,
+    'docker (dockerd, containerd, shims)': (p) => /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc)$/.test(p.comm),
+  };
+}
+
+/**
+ * CPU seconds each group used between `start()` and `stop()`. Processes that
+ * exit in between (the container's own) are not counted; the groups above
+ * are long-lived.
+ */
+export class CpuMeter {
+  private before = new Map<number, number>();
+  constructor(private readonly groups: CpuGroups) {}
+
+  start(): void {
+    this.before = new Map(readProcStats().map((p) => [p.pid, p.cpuTicks]));
+  }
+
+  stop(): Record<string, number> {
+    const result: Record<string, number> = Object.fromEntries(Object.keys(this.groups).map((k) => [k, 0]));
+    for (const p of readProcStats()) {
+      const delta = p.cpuTicks - (this.before.get(p.pid) ?? 0);
+      for (const [name, match] of Object.entries(this.groups)) if (match(p)) result[name]! += delta / CLK_TCK;
+    }
+    return result;
+  }
+}
+
+export function cpuLine(cpu: Record<string, number>, wallS: number): string {
+  return Object.entries(cpu)
+    .map(([k, s]) => `${k} ${s.toFixed(2)} s (${Math.round((100 * s) / wallS)}%)`)
+    .join(', ');
+}

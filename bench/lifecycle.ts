@@ -1,0 +1,276 @@
+/**
+ * Session lifecycle: create-to-running through the API against `docker run -d`
+ * of the same image with the same hardening, measured in the same run.
+ *
+ *   api         POST /api/containers {image} until the 201 reply whose session is `running`
+ *               (edge → Fleet DO placement → Session DO → agent → dockerd and back)
+ *   docker run  `docker run -d` with the flags read from the API's own container
+ *               (`docker inspect`): memory and swap, CPUs, pids limit, cap-drop ALL plus
+ *               the same cap-adds, no-new-privileges, --init, the user, a user-defined
+ *               bridge network without inter-container traffic, a bind-mounted
+ *               workspace, the same keep-alive command
+ *   engine API  (reference) the same container through dockerode's create + start + inspect,
+ *               the calls the agent itself makes, without the docker CLI's own start-up
+ *
+ * The three alternate (the order rotates every round) so drift in the engine
+ * hits each alike; each container is deleted after it is measured, untimed.
+ * One untimed warm-up round first: it creates the agent's network and caches
+ * the image's user, one-time costs a real fleet pays once per agent.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { api } from '../test/helpers/client';
+import {
+  BENCH_IMAGE,
+  Deadline,
+  deleteSession,
+  dockerCli,
+  fmtMs,
+  intArg,
+  flagArg,
+  log,
+  msSince,
+  now,
+  printSummary,
+  printTable,
+  round,
+  roundSummary,
+  sessionContainer,
+  startStack,
+  stopStack,
+  summarize,
+  withTimeout,
+  type BenchArgs,
+  type BenchStack,
+  type SessionView,
+  type TargetCheck,
+} from './lib';
+
+const TARGET_RATIO = 1.3;
+const AGENT_LIMITS = { CONTAINER_MEMORY_LIMIT: '512m', CONTAINER_CPU_LIMIT: '0.5', CONTAINER_PIDS_LIMIT: '512' };
+
+type Series = 'api' | 'docker run' | 'engine API';
+
+export async function lifecycle(args: BenchArgs): Promise<void> {
+  const n = intArg(args, 'n', 10, 1, 200);
+  const deadline = new Deadline(intArg(args, 'timeout', 300, 10, 3600) * 1000);
+  const runId = `${process.pid.toString(16)}${Math.random().toString(16).slice(2, 8)}`;
+  const label = `dev.mominai.bench=${runId}`;
+  const network = `mominai-bench-${runId}`;
+  let b: BenchStack | undefined;
+  let workspaces: string | undefined;
+  log(`lifecycle: ${n} rounds of api / docker run / engine API, image ${BENCH_IMAGE}`);
+  try {
+    b = await startStack({
+      // Each session is deleted right after it is measured; the headroom covers a slow delete.
+      edgeVars: { MAX_SESSIONS_PER_USER: String(Math.min(10_000, n + 5)) },
+      agentEnv: { ...AGENT_LIMITS, LOG_LEVEL: 'info' },
+      debug: flagArg(args, 'debug'),
+    });
+    workspaces = fs.mkdtempSync(path.join(b.stack.stateDir, 'bench-workspaces-'));
+    await dockerCli(['network', 'create', '--driver', 'bridge', '--opt', 'com.docker.network.bridge.enable_icc=false', '--label', label, network]);
+
+    // Warm-up, and the API container's own settings for the baselines.
+    const first = await timeApi(b);
+    const info = await b.docker.getContainer(await sessionContainer(b, first.session.id)).inspect();
+    await deleteSession(b, first.session.id);
+    const baseline = baselineFrom(info, network, label);
+    log(`docker run flags (from the API's container): ${baseline.cliFlags.join(' ')}`);
+    let ws = 0;
+    const workspace = () => {
+      const dir = path.join(workspaces!, `w${ws++}`);
+      fs.mkdirSync(dir);
+      fs.chownSync(dir, baseline.uid, baseline.gid);
+      return dir;
+    };
+    await timeDockerRun(b, baseline, workspace());
+    await timeEngineApi(b, baseline, workspace());
+
+    const times: Record<Series, number[]> = { api: [], 'docker run': [], 'engine API': [] };
+    const agentMs: number[] = [];
+    const order: Series[] = ['api', 'docker run', 'engine API'];
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < order.length; k++) {
+        deadline.check(`round ${i + 1} of ${n}`);
+        const series = order[(i + k) % order.length]!;
+        if (series === 'api') {
+          const r = await timeApi(b);
+          times.api.push(r.ms);
+          if (r.agentMs !== undefined) agentMs.push(r.agentMs);
+          await deleteSession(b, r.session.id);
+        } else if (series === 'docker run') {
+          times['docker run'].push(await timeDockerRun(b, baseline, workspace()));
+        } else {
+          times['engine API'].push(await timeEngineApi(b, baseline, workspace()));
+        }
+      }
+      log(`round ${i + 1}/${n}: api ${fmtMs(times.api.at(-1)!)} ms, docker run ${fmtMs(times['docker run'].at(-1)!)} ms, engine API ${fmtMs(times['engine API'].at(-1)!)} ms`);
+    }
+
+    const s = { api: summarize(times.api), dockerRun: summarize(times['docker run']), engine: summarize(times['engine API']) };
+    const agent = summarize(agentMs);
+    const rest = summarize(times.api.map((t, i) => t - (agentMs[i] ?? Number.NaN)).filter(Number.isFinite));
+    console.log('');
+    console.log(`create-to-running, ${n} rounds, milliseconds (image ${BENCH_IMAGE}, 512m / 0.5 CPU / 512 pids)`);
+    printTable(
+      ['path', 'p50', 'p90', 'min', 'max', 'mean'],
+      [
+        ['api (POST /api/containers → 201 running)', ...cells(s.api)],
+        ['docker run -d (same flags)', ...cells(s.dockerRun)],
+        ['engine API create+start+inspect (reference)', ...cells(s.engine)],
+        ['  api: agent runtime.create (its log)', ...cells(agent)],
+        ['  api: the rest (edge, DOs, tunnel, dispatch)', ...cells(rest)],
+      ],
+    );
+    const ratio = s.api.p50 / s.dockerRun.p50;
+    const ratioEngine = s.api.p50 / s.engine.p50;
+    const targets: TargetCheck[] = [
+      { name: 'create-to-running p50 ratio, api / docker run -d', measured: `${ratio.toFixed(2)}×`, target: `≤ ${TARGET_RATIO}×`, met: ratio <= TARGET_RATIO },
+    ];
+    printSummary(
+      'lifecycle',
+      [
+        `api p50 ${fmtMs(s.api.p50)} ms (p90 ${fmtMs(s.api.p90)}), docker run -d p50 ${fmtMs(s.dockerRun.p50)} ms (p90 ${fmtMs(s.dockerRun.p90)})`,
+        `p50 ratio api / docker run -d: ${ratio.toFixed(2)}×; api / engine API (reference): ${ratioEngine.toFixed(2)}×`,
+        `of the api's p50, the agent's runtime.create took ${fmtMs(agent.p50)} ms; edge, DOs, tunnel and dispatch ${fmtMs(rest.p50)} ms`,
+      ],
+      targets,
+      {
+        n,
+        image: BENCH_IMAGE,
+        unit: 'ms',
+        api: roundSummary(s.api),
+        dockerRun: roundSummary(s.dockerRun),
+        engineApi: roundSummary(s.engine),
+        agentRuntimeCreate: roundSummary(agent),
+        apiRest: roundSummary(rest),
+        ratioP50: round(ratio),
+        ratioP50VsEngineApi: round(ratioEngine),
+      },
+    );
+  } finally {
+    if (b) {
+      await removeLabelled(b.docker, label);
+      await dockerCli(['network', 'rm', network], 20_000).catch(() => undefined);
+    }
+    await stopStack(b);
+    if (workspaces) fs.rmSync(workspaces, { recursive: true, force: true });
+  }
+}
+
+function cells(s: ReturnType<typeof summarize>): string[] {
+  return [s.p50, s.p90, s.min, s.max, s.mean].map(fmtMs);
+}
+
+async function timeApi(b: BenchStack): Promise<{ ms: number; session: SessionView; agentMs: number | undefined }> {
+  const t0 = now();
+  const res = await withTimeout(
+    api<{ session: SessionView }>(b.stack, 'POST', '/api/containers', { token: b.user.token, body: { image: BENCH_IMAGE } }),
+    60_000,
+    'POST /api/containers',
+  );
+  const ms = msSince(t0);
+  if (res.status !== 201 || res.body.session?.status !== 'running') throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  const session = res.body.session;
+  // The agent logs how long its runtime took; the line may trail the reply by a moment.
+  const line = await b.agent.waitForLog((l) => l.msg === 'session container started' && l.sessionId === session.id, 2_000).catch(() => undefined);
+  return { ms, session, agentMs: typeof line?.ms === 'number' ? line.ms : undefined };
+}
+
+interface Baseline {
+  cliFlags: string[];
+  image: string;
+  cmd: string[];
+  create: (workspace: string) => Docker.ContainerCreateOptions;
+  uid: number;
+  gid: number;
+}
+
+/** The baselines' settings, read from the container the API made, so both run exactly what a session runs. */
+function baselineFrom(info: Docker.ContainerInspectInfo, network: string, label: string): Baseline {
+  const hc = info.HostConfig;
+  const cmd = info.Config.Cmd ?? [];
+  if (cmd.length === 0) throw new Error('the session container has no command to copy');
+  const [uid, gid] = (info.Config.User || '0:0').split(':').map(Number) as [number, number | undefined];
+  const logOpts = Object.entries(hc.LogConfig?.Config ?? {}).flatMap(([k, v]) => ['--log-opt', `${k}=${v}`]);
+  const cliFlags = [
+    '--memory', String(hc.Memory),
+    '--memory-swap', String(hc.MemorySwap),
+    '--cpus', String((hc.NanoCpus ?? 0) / 1e9),
+    '--pids-limit', String(hc.PidsLimit),
+    ...(hc.CapDrop ?? []).flatMap((c: string) => ['--cap-drop', c]),
+    ...(hc.CapAdd ?? []).flatMap((c: string) => ['--cap-add', c]),
+    ...(hc.SecurityOpt ?? []).flatMap((o: string) => ['--security-opt', o]),
+    ...(hc.Init ? ['--init'] : []),
+    '--user', info.Config.User || '0:0',
+    '--workdir', info.Config.WorkingDir || '/',
+    '--network', network,
+    '--restart', 'no',
+    ...(hc.LogConfig?.Type ? ['--log-driver', hc.LogConfig.Type] : []),
+    ...logOpts,
+    '--label', label,
+  ];
+  const [key, value] = label.split('=') as [string, string];
+  return {
+    cliFlags,
+    image: info.Config.Image,
+    cmd,
+    uid,
+    gid: gid ?? uid,
+    create: (workspace) => ({
+      Image: info.Config.Image,
+      Entrypoint: [],
+      Cmd: cmd,
+      User: info.Config.User,
+      WorkingDir: info.Config.WorkingDir,
+      Tty: false,
+      OpenStdin: false,
+      Labels: { [key]: value },
+      HostConfig: {
+        Memory: hc.Memory,
+        MemorySwap: hc.MemorySwap,
+        NanoCpus: hc.NanoCpus,
+        PidsLimit: hc.PidsLimit,
+        CapDrop: hc.CapDrop,
+        CapAdd: hc.CapAdd,
+        SecurityOpt: hc.SecurityOpt,
+        Init: hc.Init,
+        Privileged: false,
+        NetworkMode: network,
+        PortBindings: {},
+        Binds: [`${workspace}:/workspace`],
+        RestartPolicy: { Name: 'no' },
+        ...(hc.LogConfig ? { LogConfig: hc.LogConfig } : {}),
+      },
+      NetworkingConfig: { EndpointsConfig: { [network]: {} } },
+    }),
+  };
+}
+
+async function timeDockerRun(b: BenchStack, base: Baseline, workspace: string): Promise<number> {
+  const t0 = now();
+  const id = await dockerCli(['run', '-d', ...base.cliFlags, '-v', `${workspace}:/workspace`, base.image, ...base.cmd], 60_000);
+  const ms = msSince(t0);
+  await b.docker.getContainer(id).remove({ force: true, v: true });
+  return ms;
+}
+
+async function timeEngineApi(b: BenchStack, base: Baseline, workspace: string): Promise<number> {
+  const t0 = now();
+  const container = await b.docker.createContainer(base.create(workspace));
+  try {
+    await container.start();
+    const info = await container.inspect();
+    const ms = msSince(t0);
+    if (!info.State.Running) throw new Error('the reference container is not running');
+    return ms;
+  } finally {
+    await container.remove({ force: true, v: true });
+  }
+}
+
+async function removeLabelled(docker: Docker, label: string): Promise<void> {
+  const list = await docker.listContainers({ all: true, filters: { label: [label] } }).catch(() => []);
+  for (const c of list) await docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined);
+}

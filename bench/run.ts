@@ -1,0 +1,56 @@
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark, or all of them in
+ * turn. Each starts and stops its own stack and cleans up what it made; the
+ * first Ctrl-C asks it to stop at its next step and clean up, a second one
+ * exits at once.
+ *
+ *   lifecycle  [--n 10]                       create-to-running vs docker run -d
+ *   terminal   [--n 200] [--mib 100] [--reps 3]  keystroke echo and bulk output vs docker exec
+ *   all        every benchmark above, in that order
+ *
+ * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr).
+ */
+import { lifecycle } from './lifecycle';
+import { interrupted, log, parseArgs, type BenchArgs } from './lib';
+import { terminal } from './terminal';
+
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal };
+
+async function main(): Promise<number> {
+  const [name, ...rest] = process.argv.slice(2);
+  if (!name || (name !== 'all' && !(name in BENCHES))) {
+    console.error(`usage: npm run bench -- <${[...Object.keys(BENCHES), 'all'].join('|')}> [--n N] [--timeout S] ...`);
+    return 2;
+  }
+  const args = parseArgs(rest);
+  let stops = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stops += 1;
+    if (stops > 1) process.exit(130);
+    log(`${sig}: stopping after the current step and cleaning up (again to exit at once)`);
+    interrupted.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const names = name === 'all' ? Object.keys(BENCHES) : [name];
+  let failed = 0;
+  for (const n of names) {
+    if (interrupted.signal.aborted) break;
+    try {
+      await BENCHES[n]!(args);
+    } catch (err) {
+      failed += 1;
+      console.error(`[bench] ${n} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+// Exits explicitly: a lingering keep-alive socket or timer must not hold the process.
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
