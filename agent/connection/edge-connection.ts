@@ -64,6 +64,8 @@ export class EdgeConnection extends EventEmitter<EdgeConnectionEvents> {
       const ws = new WebSocketImpl(`${url}/agent/connect`, {
         headers: { Authorization: `Bearer ${token}` },
         maxPayload: MAX_FRAME_BYTES + 64,
+        // Compression costs more than it saves on loopback and LAN links and delays every keystroke.
+        perMessageDeflate: false,
         handshakeTimeout: connectTimeoutMs,
       });
       this.ws = ws;

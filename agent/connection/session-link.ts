@@ -68,6 +68,8 @@ export class SessionLink {
     const ws = new WebSocket(`${edgeUrl}/agent/sessions/${sessionId}`, {
       headers: { Authorization: `Bearer ${token}` },
       maxPayload: MAX_FRAME_BYTES + 64,
+      // Compression costs more than it saves here and delays every keystroke.
+      perMessageDeflate: false,
       handshakeTimeout: 10_000,
     });
     this.ws = ws;

@@ -14,14 +14,19 @@ import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
 import { StreamJournal, type Chunk } from './journal';
 
-export const JOURNAL_BYTES = 1024 * 1024;
+/** Per stream; larger than the agent's window, so a client keeping up is never overtaken (see ProcessRelay acks). */
+export const JOURNAL_BYTES = 8 * 1024 * 1024;
+/** A client that has not acknowledged for this long no longer holds back its process's output. */
+export const CLIENT_STALL_MS = 10_000;
 export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
-const MAX_TEXT_CHUNK = 64 * 1024;
+const MAX_TEXT_CHUNK = 256 * 1024;
 
 interface Cursor {
   next: number;
   acked: number;
   pausedNotified: boolean;
+  /** When this client last acknowledged (or subscribed). */
+  lastAckAt: number;
 }
 
 interface ClientState {
@@ -83,7 +88,7 @@ export class OutputFanout {
     s.exitsSent.delete(processId);
     for (const stream of this.deps.streamsOf(processId)) {
       const next = from[stream] ?? 0;
-      s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false });
+      s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false, lastAckAt: Date.now() });
     }
     this.pump(ws, processId);
   }
@@ -103,7 +108,23 @@ export class OutputFanout {
     if (!c) return;
     c.acked = Math.max(c.acked, Math.min(offset, c.next));
     c.pausedNotified = false;
+    c.lastAckAt = Date.now();
     this.pump(ws, processId);
+  }
+
+  /**
+   * The lowest offset an active client of this stream has acknowledged, or
+   * undefined when none is active (no client, or all stalled past CLIENT_STALL_MS).
+   */
+  slowestActive(processId: string, stream: StreamName, now: number): number | undefined {
+    const key = OutputFanout.key(processId, stream);
+    let floor: number | undefined;
+    for (const s of this.clients.values()) {
+      const c = s.cursors.get(key);
+      if (!c || now - c.lastAckAt > CLIENT_STALL_MS) continue;
+      floor = floor === undefined ? c.acked : Math.min(floor, c.acked);
+    }
+    return floor;
   }
 
   /** Sends a client whatever it may have of a process now, then the exit if it has everything. */
@@ -146,14 +167,25 @@ export class OutputFanout {
         c.acked = Math.max(c.acked, j.start);
         c.next = j.start;
       }
-      const chunk = j.read(c.next);
-      if (!chunk) return;
-      const bytes = chunk.bytes.byteLength > MAX_TEXT_CHUNK ? chunk.bytes.subarray(0, utf8Cut(chunk.bytes, MAX_TEXT_CHUNK)) : chunk.bytes;
+      const first = j.read(c.next);
+      if (!first) return;
+      // Consecutive chunks (each ends on a UTF-8 boundary) go out as one frame, up to MAX_TEXT_CHUNK.
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for (let chunk: Chunk | null = first; chunk && size < MAX_TEXT_CHUNK; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
+        const room = MAX_TEXT_CHUNK - size;
+        const piece = chunk.bytes.byteLength > room ? chunk.bytes.subarray(0, utf8Cut(chunk.bytes, room)) : chunk.bytes;
+        if (piece.byteLength === 0) break;
+        parts.push(piece);
+        size += piece.byteLength;
+        if (piece !== chunk.bytes) break;
+      }
+      const bytes = parts.length === 1 ? parts[0]! : concat(parts, size);
       this.deps.send(ws, {
         type: 'command_output',
-        payload: { processId, stream, data: decoder.decode(bytes), offset: chunk.offset, length: bytes.byteLength },
+        payload: { processId, stream, data: decoder.decode(bytes), offset: first.offset, length: size },
       });
-      c.next = chunk.offset + bytes.byteLength;
+      c.next = first.offset + size;
     }
   }
 }
@@ -166,4 +198,14 @@ export function utf8Cut(bytes: Uint8Array, max: number): number {
   let i = cut;
   while (i > cut - 3 && i > 0 && (bytes[i]! & 0xc0) === 0x80) i--;
   return i > 0 ? i : cut;
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

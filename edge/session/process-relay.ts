@@ -23,12 +23,13 @@ import {
   ProcStateEvent,
   StreamIndex,
   STREAMS_PER_PROCESS,
+  STREAM_WINDOW_BYTES,
   type ProcSpawnParams,
   type StreamName,
 } from '../../shared/protocol/session-data';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
-import { OutputFanout } from './output-fanout';
+import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
 import type { ProcessRow, ProcessStore } from './process-store';
 
 export interface AgentLink {
@@ -46,6 +47,8 @@ export interface RelayDeps {
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
 const ACK_EVERY_BYTES = 256 * 1024;
+/** What `POST …/exec` returns of each stream at most (its last bytes). */
+const EXEC_OUTPUT_BYTES = 1024 * 1024;
 const TERMINAL_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi';
 
 export class ProcessRelay {
@@ -171,6 +174,7 @@ export class ProcessRelay {
       case 'ack': {
         const p = parse(AckPayload, payload);
         this.fanout.ack(ws, p.processId, p.stream, p.offset);
+        this.scheduleAck();
         return true;
       }
       default:
@@ -275,16 +279,30 @@ export class ProcessRelay {
     this.ackTimer ??= setTimeout(() => void this.sendAcks(), 10);
   }
 
+  /**
+   * Acknowledges output to the agent: what the journal holds, but never more
+   * than the journal can keep ahead of the slowest active client, so a client
+   * that keeps up never sees a gap. A client that stops acknowledging for
+   * CLIENT_STALL_MS stops holding the process back (it gets a gap later).
+   */
   private async sendAcks(): Promise<void> {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     const agent = await this.deps.agent().catch(() => undefined);
     if (!agent) return;
+    const now = Date.now();
+    let heldBack = false;
     for (const [streamId, t] of this.byStream) {
       const j = this.fanout.journals.get(OutputFanout.key(t.processId, t.stream));
-      if (!j || j.end <= (this.ackedToAgent.get(streamId) ?? 0)) continue;
-      if (agent.sendEvent('ack', { streamId, offset: j.end })) this.ackedToAgent.set(streamId, j.end);
+      if (!j) continue;
+      const floor = this.fanout.slowestActive(t.processId, t.stream, now);
+      const target = floor === undefined ? j.end : Math.min(j.end, floor + JOURNAL_BYTES - STREAM_WINDOW_BYTES);
+      if (target < j.end) heldBack = true;
+      if (target <= (this.ackedToAgent.get(streamId) ?? 0)) continue;
+      if (agent.sendEvent('ack', { streamId, offset: target })) this.ackedToAgent.set(streamId, target);
     }
+    // Look again when a held-back client may count as stalled.
+    if (heldBack) this.ackTimer = setTimeout(() => void this.sendAcks(), CLIENT_STALL_MS + 50);
   }
 
   /** A JSON event from the agent on the data socket. */
@@ -350,7 +368,8 @@ export class ProcessRelay {
       all.set(p, at);
       at += p.byteLength;
     }
-    return { text: new TextDecoder().decode(all), truncated: j.start > 0 };
+    const keep = all.byteLength > EXEC_OUTPUT_BYTES ? all.subarray(all.byteLength - EXEC_OUTPUT_BYTES) : all;
+    return { text: new TextDecoder().decode(keep), truncated: j.start > 0 || keep !== all };
   }
 
   private onExit(exit: ProcExitEvent): void {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
-import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
 import { rssBytes, samplePeak, workerdPids } from '../helpers/memory';
 import { TestStack, type TestAgent } from '../helpers/stack';
@@ -78,4 +78,18 @@ describe.skipIf(!hasDocker)('flow control (real stack, Docker)', () => {
     expect(tail.endsWith('x\ndone\n')).toBe(true);
     sock.close();
   }, 400_000);
+
+  it('delivers every byte of a 24 MiB output to a client that keeps acknowledging, with no gap', async () => {
+    const sock = await TestSocket.open(stack, user.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    const size = 24 * MiB;
+    const started = await sock.request('container_command', { command: `head -c ${size} /dev/zero | tr '\\0' 'y'` });
+    const pid = String(started.payload.processId);
+    await sock.waitFor((f) => f.type === 'command_exit' && f.payload.processId === pid, 240_000);
+    const out = assembleOutput(sock.frames, pid);
+    expect(out.problems).toEqual([]);
+    expect(out.stdout.length).toBe(size);
+    expect(sock.frames.some((f) => f.type === 'gap')).toBe(false);
+    sock.close();
+  }, 300_000);
 });
