@@ -1,8 +1,7 @@
 /**
- * Session DO (one per container session, idFromName(sessionId)): the record
- * and its state machine (../session/record.ts), the client sockets (Hibernation
- * API), and the idle alarm. Container work goes to the session's agent through
- * the Fleet DO's control socket; this class only wires those pieces.
+ * Session DO (one per container session, idFromName(sessionId)): the record and its state machine, the idle
+ * alarm, and the sockets it serves (clients, the agent's data socket, relayed previews). Lifecycle work goes
+ * through the Fleet's control socket; processes, files and previews live in ../session/*-relay.ts.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
@@ -14,7 +13,7 @@ import { AgentToEdgeFrame, CloseCode, parseFrame } from '../../shared/protocol/t
 import type { Env } from '../env';
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
-import { socketLink } from '../relay/socket-link';
+import { socketLink, waitOrTimeout } from '../relay/socket-link';
 import { safeClose, sendJson, trySend } from '../relay/socket';
 import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
 import { JOURNAL_BYTES } from '../session/output-fanout';
@@ -103,14 +102,7 @@ export class SessionDO extends DurableObject<Env> {
   private async agentLink(): Promise<AgentLink> {
     let ws = this.agentSocket();
     if (!ws) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(done, AGENT_WAIT_MS);
-        function done() {
-          clearTimeout(t);
-          resolve();
-        }
-        this.agentWaiters.push(done);
-      });
+      await waitOrTimeout(this.agentWaiters, AGENT_WAIT_MS);
       ws = this.agentSocket();
     }
     if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');

@@ -21,3 +21,15 @@ export function socketLink(socket: WebSocket, pending: PendingRequests, owner = 
     sendEvent: (event, data) => trySend(socket, JSON.stringify({ type: 'event', event, data } satisfies EdgeToAgentFrame)),
   };
 }
+
+/** Waits until one of `waiters` is called (its slot is pushed here) or `ms` pass. */
+export function waitOrTimeout(waiters: Array<() => void>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      resolve();
+    }
+    waiters.push(done);
+  });
+}

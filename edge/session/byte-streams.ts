@@ -198,7 +198,7 @@ export async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, lim
   }
 }
 
-function joinBytes(parts: Uint8Array[], size: number): Uint8Array {
+export function joinBytes(parts: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const p of parts) {

@@ -12,6 +12,7 @@
  */
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
+import { joinBytes } from './byte-streams';
 import { StreamJournal, type Chunk } from './journal';
 
 /** Per stream; larger than the agent's window, so a client keeping up is never overtaken (see ProcessRelay acks). */
@@ -180,7 +181,7 @@ export class OutputFanout {
         size += piece.byteLength;
         if (piece !== chunk.bytes) break;
       }
-      const bytes = parts.length === 1 ? parts[0]! : concat(parts, size);
+      const bytes = parts.length === 1 ? parts[0]! : joinBytes(parts, size);
       this.deps.send(ws, {
         type: 'command_output',
         payload: { processId, stream, data: decoder.decode(bytes), offset: first.offset, length: size },
@@ -198,14 +199,4 @@ export function utf8Cut(bytes: Uint8Array, max: number): number {
   let i = cut;
   while (i > cut - 3 && i > 0 && (bytes[i]! & 0xc0) === 0x80) i--;
   return i > 0 ? i : cut;
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
