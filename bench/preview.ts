@@ -16,7 +16,8 @@
  *     clients on keep-alive connections (one undici Pool per run) for --seconds after
  *     a 1 s warm-up; runs alternate direct/preview/preview/direct (--load-reps pairs).
  * (b) Latency of single sequential `/hello` requests on one keep-alive connection
- *     per side: --n requests each, the two sides alternating, after 20 warm-up each.
+ *     per side: --n requests each, the sides taking turns, after 20 warm-up each; with
+ *     two diagnostic series that stop at the Worker and at the Session DO (see measureLatency).
  * (c) Throughput of `/big?mib=<--mib>` read to the end on a keep-alive connection,
  *     --reps runs each, alternating; the first run of each side is checked byte for
  *     byte (SHA-256), the rest by length.
@@ -71,6 +72,9 @@ const TARGET = { rpsRatio: 0.2, throughputRatio: 0.5, addedP50Ms: 3 };
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures/preview-server.cjs');
 
 type Side = 'direct' | 'preview';
+/** The sequential series: both sides and the edge-only diagnostic. */
+type Series = Side | 'edgeOnly' | 'workerOnly';
+const PRIVATE_PORT = 3001;
 
 interface Target {
   origin: string;
@@ -93,7 +97,7 @@ export async function preview(args: BenchArgs): Promise<void> {
   const o: PreviewOptions = {
     concurrency: intArg(args, 'concurrency', 8, 1, 256),
     seconds: intArg(args, 'seconds', 5, 1, 120),
-    loadReps: intArg(args, 'load-reps', 1, 1, 10),
+    loadReps: intArg(args, 'load-reps', 2, 1, 10),
     n: intArg(args, 'n', 200, 10, 10_000),
     mib: intArg(args, 'mib', 50, 1, 1024),
     reps: intArg(args, 'reps', 3, 1, 20),
@@ -131,9 +135,9 @@ export async function preview(args: BenchArgs): Promise<void> {
     for (const side of ['direct', 'preview'] as const) await checkHello(targets[side], side);
     log(`both sides answer /hello (direct ${targets.direct.origin}, preview ${targets.preview.origin}${targets.preview.prefix})`);
 
-    const groups: CpuGroups = { ...stackCpuGroups(b), ...(await containerCpuGroup(containerId)) };
+    const groups = cpuGroups(b, await containerCpuGroup(containerId));
     const load = await measureLoad(targets, groups, o);
-    const latency = await measureLatency(targets, o);
+    const latency = await measureLatency(targets, `${PRIVATE_PORT}-${sessionId}.preview.localhost:${b.stack.port}`, o);
     const big = await measureBig(targets, groups, o);
     report(o, load, latency, big);
   } finally {
@@ -152,6 +156,22 @@ async function checkHello(t: Target, side: Side): Promise<void> {
   } finally {
     await client.destroy();
   }
+}
+
+/**
+ * The usual CPU groups plus the edge split by process: under `wrangler dev`
+ * the edge is two workerd instances (wrangler's proxy and the Worker itself)
+ * and wrangler's Node process, which receives inspector traffic from the
+ * proxy; the split shows how much of the edge's CPU is that dev harness.
+ */
+function cpuGroups(b: BenchStack, extra: CpuGroups = {}): CpuGroups {
+  const edge = b.stack.edge?.child.pid ?? -1;
+  return {
+    ...stackCpuGroups(b),
+    'of the edge, workerd': (p) => p.pgrp === edge && p.comm === 'workerd',
+    'of the edge, wrangler (node)': (p) => p.pgrp === edge && p.comm !== 'workerd',
+    ...extra,
+  };
 }
 
 /** The container's processes (the dev server among them) by their host pids, taken once the server runs. */
@@ -237,30 +257,61 @@ async function loadRun(t: Target, concurrency: number, ms: number, meter: CpuMet
 
 /* ---------------------------------------------------------------- (b) latency */
 
-async function measureLatency(targets: Record<Side, Target>, o: PreviewOptions): Promise<Record<Side, Summary>> {
-  const clients: Record<Side, Client> = {
-    direct: new Client(targets.direct.origin, { pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 30_000 }),
-    preview: new Client(targets.preview.origin, { pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 30_000 }),
+/**
+ * Sequential requests. Besides the two sides, two diagnostic series split the
+ * preview's path: `edgeOnly` asks for a private port of the same session
+ * without a cookie (host form, `<port>-<sessionId>.preview.localhost`), which
+ * the Session DO refuses with 401 itself: client → Worker → DO and back, no
+ * agent hop; `workerOnly` asks for `/preview/-/hello`, which the Worker
+ * refuses with 404 before any DO: client → wrangler dev → Worker and back.
+ */
+async function measureLatency(targets: Record<Side, Target>, edgeOnlyHost: string, o: PreviewOptions): Promise<Record<Series, Summary>> {
+  const opts = { pipelining: 1, headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 30_000 };
+  const clients: Record<Series, Client> = {
+    direct: new Client(targets.direct.origin, opts),
+    preview: new Client(targets.preview.origin, opts),
+    edgeOnly: new Client(targets.preview.origin, opts),
+    workerOnly: new Client(targets.preview.origin, opts),
   };
-  const times: Record<Side, number[]> = { direct: [], preview: [] };
+  const send: Record<Series, () => Promise<void>> = {
+    direct: () => hello(clients.direct, targets.direct),
+    preview: () => hello(clients.preview, targets.preview),
+    edgeOnly: async () => {
+      const res = await clients.edgeOnly.request({ path: '/hello', method: 'GET', headers: { host: edgeOnlyHost } });
+      await res.body.text();
+      if (res.statusCode !== 401) throw new Error(`the edge-only request answered ${res.statusCode}, not 401`);
+    },
+    workerOnly: async () => {
+      const res = await clients.workerOnly.request({ path: '/preview/-/hello', method: 'GET' });
+      await res.body.text();
+      if (res.statusCode !== 404) throw new Error(`the worker-only request answered ${res.statusCode}, not 404`);
+    },
+  };
+  const order: Series[] = ['direct', 'preview', 'edgeOnly', 'workerOnly'];
+  const times: Record<Series, number[]> = { direct: [], preview: [], edgeOnly: [], workerOnly: [] };
   try {
     for (let i = 0; i < WARMUP_SEQ + o.n; i++) {
       o.deadline.check(`sequential request ${i + 1}`);
-      for (const side of i % 2 === 0 ? (['direct', 'preview'] as const) : (['preview', 'direct'] as const)) {
+      for (let k = 0; k < order.length; k++) {
+        const series = order[(i + k) % order.length]!;
         const t0 = now();
-        const res = await clients[side].request({ path: `${targets[side].prefix}/hello`, method: 'GET' });
-        const text = await res.body.text();
+        await send[series]();
         const ms = msSince(t0);
-        if (res.statusCode !== 200 || text !== HELLO_BODY) throw new Error(`${side} /hello answered ${res.statusCode} "${text.slice(0, 200)}"`);
-        if (i >= WARMUP_SEQ) times[side].push(ms);
+        if (i >= WARMUP_SEQ) times[series].push(ms);
       }
     }
   } finally {
     await Promise.all(Object.values(clients).map((c) => c.destroy().catch(() => undefined)));
   }
-  const s = { direct: summarize(times.direct), preview: summarize(times.preview) };
-  log(`sequential /hello p50: direct ${fmtMs(s.direct.p50)} ms, preview ${fmtMs(s.preview.p50)} ms`);
+  const s = { direct: summarize(times.direct), preview: summarize(times.preview), edgeOnly: summarize(times.edgeOnly), workerOnly: summarize(times.workerOnly) };
+  log(`sequential p50: direct ${fmtMs(s.direct.p50)} ms, preview ${fmtMs(s.preview.p50)} ms, Worker + DO ${fmtMs(s.edgeOnly.p50)} ms, Worker ${fmtMs(s.workerOnly.p50)} ms`);
   return s;
+}
+
+async function hello(client: Client, t: Target): Promise<void> {
+  const res = await client.request({ path: `${t.prefix}/hello`, method: 'GET' });
+  const text = await res.body.text();
+  if (res.statusCode !== 200 || text !== HELLO_BODY) throw new Error(`GET ${t.prefix}/hello answered ${res.statusCode} "${text.slice(0, 200)}"`);
 }
 
 /* ---------------------------------------------------------------- (c) big */
@@ -337,7 +388,7 @@ function mapValues(r: Record<string, number>, f: (v: number) => number): Record<
 
 /* ---------------------------------------------------------------- report */
 
-function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Side, Summary>, big: Record<Side, BigSeries>): void {
+function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Series, Summary>, big: Record<Side, BigSeries>): void {
   const rps = { direct: percentile(load.direct.map((r) => r.rps), 50), preview: percentile(load.preview.map((r) => r.rps), 50) };
   const loadLat = { direct: percentile(load.direct.map((r) => r.latency.p50), 50), preview: percentile(load.preview.map((r) => r.latency.p50), 50) };
   const errors = { direct: load.direct.reduce((n, r) => n + r.errors, 0), preview: load.preview.reduce((n, r) => n + r.errors, 0) };
@@ -377,6 +428,8 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Si
       ['preview', ...latCells(lat.preview)],
       ['direct', ...latCells(lat.direct)],
       ['added by the preview path', fmtMs(added), fmtMs(lat.preview.p90 - lat.direct.p90), fmtMs(lat.preview.p99 - lat.direct.p99), '', ''],
+      ['  diagnostic: Worker + Session DO (401, no agent hop)', ...latCells(lat.edgeOnly)],
+      ['  diagnostic: Worker alone (404, no DO)', ...latCells(lat.workerOnly)],
     ],
   );
 
@@ -400,7 +453,8 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Si
     [
       `req/s (${o.concurrency} clients): preview ${rps.preview.toFixed(0)}, direct ${rps.direct.toFixed(0)}, ratio ${rpsRatio.toFixed(2)}×` +
         (errors.preview + errors.direct > 0 ? `; errors: preview ${errors.preview}, direct ${errors.direct}` : ''),
-      `sequential p50: preview ${fmtMs(lat.preview.p50)} ms, direct ${fmtMs(lat.direct.p50)} ms, added ${fmtMs(added)} ms (p99 added ${fmtMs(lat.preview.p99 - lat.direct.p99)} ms)`,
+      `sequential p50: preview ${fmtMs(lat.preview.p50)} ms, direct ${fmtMs(lat.direct.p50)} ms, added ${fmtMs(added)} ms (p99 added ${fmtMs(lat.preview.p99 - lat.direct.p99)} ms); ` +
+        `of the preview's p50, Worker alone ${fmtMs(lat.workerOnly.p50)} ms, Worker + Session DO ${fmtMs(lat.edgeOnly.p50)} ms`,
       `${o.mib} MiB: preview ${tp.preview.toFixed(1)} MB/s, direct ${tp.direct.toFixed(1)} MB/s, ratio ${tpRatio.toFixed(2)}×`,
     ],
     checks,
@@ -419,7 +473,7 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Si
         ratio: round(rpsRatio),
         cpuSeconds: { preview: mapValues(loadCpu('preview').cpu, (v) => round(v, 2)), direct: mapValues(loadCpu('direct').cpu, (v) => round(v, 2)) },
       },
-      latencyMs: { preview: roundSummary(lat.preview), direct: roundSummary(lat.direct), addedP50: round(added) },
+      latencyMs: { preview: roundSummary(lat.preview), direct: roundSummary(lat.direct), edgeOnly: roundSummary(lat.edgeOnly), workerOnly: roundSummary(lat.workerOnly), addedP50: round(added) },
       big: {
         mbps: { preview: round(tp.preview, 1), direct: round(tp.direct, 1) },
         runs: { preview: big.preview.mbps.map((x) => round(x, 1)), direct: big.direct.mbps.map((x) => round(x, 1)) },

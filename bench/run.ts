@@ -10,11 +10,13 @@
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr).
  */
+import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
+import { preview } from './preview';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
