@@ -6,6 +6,9 @@
  *
  *   lifecycle  [--n 10]                       create-to-running vs docker run -d
  *   terminal   [--n 200] [--mib 100] [--reps 3]  keystroke echo and bulk output vs docker exec
+ *   files      [--n-small 20] [--n-large 5]   1 MiB and 50 MiB write/read via the API vs docker cp
+ *   preview    [--concurrency 8] [--seconds 5] [--load-reps 2] [--n 200] [--mib 50] [--reps 3]
+ *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
  *   all        every benchmark above, in that order
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr).
