@@ -72,7 +72,8 @@ export async function openRead(jail: Jail, input: unknown, range?: ByteRange): P
       await fh.close();
       stream = Readable.from([]);
     } else {
-      stream = fh.createReadStream({ start, end, autoClose: true });
+      // 256 KiB reads match the tunnel's frame size: a quarter of the frames (and syscalls) of the 64 KiB default.
+      stream = fh.createReadStream({ start, end, autoClose: true, highWaterMark: 256 * 1024 });
     }
     fh = undefined; // the stream owns it now
     return { path: r.shown, stream, length, size: st.size, start, end, mtime: st.mtime.toISOString(), mode: st.mode & 0o7777, etag: etagOf(st) };
