@@ -50,12 +50,13 @@ export class ReconnectLoop {
     while (!this.abort.signal.aborted) {
       const conn = new EdgeConnection({ ...this.opts.connection, logger });
       const closed = new Promise<{ code: number; reason: string }>((resolve) => conn.once('close', resolve));
+      // Listen before connecting: the edge may send a request right behind its welcome, in the same read.
+      conn.on('frame', (f) => this.opts.onFrame(f, conn));
+      conn.on('binary', (b) => this.opts.onBinary?.(b, conn));
       try {
         const welcome = await conn.connect();
         this.backoff.reset();
         this.current = conn;
-        conn.on('frame', (f) => this.opts.onFrame(f, conn));
-        conn.on('binary', (b) => this.opts.onBinary?.(b, conn));
         logger.info('connected to edge', { agentId: welcome.agentId, heartbeatIntervalMs: welcome.heartbeatIntervalMs });
         this.opts.onConnected?.(conn);
         const { code, reason } = await closed;

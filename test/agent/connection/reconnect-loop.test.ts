@@ -15,6 +15,7 @@ async function fakeEdge() {
   const received: Array<Record<string, unknown>> = [];
   const sockets: WebSocket[] = [];
   let welcome = true;
+  let requestAfterWelcome = false;
   wss.on('connection', (ws, req) => {
     sockets.push(ws);
     ws.on('message', (d, binary) => {
@@ -23,6 +24,8 @@ async function fakeEdge() {
       received.push({ ...frame, auth: req.headers.authorization });
       if (frame.type === 'hello' && welcome) {
         ws.send(JSON.stringify({ type: 'welcome', protocolVersion: 1, agentId: 'agt_1', heartbeatIntervalMs: 50 }));
+        // A request right behind the welcome, as the edge's reconciliation sends one.
+        if (requestAfterWelcome) ws.send(JSON.stringify({ type: 'req', id: 'r-after-welcome', method: 'x', params: {} }));
       }
       if (frame.type === 'heartbeat') ws.send(JSON.stringify({ type: 'heartbeat_ack', seq: frame.seq }));
     });
@@ -33,6 +36,9 @@ async function fakeEdge() {
     sockets,
     set welcome(v: boolean) {
       welcome = v;
+    },
+    set requestAfterWelcome(v: boolean) {
+      requestAfterWelcome = v;
     },
     async waitFor(pred: (f: Record<string, unknown>) => boolean, count = 1, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
@@ -52,7 +58,7 @@ describe('ReconnectLoop', () => {
     while (cleanups.length) await cleanups.pop()!();
   });
 
-  function makeLoop(url: string, sessionsRef: { n: number }) {
+  function makeLoop(url: string, sessionsRef: { n: number }, frames: unknown[] = []) {
     const logger = memoryLogger();
     const loop = new ReconnectLoop({
       logger,
@@ -68,7 +74,7 @@ describe('ReconnectLoop', () => {
         }),
         heartbeat: () => ({ system, activeSessions: sessionsRef.n }),
       },
-      onFrame: () => undefined,
+      onFrame: (f) => frames.push(f),
     });
     cleanups.push(() => loop.stop());
     return { loop, logger };
@@ -82,6 +88,18 @@ describe('ReconnectLoop', () => {
     const [hello] = await edge.waitFor((f) => f.type === 'hello');
     expect(hello!.auth).toBe('Bearer tok');
     await edge.waitFor((f) => f.type === 'heartbeat', 3);
+  });
+
+  it('does not miss a request the edge sends right behind its welcome', async () => {
+    const edge = await fakeEdge();
+    cleanups.push(edge.close);
+    edge.requestAfterWelcome = true;
+    const frames: Array<{ id?: string }> = [];
+    const { loop } = makeLoop(edge.url, { n: 0 }, frames);
+    loop.start();
+    const deadline = Date.now() + 10_000;
+    while (!frames.some((f) => f.id === 'r-after-welcome') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(frames.some((f) => f.id === 'r-after-welcome')).toBe(true);
   });
 
   it('redials after a drop and re-announces its current sessions', async () => {
