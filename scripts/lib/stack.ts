@@ -21,7 +21,28 @@ export interface Managed {
   stop(timeoutMs?: number): Promise<void>;
 }
 
+/** Process groups started here and not yet stopped: killed if this process exits without stopping them. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+function killLiveGroupsOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const pgid of liveGroups) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  });
+}
+
 function manage(name: string, child: ChildProcess): Managed {
+  if (child.pid !== undefined) {
+    liveGroups.add(child.pid);
+    killLiveGroupsOnExit();
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
     child.once('exit', (code, signal) => resolve({ code, signal }));
@@ -45,6 +66,7 @@ function manage(name: string, child: ChildProcess): Managed {
       clearTimeout(timer);
       // Whatever the leader left in its group (workerd under wrangler) goes too.
       signalGroup('SIGKILL');
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
     },
   };
 }
