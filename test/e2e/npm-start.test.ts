@@ -46,6 +46,11 @@ describe('npm start', () => {
       expect(fs.existsSync(path.join(stateDir, 'secrets.json'))).toBe(true);
       expect(processesMentioning(stateDir).length).toBeGreaterThan(0);
       expect(processesMentioning(`127.0.0.1:${port}`).some((l) => l.includes('workerd'))).toBe(true);
+      // npm start says it is ready (URLs and the agent's mode) once it sees the agent itself.
+      const readyBy = Date.now() + 30_000;
+      while (!output.includes('"msg":"ready"') && Date.now() < readyBy) await new Promise((r) => setTimeout(r, 50));
+      expect(output).toContain('"msg":"ready"');
+      expect(output).toContain(`(${hasDocker ? 'docker' : 'local'} mode`);
     } finally {
       child.kill('SIGTERM');
       const code = await exited;
@@ -57,6 +62,5 @@ describe('npm start', () => {
     const deadline = Date.now() + 10_000;
     while (leftovers().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(leftovers()).toEqual([]);
-    expect(output).toContain('"msg":"ready"');
   });
 });
