@@ -5,6 +5,7 @@
  * against each.
  */
 import type { Readable } from 'node:stream';
+import type { ResourceFigures } from '../../shared/api/containers';
 import type { DockerStatus, RuntimeMode } from '../../shared/protocol/tunnel';
 
 export interface SessionLimits {
@@ -38,15 +39,8 @@ export interface SessionInfo {
   workspace: string;
 }
 
-export interface ResourceStats {
-  cpuPercent: number;
-  memoryUsed: number;
-  memoryLimit: number;
-  networkRx: number;
-  networkTx: number;
-  pids: number;
-  uptimeSeconds: number;
-}
+/** Live figures of a session's container, as the API shows them. */
+export type ResourceStats = ResourceFigures;
 
 export interface ExecSpec {
   /** argv; a shell line is ['sh', '-c', line]. */

@@ -8,6 +8,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
+import { joinBytes } from '../../shared/bytes';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { loadConfig } from '../config';
 import type { AppEnv } from '../env';
@@ -75,13 +76,7 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return joinBytes(chunks, size);
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import { encodeBinaryFrame, FrameFlag, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
+import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
 
 export interface StreamSink {
@@ -196,14 +197,4 @@ export async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, lim
   } catch {
     // The body failed on its own: nothing left to drain.
   }
-}
-
-export function joinBytes(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

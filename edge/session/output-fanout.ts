@@ -12,7 +12,7 @@
  */
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
-import { joinBytes } from './byte-streams';
+import { joinBytes } from '../../shared/bytes';
 import { StreamJournal, type Chunk } from './journal';
 
 /** Per stream; larger than the agent's window, so a client keeping up is never overtaken (see ProcessRelay acks). */

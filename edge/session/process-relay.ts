@@ -27,6 +27,7 @@ import {
   type ProcSpawnParams,
   type StreamName,
 } from '../../shared/protocol/session-data';
+import { joinBytes } from '../../shared/bytes';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
 import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
@@ -362,12 +363,7 @@ export class ProcessRelay {
     if (!j) return { text: '', truncated: false };
     const parts: Uint8Array[] = [];
     for (let c = j.read(j.start); c; c = j.read(c.offset + c.bytes.byteLength)) parts.push(c.bytes);
-    const all = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.byteLength;
-    }
+    const all = joinBytes(parts);
     const keep = all.byteLength > EXEC_OUTPUT_BYTES ? all.subarray(all.byteLength - EXEC_OUTPUT_BYTES) : all;
     return { text: new TextDecoder().decode(keep), truncated: j.start > 0 || keep !== all };
   }

@@ -118,18 +118,23 @@ export function spawnEdge({ host, port, stateDir, vars, inspectorPort, stdio = '
       cwd: ROOT,
       detached: true,
       stdio: ['ignore', stdio, stdio],
-      env: {
-        ...process.env,
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-        WRANGLER_SEND_METRICS: 'false',
-        WRANGLER_HIDE_BANNER: 'true',
-        XDG_CONFIG_HOME: path.join(stateDir, '.config'),
-        FORCE_COLOR: '0',
-      },
+      env: wranglerEnv(stateDir),
     },
   );
   pipeLines(child, onOutput);
   return manage('edge', child);
+}
+
+/** The environment wrangler runs in here: no outside calls, no banner, its config kept under STATE_DIR. */
+export function wranglerEnv(stateDir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    WRANGLER_SEND_METRICS: 'false',
+    WRANGLER_HIDE_BANNER: 'true',
+    XDG_CONFIG_HOME: path.join(stateDir, '.config'),
+    FORCE_COLOR: '0',
+  };
 }
 
 export interface AgentOptions {

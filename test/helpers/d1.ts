@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT } from '../../scripts/lib/stack';
+import { ROOT, wranglerEnv } from '../../scripts/lib/stack';
 
 const run = promisify(execFile);
 
@@ -31,14 +31,7 @@ export async function d1Execute<T = Record<string, unknown>>(stateDir: string, s
     {
       cwd: ROOT,
       timeout: 60_000,
-      env: {
-        ...process.env,
-        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-        WRANGLER_SEND_METRICS: 'false',
-        WRANGLER_HIDE_BANNER: 'true',
-        XDG_CONFIG_HOME: path.join(stateDir, '.config'),
-        FORCE_COLOR: '0',
-      },
+      env: wranglerEnv(stateDir),
     },
   );
   const parsed = JSON.parse(stdout) as Array<{ results: T[]; success: boolean }>;

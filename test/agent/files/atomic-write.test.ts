@@ -5,17 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../agent/logger';
 import { FileService } from '../../../agent/services/files/file-service';
 import { AppError } from '../../../shared/errors';
-import { makeSandbox, type Sandbox } from './fixtures';
+import { codeOf, makeSandbox, type Sandbox } from './fixtures';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof AppError) return err.code;
-    throw err;
-  }
-}
 
 const isRoot = process.getuid?.() === 0;
 

@@ -6,17 +6,8 @@ import { memoryLogger } from '../../../agent/logger';
 import { FileService } from '../../../agent/services/files/file-service';
 import { decodeContent } from '../../../agent/services/files/write-ops';
 import { AppError } from '../../../shared/errors';
-import { makeSandbox, readAll, type Sandbox } from './fixtures';
+import { codeOf, makeSandbox, readAll, type Sandbox } from './fixtures';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof AppError) return err.code;
-    throw err;
-  }
-}
 
 // Every behaviour holds with /proc/self/fd addressing (Linux) and without it.
 describe.each([

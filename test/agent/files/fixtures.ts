@@ -4,6 +4,7 @@
  * fingerprint of everything that must never change (the outside folder, the
  * base folder's own listing, probe names under /etc and /tmp).
  */
+import { AppError } from '../../../shared/errors';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -103,5 +104,16 @@ export async function waitUntil(pred: () => boolean, what: string, ms = 10_000):
   while (!pred()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** The AppError code an operation fails with, or 'ok'. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (err) {
+    if (err instanceof AppError) return err.code;
+    throw err;
   }
 }

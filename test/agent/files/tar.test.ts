@@ -6,18 +6,8 @@ import { extract as tarExtract } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../../../agent/logger';
 import { FileService } from '../../../agent/services/files/file-service';
-import { AppError } from '../../../shared/errors';
-import { makeSandbox, makeTar, PROBE, readAll, treeFingerprint, waitUntil, type Sandbox, type TarEntry } from './fixtures';
+import { codeOf, makeSandbox, makeTar, PROBE, readAll, treeFingerprint, waitUntil, type Sandbox, type TarEntry } from './fixtures';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (err instanceof AppError) return err.code;
-    throw err;
-  }
-}
 
 /** A small project: nested folders, text, binary, empty file and folder, an executable, inside links. */
 async function makeProject(dir: string): Promise<void> {
