@@ -17,6 +17,7 @@ import WebSocket from 'ws';
 import { api, registerUser, type TestUser } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import { TestStack, type TestAgent } from '../test/helpers/stack';
+import { edgeRunnerFromEnv } from '../scripts/lib/stack';
 
 export const BENCH_IMAGE = TEST_IMAGES.busybox;
 
@@ -166,6 +167,7 @@ export function printSummary(bench: string, lines: readonly string[], targets: r
       bench,
       time: new Date().toISOString(),
       host: hostFacts(),
+      edge: edgeRunnerFromEnv(),
       ...json,
       targets: targets.map((t) => ({ name: t.name, measured: t.measured, target: t.target, met: t.met })),
     })}`,
@@ -219,7 +221,7 @@ export interface StackOptions {
 }
 
 /**
- * Starts the edge (wrangler dev → workerd) and one Docker agent on loopback,
+ * Starts the edge (EDGE_RUNNER: Miniflare or wrangler dev, both → workerd) and one Docker agent on loopback,
  * and registers a user. The caller must `stopStack()` it in a finally block;
  * a failure half-way stops whatever had started before rethrowing.
  */
@@ -242,7 +244,7 @@ export async function startStack(opts: StackOptions = {}): Promise<BenchStack> {
     const agent = await stack.startAgent({ name: 'bench-agent', ...(opts.agentEnv ? { env: opts.agentEnv } : {}) });
     await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected), 30_000);
     const user = await registerUser(stack, 'bench');
-    log(`stack up in ${fmtMs(msSince(started))} ms (edge ${stack.baseUrl}, agent ${agent.id})`);
+    log(`stack up in ${fmtMs(msSince(started))} ms (edge under ${edgeRunnerFromEnv()} at ${stack.baseUrl}, agent ${agent.id})`);
     return { stack, agent, user, docker };
   } catch (err) {
     await stack.stop().catch(() => undefined);
@@ -427,7 +429,7 @@ export function stackCpuGroups(b: BenchStack): CpuGroups {
   const edgePgrp = b.stack.edge?.child.pid ?? -1;
   const agentPgrp = b.agent.proc.child.pid ?? -1;
   return {
-    'edge (wrangler+workerd)': (p) => p.pgrp === edgePgrp,
+    [`edge (${edgeRunnerFromEnv()}+workerd)`]: (p) => p.pgrp === edgePgrp,
     agent: (p) => p.pgrp === agentPgrp,
     'bench client': (p) => p.pid === process.pid,
     'docker (dockerd, containerd, shims)': (p) => /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc)$/.test(p.comm),

@@ -11,7 +11,10 @@
  *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
  *   all        every benchmark above, in that order
  *
- * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr).
+ * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr),
+ * --edge miniflare|wrangler (what runs the edge Worker; default miniflare, or EDGE_RUNNER):
+ * miniflare is the same workerd without wrangler dev's proxy and inspector relay,
+ * the closest to production on one machine; wrangler is what `npm start` runs.
  */
 import { files } from './files';
 import { lifecycle } from './lifecycle';
@@ -28,6 +31,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const args = parseArgs(rest);
+  const edge = args.values.get('edge') ?? (process.env.EDGE_RUNNER || 'miniflare');
+  if (edge !== 'miniflare' && edge !== 'wrangler') {
+    console.error(`--edge must be miniflare or wrangler, not "${edge}"`);
+    return 2;
+  }
+  // TestStack's spawnEdge reads it.
+  process.env.EDGE_RUNNER = edge;
   let stops = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     stops += 1;

@@ -53,7 +53,7 @@ export class FileRequests {
         // Registered before the first await, so body frames that follow the request find their stream.
         const body = streams.receive(p.streamId);
         try {
-          return await (await this.files()).writeFile(p.path, body, { parents: p.parents });
+          return await (await this.files()).writeFile(p.path, body, { parents: p.parents, ...(p.size === undefined ? {} : { expectedSize: p.size }) });
         } finally {
           body.destroy();
         }

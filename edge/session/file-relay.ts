@@ -144,7 +144,10 @@ export class FileRelay {
           if (!parsed.success) throw new AppError(ErrorCode.ValidationFailed, 'body must be {content, encoding?}');
           body = bytesStream(decodeContent(parsed.data.content, parsed.data.encoding));
         }
-        const written = await this.upload('fs.write', { path, parents }, body);
+        // A raw body's announced length goes along: a body that ends short (a
+        // client that gave up, behind a proxy that closed the stream cleanly) fails.
+        const size = body === request.body && request.headers.has('Content-Length') && Number.isSafeInteger(declared) ? { size: declared } : {};
+        const written = await this.upload('fs.write', { path, parents, ...size }, body);
         return Response.json(written);
       }
       case 'delete':

@@ -85,14 +85,59 @@ export interface EdgeOptions {
   inspectorPort?: number;
   stdio?: 'inherit' | 'pipe' | 'ignore';
   onOutput?: (line: string) => void;
+  /**
+   * What runs the Worker: `wrangler` (`wrangler dev`, the default: what a
+   * developer runs) or `miniflare` (scripts/edge-miniflare.ts: the same
+   * workerd without wrangler's dev proxy and inspector relay, the closest to
+   * production on one machine). EDGE_RUNNER sets the default.
+   */
+  runner?: EdgeRunner;
+}
+
+export type EdgeRunner = 'wrangler' | 'miniflare';
+
+export function edgeRunnerFromEnv(env: NodeJS.ProcessEnv = process.env): EdgeRunner {
+  const v = env.EDGE_RUNNER || 'wrangler';
+  if (v !== 'wrangler' && v !== 'miniflare') throw new Error(`EDGE_RUNNER must be wrangler or miniflare, not ${JSON.stringify(v)}`);
+  return v;
 }
 
 /** Writes the vars to an env file wrangler reads (mode 0600, under STATE_DIR) and starts `wrangler dev`. */
-export function spawnEdge({ host, port, stateDir, vars, inspectorPort, stdio = 'pipe', onOutput }: EdgeOptions): Managed {
+export function spawnEdge({
+  host,
+  port,
+  stateDir,
+  vars,
+  inspectorPort,
+  stdio = 'pipe',
+  onOutput,
+  runner = edgeRunnerFromEnv(),
+}: EdgeOptions): Managed {
   fs.mkdirSync(stateDir, { recursive: true });
   const envFile = path.join(stateDir, 'edge.env');
   const lines = Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   fs.writeFileSync(envFile, lines.join('\n') + '\n', { mode: 0o600 });
+  if (runner === 'miniflare') {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'scripts/edge-miniflare.ts'),
+        '--ip',
+        host,
+        '--port',
+        String(port),
+        '--persist-to',
+        path.join(stateDir, 'edge'),
+        '--env-file',
+        envFile,
+      ],
+      { cwd: ROOT, detached: true, stdio: ['ignore', stdio, stdio], env: wranglerEnv(stateDir) },
+    );
+    pipeLines(child, onOutput);
+    return manage('edge', child);
+  }
   const child = spawn(
     process.execPath,
     [

@@ -7,7 +7,8 @@
  *   fs.stat    {path}                      → FileStatResult
  *   fs.list    {path}                      → DirListing
  *   fs.read    {path, streamId, range?}    → FileStatResult & {length, start}; the body follows on streamId
- *   fs.write   {path, streamId, parents}   → FileWritten, once the whole body (sent on streamId) is in place
+ *   fs.write   {path, streamId, parents, size?} → FileWritten, once the whole body (sent on streamId) is in place;
+ *              with `size` (the client's Content-Length), a body of any other length fails and changes nothing
  *   fs.mkdir   {path, recursive} · fs.delete {path, recursive} · fs.rename {from, to}
  *   fs.tar.pack    {path, streamId}        → {path}; the tar follows on streamId
  *   fs.tar.extract {path, streamId}        → TarExtracted, once the tar (sent on streamId) is unpacked
@@ -25,7 +26,12 @@ export const FsRead = z.object({
   streamId: StreamId,
   range: z.object({ start: z.number().int().nonnegative().optional(), end: z.number().int().nonnegative().optional() }).optional(),
 });
-export const FsWrite = z.object({ path: WorkspacePathInput, streamId: StreamId, parents: z.boolean().default(false) });
+export const FsWrite = z.object({
+  path: WorkspacePathInput,
+  streamId: StreamId,
+  parents: z.boolean().default(false),
+  size: z.number().int().nonnegative().optional(),
+});
 export const FsMkdir = z.object({ path: WorkspacePathInput, recursive: z.boolean().default(false) });
 export const FsDelete = z.object({ path: WorkspacePathInput, recursive: z.boolean().default(false) });
 export const FsRename = z.object({ from: WorkspacePathInput, to: WorkspacePathInput });

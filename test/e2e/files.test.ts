@@ -171,16 +171,28 @@ describe.skipIf(!hasDocker)('files (real stack, Docker)', () => {
   it('keeps the old file when an upload is cut off', async () => {
     fs.writeFileSync(path.join(workspace, 'keep.txt'), 'original');
     const ctrl = new AbortController();
+    // One chunk goes out, then the body stalls (never ends); once the agent has
+    // its temporary file open, the request is aborted.
+    let sent = false;
     const cut = new Readable({
       read() {
+        if (sent) return;
+        sent = true;
         this.push(Buffer.alloc(256 * 1024, 1));
-        ctrl.abort();
       },
     });
-    await fetch(filesUrl('keep.txt'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/octet-stream' }, body: Readable.toWeb(cut) as ReadableStream, duplex: 'half', signal: ctrl.signal } as RequestInit).catch(() => undefined);
+    const temps = () => fs.readdirSync(workspace).filter((n) => n.startsWith('.') && n !== '.mominai');
+    // It announces 1 MiB: a proxy in front (wrangler dev's) may end the body
+    // cleanly when the client gives up, and the length is what tells a cut.
+    const upload = fetch(filesUrl('keep.txt'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/octet-stream', 'Content-Length': String(1024 * 1024) }, body: Readable.toWeb(cut) as ReadableStream, duplex: 'half', signal: ctrl.signal } as RequestInit).catch(() => undefined);
+    let deadline = Date.now() + 20_000;
+    while (temps().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(temps().length).toBeGreaterThan(0);
+    ctrl.abort();
+    await upload;
     // The agent notices the cut (the edge aborts the stream) and removes its temporary file.
-    const deadline = Date.now() + 20_000;
-    while (fs.readdirSync(workspace).some((n) => n.startsWith('.') && n !== '.mominai') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    deadline = Date.now() + 20_000;
+    while (temps().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(fs.readdirSync(workspace).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(fs.readFileSync(path.join(workspace, 'keep.txt'), 'utf8')).toBe('original');
   });

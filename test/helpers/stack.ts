@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { newId } from '../../shared/ids';
 import { signToken } from '../../edge/auth/tokens';
-import { spawnAgent, spawnEdge, waitForHealth, type Health, type Managed } from '../../scripts/lib/stack';
+import { spawnAgent, spawnEdge, waitForHealth, type EdgeRunner, type Health, type Managed } from '../../scripts/lib/stack';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,6 +36,8 @@ export interface TestAgent {
 export interface StackOptions {
   edgeVars?: Record<string, string>;
   debug?: boolean;
+  /** What runs the edge Worker; EDGE_RUNNER or `wrangler` when unset (see spawnEdge). */
+  runner?: EdgeRunner;
 }
 
 /** Removes whatever Docker objects the given agents made (containers by label, their networks). */
@@ -83,6 +85,7 @@ export class TestStack {
       port: this.port,
       inspectorPort: await freePort(),
       stateDir: this.stateDir,
+      ...(this.opts.runner ? { runner: this.opts.runner } : {}),
       vars: { HEARTBEAT_INTERVAL_MS: '1000', ...this.opts.edgeVars, ...this.secrets },
       onOutput: (l) => {
         this.edgeLogs.push(l);
