@@ -11,6 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
 import { ROOT } from './lib/stack';
@@ -61,7 +62,7 @@ const mf = new Miniflare({
   d1Databases: { [D1_BINDING]: settings.d1DatabaseId },
   d1Persist: path.join(stateRoot, 'd1'),
   durableObjectsPersist: path.join(stateRoot, 'do'),
-  handleRuntimeStdio(stdout, stderr) {
+  handleRuntimeStdio(stdout: Readable, stderr: Readable) {
     stdout.pipe(process.stdout);
     stderr.pipe(process.stderr);
   },
