@@ -18,6 +18,7 @@ import { api, registerUser, type TestUser } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import { TestStack, type TestAgent } from '../test/helpers/stack';
 import { edgeRunnerFromEnv } from '../scripts/lib/stack';
+import { decodeBinaryFrame } from '../shared/protocol/binary';
 
 export const BENCH_IMAGE = TEST_IMAGES.busybox;
 
@@ -302,10 +303,25 @@ export class BenchSocket {
   private nextId = 1;
   closed = false;
 
+  /** Binary output: stream id → what `output_stream` announced. */
+  private readonly outputStreams = new Map<number, { processId: string; stream: string }>();
+
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
       const at = now();
-      const frame = JSON.parse(data.toString('utf8')) as Frame;
+      let frame: Frame;
+      if (isBinary) {
+        // Binary output mode: shown to listeners as command_output with the raw `bytes` (no `data`).
+        const bin = decodeBinaryFrame(data);
+        const known = this.outputStreams.get(bin.streamId);
+        if (!known) throw new Error(`binary frame on stream ${bin.streamId}, never announced by output_stream`);
+        frame = { type: 'command_output', payload: { ...known, offset: bin.offset, length: bin.payload.byteLength, bytes: bin.payload } };
+      } else {
+        frame = JSON.parse(data.toString('utf8')) as Frame;
+        if (frame.type === 'output_stream') {
+          this.outputStreams.set(Number(frame.payload.streamId), { processId: String(frame.payload.processId), stream: String(frame.payload.stream) });
+        }
+      }
       for (const l of this.listeners) l(frame, at);
     });
     ws.on('close', () => {
@@ -315,8 +331,8 @@ export class BenchSocket {
   }
 
   /** Opens `/ws` for the session and waits for its `ready` frame. */
-  static async open(b: BenchStack, sessionId: string, timeoutMs = 15_000): Promise<BenchSocket> {
-    const q = new URLSearchParams({ token: b.user.token, sessionId });
+  static async open(b: BenchStack, sessionId: string, { timeoutMs = 15_000, output = 'text' }: { timeoutMs?: number; output?: 'text' | 'binary' } = {}): Promise<BenchSocket> {
+    const q = new URLSearchParams({ token: b.user.token, sessionId, output });
     const ws = new WebSocket(`${b.stack.wsUrl}/ws?${q}`);
     const sock = new BenchSocket(ws);
     const ready = sock.waitFor((f) => f.type === 'ready', timeoutMs, 'the ready frame');

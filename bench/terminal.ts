@@ -78,13 +78,18 @@ interface TerminalOptions {
   sources: Source[];
   ackEvery: number;
   cpus: number;
+  /** How the client takes output: binary frames (the default) or command_output JSON. */
+  output: 'binary' | 'text';
   deadline: Deadline;
 }
 
 export async function terminal(args: BenchArgs): Promise<void> {
   const sourceArg = args.values.get('source') ?? 'both';
   if (!['zero', 'text', 'both'].includes(sourceArg)) throw new Error(`--source must be zero, text or both, not "${sourceArg}"`);
+  const outputArg = args.values.get('output') ?? 'binary';
+  if (outputArg !== 'binary' && outputArg !== 'text') throw new Error(`--output must be binary or text, not "${outputArg}"`);
   const o: TerminalOptions = {
+    output: outputArg,
     n: intArg(args, 'n', 200, 10, 5000),
     paceMs: intArg(args, 'pace-ms', 20, 0, 1000),
     mib: intArg(args, 'mib', 100, 1, 2048),
@@ -97,13 +102,16 @@ export async function terminal(args: BenchArgs): Promise<void> {
   let b: BenchStack | undefined;
   let sessionId: string | undefined;
   let sock: BenchSocket | undefined;
-  log(`terminal: ${o.n} keystrokes ${o.paceMs} ms apart, ${o.mib} MiB bulk output × ${o.reps} (${o.sources.join(', ')}), container CPU limit ${o.cpus}`);
+  log(
+    `terminal: ${o.n} keystrokes ${o.paceMs} ms apart, ${o.mib} MiB bulk output × ${o.reps} (${o.sources.join(', ')}), ` +
+      `${o.output} output frames, container CPU limit ${o.cpus}`,
+  );
   try {
     // The container may use every core, so the producer of bulk output is not what limits either side.
     b = await startStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') });
     sessionId = (await createSession(b)).id;
     const container = b.docker.getContainer(await sessionContainer(b, sessionId));
-    sock = await BenchSocket.open(b, sessionId);
+    sock = await BenchSocket.open(b, sessionId, { output: o.output });
     const echo = await measureEcho(sock, container, o);
     const bulk = await measureBulk(b, sock, container, o);
     report(o, echo, bulk);
@@ -121,7 +129,7 @@ async function measureEcho(sock: BenchSocket, container: Docker.Container, o: Te
   const pid = String(started.payload.processId);
   let direct: Duplex | undefined;
   try {
-    await sock.waitFor((f) => isOutput(f, pid) && String(f.payload.data).includes('READY'), 15_000, 'the stack side to be ready');
+    await sock.waitFor((f) => isOutput(f, pid) && outputText(f).includes('READY'), 15_000, 'the stack side to be ready');
     direct = await startDirectEcho(container);
     const times = { stack: [] as number[], direct: [] as number[], ping: [] as number[] };
     const kinds = ['stack', 'direct', 'ping'] as const;
@@ -260,6 +268,7 @@ function report(o: TerminalOptions, es: EchoSummaries, bulk: Record<Source, Bulk
       mib: o.mib,
       reps: o.reps,
       ackKiB: o.ackEvery / 1024,
+      output: o.output,
       containerCpus: o.cpus,
       echoMs: { stack: roundSummary(es.stack), direct: roundSummary(es.direct), ping: roundSummary(es.ping), addedP50: round(addedP50), addedP99: round(addedP99) },
       bulk: bulkJson,
@@ -289,6 +298,11 @@ function isOutput(f: Frame, processId: string): boolean {
   return f.type === 'command_output' && f.payload.processId === processId;
 }
 
+/** A small output frame's text, from either output mode. */
+function outputText(f: Frame): string {
+  return f.payload.bytes ? Buffer.from(f.payload.bytes as Uint8Array).toString('latin1') : String(f.payload.data);
+}
+
 function echoCells(s: Summary): string[] {
   return [s.p50, s.p90, s.p99, s.min, s.max].map(fmtMs);
 }
@@ -302,7 +316,7 @@ function mapValues(r: Record<string, number>, f: (v: number) => number): Record<
 }
 
 async function stackEcho(sock: BenchSocket, processId: string, ch: string): Promise<number> {
-  const echoed = sock.waitFor((f) => isOutput(f, processId) && String(f.payload.data).includes(ch), 5_000, `the echo of "${ch}"`);
+  const echoed = sock.waitFor((f) => isOutput(f, processId) && outputText(f).includes(ch), 5_000, `the echo of "${ch}"`);
   echoed.catch(() => undefined); // awaited below
   const t0 = now();
   sock.send('stdin', { processId, data: ch }, null);

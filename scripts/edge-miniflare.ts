@@ -23,6 +23,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '3001' },
     'persist-to': { type: 'string', default: path.join(ROOT, '.data/edge') },
     'env-file': { type: 'string' },
+    /** Opens workerd's DevTools inspector (CPU profiles, heap snapshots) on this port; off by default. */
+    'inspector-port': { type: 'string' },
   },
 });
 
@@ -62,6 +64,7 @@ const mf = new Miniflare({
   d1Databases: { [D1_BINDING]: settings.d1DatabaseId },
   d1Persist: path.join(stateRoot, 'd1'),
   durableObjectsPersist: path.join(stateRoot, 'do'),
+  ...(values['inspector-port'] ? { inspectorPort: Number(values['inspector-port']) } : {}),
   handleRuntimeStdio(stdout: Readable, stderr: Readable) {
     stdout.pipe(process.stdout);
     stderr.pipe(process.stderr);

@@ -7,7 +7,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
 import type { ExecBody, ExecResult, SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
 import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
-import { ClientFrame, type ServerFrame } from '../../shared/protocol/client';
+import { ClientFrame, type OutputFormat, type ServerFrame } from '../../shared/protocol/client';
 import { decodeBinaryFrame, FrameDecodeError, FrameKind } from '../../shared/protocol/binary';
 import { AgentToEdgeFrame, CloseCode, parseFrame } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
@@ -27,11 +27,12 @@ import { AckEvent } from '../../shared/protocol/session-data';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
+import { OneShotStreamIds } from '../session/stream-ids';
 
 const CREATE_TIMEOUT_MS = 120_000;
 const LIFECYCLE_TIMEOUT_MS = 60_000;
 
-type Attachment = { role: 'client'; userId: string } | { role: 'agent'; agentId: string } | { role: 'preview'; streamBase: number };
+type Attachment = { role: 'client'; userId: string; output?: OutputFormat } | { role: 'agent'; agentId: string } | { role: 'preview'; streamBase: number };
 
 /** How long a client request waits for the agent's data socket to (re)appear. */
 const AGENT_WAIT_MS = 15_000;
@@ -44,6 +45,8 @@ export class SessionDO extends DurableObject<Env> {
   private readonly streams: EdgeByteStreams;
   private readonly files: FileRelay;
   private readonly previews: PreviewRelay;
+  /** Ids for file and preview streams (processes' come from storage): ../session/stream-ids.ts. */
+  private readonly oneShotIds = new OneShotStreamIds();
   /** Where browsers reach this edge (from the last client connect), for preview URLs. */
   private publicOrigin = '';
   private agentWaiters: Array<() => void> = [];
@@ -59,7 +62,7 @@ export class SessionDO extends DurableObject<Env> {
     this.files = new FileRelay({
       agent: () => this.agentLink(),
       streams: this.streams,
-      nextStreamId: () => this.store.nextStreamBase(1),
+      nextStreamId: () => this.oneShotIds.take(1),
       maxFileSize: sessionSettings(env).maxFileSize,
       send: sendJson,
       clients: () => this.ctx.getWebSockets('client'),
@@ -67,7 +70,7 @@ export class SessionDO extends DurableObject<Env> {
     this.previews = new PreviewRelay({
       agent: () => this.agentLink(),
       streams: this.streams,
-      nextStreamIds: (n) => this.store.nextStreamBase(n),
+      nextStreamIds: (n) => this.oneShotIds.take(n),
       record: () => this.record,
       acceptPreviewSocket: (server, streamBase) => {
         this.ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
@@ -87,6 +90,11 @@ export class SessionDO extends DurableObject<Env> {
       agent: () => this.agentLink(),
       clients: () => this.ctx.getWebSockets('client'),
       send: sendJson,
+      sendBinary: (ws, bytes) => void trySend(ws, bytes),
+      wantsBinary: (ws) => {
+        const att = ws.deserializeAttachment() as Attachment | null;
+        return att?.role === 'client' && att.output === 'binary';
+      },
     });
     ctx.blockConcurrencyWhile(async () => {
       this.record = await ctx.storage.get<SessionRecord>('record');
@@ -273,7 +281,8 @@ export class SessionDO extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server, ['client']);
-    server.serializeAttachment({ role: 'client', userId } satisfies Attachment);
+    const output: OutputFormat = request.headers.get('X-Output-Format') === 'binary' ? 'binary' : 'text';
+    server.serializeAttachment({ role: 'client', userId, output } satisfies Attachment);
     await this.touch();
     server.send(JSON.stringify({ type: 'ready', payload: { session: toView(this.record ?? r) } } satisfies ServerFrame));
     return new Response(null, { status: 101, webSocket: client });

@@ -1,10 +1,11 @@
 /**
- * `GET /ws?token=<jwt>&sessionId=<id>`: the client's session socket, served by
+ * `GET /ws?token=<jwt>&sessionId=<id>[&output=text|binary]`: the client's session socket, served by
  * the session's Durable Object. A bad or missing token refuses the upgrade
  * with 401; `sessionId` may be left out when the user has exactly one session.
  */
 import { Hono } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
+import { OutputFormat } from '../../shared/protocol/client';
 import type { AppEnv } from '../env';
 import { requireUser } from '../middleware/auth';
 import { internalUpgrade } from '../relay/upgrade';
@@ -25,7 +26,9 @@ wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
     }
     sessionId = live[0]!.id;
   }
+  const output = OutputFormat.safeParse(c.req.query('output') ?? 'text');
+  if (!output.success) throw new AppError(ErrorCode.ValidationFailed, 'output must be text or binary');
   const url = new URL(c.req.url);
   const origin = `${url.protocol === 'wss:' || url.protocol === 'https:' ? 'https:' : 'http:'}//${c.req.header('Host') ?? url.host}`;
-  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId, 'X-Public-Origin': origin }));
+  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId, 'X-Public-Origin': origin, 'X-Output-Format': output.data }));
 });

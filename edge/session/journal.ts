@@ -64,12 +64,25 @@ export class StreamJournal {
     return { start: this.start, end: this.end, chunks: this.chunks };
   }
 
+  /**
+   * A journal from stored chunks (in offset order). Storage is trimmed lazily,
+   * so it may hold more than `capacity` and, before a gap, bytes that do not
+   * join up: only the last contiguous run is kept, then the newest `capacity` bytes.
+   */
   static restore(capacity: number, start: number, end: number, chunks: Chunk[]): StreamJournal {
+    let first = chunks.length - 1;
+    while (first > 0 && chunks[first - 1]!.offset + chunks[first - 1]!.bytes.byteLength === chunks[first]!.offset) first--;
+    const kept = first > 0 ? chunks.slice(first) : chunks;
     const j = new StreamJournal(capacity);
-    j.start = start;
+    j.start = kept.length > 0 && first > 0 ? kept[0]!.offset : start;
     j.end = end;
-    j.chunks = chunks;
-    j.bytes = chunks.reduce((n, c) => n + c.bytes.byteLength, 0);
+    j.chunks = kept;
+    j.bytes = kept.reduce((n, c) => n + c.bytes.byteLength, 0);
+    while (j.bytes > j.capacity && j.chunks.length > 1) {
+      const old = j.chunks.shift()!;
+      j.bytes -= old.bytes.byteLength;
+      j.start = j.chunks[0]!.offset;
+    }
     return j;
   }
 }

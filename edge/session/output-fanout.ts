@@ -9,9 +9,16 @@
  * the journal gets `gap {processId, stream, fromOffset, toOffset}` and then
  * the oldest bytes still held. `command_exit` reaches each client only after
  * all of that process's output has.
+ *
+ * Output goes as `command_output` JSON text frames (UTF-8 decoded), or, for a
+ * client that connected with `output=binary`, as binary frames (the
+ * 16-byte-header codec of ../../shared/protocol/binary.ts: kind Output, the
+ * stream's id, the offset, the raw bytes), each stream announced once by an
+ * `output_stream {processId, stream, streamId}` frame before its first bytes.
  */
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
+import { encodeBinaryFrame, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { StreamJournal, type Chunk } from './journal';
 
@@ -21,6 +28,8 @@ export const JOURNAL_BYTES = 8 * 1024 * 1024;
 export const CLIENT_STALL_MS = 10_000;
 export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
 const MAX_TEXT_CHUNK = 256 * 1024;
+/** Binary frames need no UTF-8 boundaries and no decoding: larger ones cost less per byte. */
+const MAX_BINARY_CHUNK = MAX_BINARY_PAYLOAD;
 
 interface Cursor {
   next: number;
@@ -28,17 +37,25 @@ interface Cursor {
   pausedNotified: boolean;
   /** When this client last acknowledged (or subscribed). */
   lastAckAt: number;
+  /** Binary clients: whether `output_stream` went out for this stream since the subscription. */
+  announced: boolean;
 }
 
 interface ClientState {
   cursors: Map<string, Cursor>;
   exitsSent: Set<string>;
+  binary: boolean;
 }
 
 export interface FanoutDeps {
   send(ws: WebSocket, frame: ServerFrame): void;
-  /** Makes a new chunk durable; `start` is the journal's oldest offset after it. */
-  persist(processId: string, stream: StreamName, chunk: Chunk, start: number): void;
+  sendBinary(ws: WebSocket, bytes: Uint8Array): void;
+  /** Whether this client asked for binary output (read once per client). */
+  wantsBinary(ws: WebSocket): boolean;
+  /** The data-socket stream id of a process's stream (what binary frames carry). */
+  streamIdOf(processId: string, stream: StreamName): number;
+  /** Makes a new chunk durable; `start` is the journal's oldest offset after it; `gap`: the chunk does not join the bytes before it. */
+  persist(processId: string, stream: StreamName, chunk: Chunk, start: number, gap: boolean): void;
   exitOf(processId: string): ProcExitEvent | undefined;
   streamsOf(processId: string): StreamName[];
 }
@@ -68,7 +85,7 @@ export class OutputFanout {
   private state(ws: WebSocket): ClientState {
     let s = this.clients.get(ws);
     if (!s) {
-      s = { cursors: new Map(), exitsSent: new Set() };
+      s = { cursors: new Map(), exitsSent: new Set(), binary: this.deps.wantsBinary(ws) };
       this.clients.set(ws, s);
     }
     return s;
@@ -89,7 +106,7 @@ export class OutputFanout {
     s.exitsSent.delete(processId);
     for (const stream of this.deps.streamsOf(processId)) {
       const next = from[stream] ?? 0;
-      s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false, lastAckAt: Date.now() });
+      s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false, lastAckAt: Date.now(), announced: false });
     }
     this.pump(ws, processId);
   }
@@ -99,7 +116,7 @@ export class OutputFanout {
     const journal = this.journal(processId, stream);
     const appended = journal.append(offset, data);
     if (!appended) return;
-    this.deps.persist(processId, stream, appended.chunk, journal.start);
+    this.deps.persist(processId, stream, appended.chunk, journal.start, appended.gapFrom !== undefined);
     for (const ws of this.clients.keys()) this.pump(ws, processId);
   }
 
@@ -139,7 +156,7 @@ export class OutputFanout {
       if (!c) continue;
       subscribed = true;
       const j = this.journals.get(OutputFanout.key(processId, stream));
-      if (j) this.sendStream(ws, c, j, processId, stream);
+      if (j) this.sendStream(ws, s.binary, c, j, processId, stream);
       const end = this.deps.exitOf(processId)?.endOffsets[stream] ?? j?.end ?? 0;
       if (c.next < end) caughtUp = false;
     }
@@ -153,7 +170,8 @@ export class OutputFanout {
     }
   }
 
-  private sendStream(ws: WebSocket, c: Cursor, j: StreamJournal, processId: string, stream: StreamName): void {
+  private sendStream(ws: WebSocket, binary: boolean, c: Cursor, j: StreamJournal, processId: string, stream: StreamName): void {
+    const maxChunk = binary ? MAX_BINARY_CHUNK : MAX_TEXT_CHUNK;
     for (;;) {
       if (c.next - c.acked >= CLIENT_WINDOW_BYTES) {
         if (!c.pausedNotified && j.end > c.next) {
@@ -170,22 +188,32 @@ export class OutputFanout {
       }
       const first = j.read(c.next);
       if (!first) return;
-      // Consecutive chunks (each ends on a UTF-8 boundary) go out as one frame, up to MAX_TEXT_CHUNK.
+      // Consecutive chunks go out as one frame, up to maxChunk; text frames end on a UTF-8 boundary.
       const parts: Uint8Array[] = [];
       let size = 0;
-      for (let chunk: Chunk | null = first; chunk && size < MAX_TEXT_CHUNK; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
-        const room = MAX_TEXT_CHUNK - size;
-        const piece = chunk.bytes.byteLength > room ? chunk.bytes.subarray(0, utf8Cut(chunk.bytes, room)) : chunk.bytes;
+      for (let chunk: Chunk | null = first; chunk && size < maxChunk; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
+        const room = maxChunk - size;
+        const cut = binary ? Math.min(room, chunk.bytes.byteLength) : utf8Cut(chunk.bytes, room);
+        const piece = chunk.bytes.byteLength > cut ? chunk.bytes.subarray(0, cut) : chunk.bytes;
         if (piece.byteLength === 0) break;
         parts.push(piece);
         size += piece.byteLength;
         if (piece !== chunk.bytes) break;
       }
       const bytes = parts.length === 1 ? parts[0]! : joinBytes(parts, size);
-      this.deps.send(ws, {
-        type: 'command_output',
-        payload: { processId, stream, data: decoder.decode(bytes), offset: first.offset, length: size },
-      });
+      if (binary) {
+        const streamId = this.deps.streamIdOf(processId, stream);
+        if (!c.announced) {
+          c.announced = true;
+          this.deps.send(ws, { type: 'output_stream', payload: { processId, stream, streamId } });
+        }
+        this.deps.sendBinary(ws, encodeBinaryFrame({ kind: FrameKind.Output, flags: 0, streamId, offset: first.offset, payload: bytes }));
+      } else {
+        this.deps.send(ws, {
+          type: 'command_output',
+          payload: { processId, stream, data: decoder.decode(bytes), offset: first.offset, length: size },
+        });
+      }
       c.next = first.offset + size;
     }
   }

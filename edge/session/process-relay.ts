@@ -44,10 +44,15 @@ export interface RelayDeps {
   agent(): Promise<AgentLink>;
   clients(): WebSocket[];
   send(ws: WebSocket, frame: { type: string; id?: string | number; payload: unknown }): void;
+  sendBinary(ws: WebSocket, bytes: Uint8Array): void;
+  /** Whether a client connected with `output=binary`. */
+  wantsBinary(ws: WebSocket): boolean;
 }
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
 const ACK_EVERY_BYTES = 256 * 1024;
+/** Stored journal chunks are trimmed once the journal's start has moved this far (storage holds at most this much extra). */
+const TRIM_STEP_BYTES = 2 * 1024 * 1024;
 /** What `POST …/exec` returns of each stream at most (its last bytes). */
 const EXEC_OUTPUT_BYTES = 1024 * 1024;
 const TERMINAL_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi';
@@ -60,13 +65,28 @@ export class ProcessRelay {
   private readonly ackedToAgent = new Map<number, number>();
   private readonly exitWaiters = new Map<string, Array<(e: ProcExitEvent) => void>>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Per stream: the journal start its stored chunks were last trimmed to. */
+  private readonly trimmedTo = new Map<string, number>();
 
   constructor(private readonly deps: RelayDeps) {
     this.fanout = new OutputFanout({
       send: deps.send,
-      persist: (processId, stream, chunk, start) => {
+      sendBinary: deps.sendBinary,
+      wantsBinary: deps.wantsBinary,
+      streamIdOf: (id, stream) => {
+        const row = this.row(id);
+        if (!row) throw new Error(`no such process ${id}`);
+        return row.streamBase + StreamIndex[stream];
+      },
+      persist: (processId, stream, chunk, start, gap) => {
         deps.store.appendChunk(processId, stream, chunk);
-        deps.store.trimChunks(processId, stream, start);
+        // Evicted chunks leave storage in steps (a DELETE per chunk cost as much
+        // as the INSERT); after a gap at once, so stored chunks always join up.
+        const key = OutputFanout.key(processId, stream);
+        if (gap || start - (this.trimmedTo.get(key) ?? 0) >= TRIM_STEP_BYTES) {
+          deps.store.trimChunks(processId, stream, start);
+          this.trimmedTo.set(key, start);
+        }
       },
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {

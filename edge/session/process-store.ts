@@ -6,6 +6,7 @@
  */
 import type { StreamName } from '../../shared/protocol/session-data';
 import { StreamJournal, type Chunk } from './journal';
+import { checkProcessStreamBase } from './stream-ids';
 
 export interface ProcessRow {
   id: string;
@@ -37,10 +38,11 @@ export class ProcessStore {
     sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)');
   }
 
-  /** A fresh range of stream ids for a new process. */
+  /** A fresh range of stream ids for a new process (below the one-shot range: ./stream-ids.ts). */
   nextStreamBase(width: number): number {
     const row = this.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'next_stream_base'").toArray()[0];
     const base = Number(row?.value ?? 0);
+    checkProcessStreamBase(base, width);
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_stream_base', ?)", base + width);
     return base;
   }

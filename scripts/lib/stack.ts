@@ -132,6 +132,7 @@ export function spawnEdge({
         path.join(stateDir, 'edge'),
         '--env-file',
         envFile,
+        ...(process.env.EDGE_INSPECTOR_PORT ? ['--inspector-port', process.env.EDGE_INSPECTOR_PORT] : []),
       ],
       { cwd: ROOT, detached: true, stdio: ['ignore', stdio, stdio], env: wranglerEnv(stateDir) },
     );

@@ -1,6 +1,11 @@
 /**
- * The client WebSocket (`GET /ws?token=<jwt>&sessionId=<id>`): JSON text
- * frames `{type, id?, payload}` both ways.
+ * The client WebSocket (`GET /ws?token=<jwt>&sessionId=<id>[&output=binary]`):
+ * JSON text frames `{type, id?, payload}` both ways. With `output=binary`,
+ * process output comes as binary frames instead of `command_output` (see
+ * ../../edge/session/output-fanout.ts): each stream is announced once by
+ * `output_stream {processId, stream, streamId}`, then its bytes follow in
+ * frames of the 16-byte-header codec (./binary.ts: kind Output, that
+ * streamId, the byte offset, the raw bytes). Acks stay JSON.
  *
  *   server → client on connect: `ready {session}`
  *   server → client on every status change: `container_status {status, session, reason?}`
@@ -10,6 +15,10 @@
  *   and the socket stays open.
  */
 import { z } from 'zod';
+
+/** How a client wants process output: `text` (command_output JSON, the default) or `binary`. */
+export const OutputFormat = z.enum(['text', 'binary']);
+export type OutputFormat = z.infer<typeof OutputFormat>;
 
 export const ClientFrameId = z.union([z.string().min(1).max(128), z.number().int()]);
 

@@ -3,6 +3,8 @@
  * agent, dockerd): live output with offsets, exits, PTYs, kills, history,
  * and output that survives client and tunnel drops.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
@@ -154,6 +156,44 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
     expect(lines.length).toBe(n);
     lines.forEach((l, i) => expect(l).toBe(`line ${i + 1}`));
   };
+
+  it('sends raw bytes as binary frames to a client that asks for binary output, and resumes them exactly', async () => {
+    const sock = await TestSocket.open(stack, user.token, sessionId, { output: 'binary' });
+    await sock.waitFor((f) => f.type === 'ready');
+    // Every byte value, NUL included, 3 MB of them (frames up to 1 MiB), plus stderr.
+    const pid = await start(sock, 'container_command', {
+      command: 'head -c 3000000 /dev/urandom > r.bin && cat r.bin && printf "\\000\\377" >&2',
+    });
+    const exit = await exitOf(sock, pid);
+    expect(exit.payload).toMatchObject({ exitCode: 0 });
+    expect(sock.unannounced).toEqual([]);
+    expect(sock.frames.filter((f) => f.type === 'command_output' && f.payload.processId === pid && !f.payload.binary)).toEqual([]);
+    const announced = sock.frames.filter((f) => f.type === 'output_stream' && f.payload.processId === pid).map((f) => f.payload.stream).sort();
+    expect(announced).toEqual(['stderr', 'stdout']);
+    const out = assembleOutput(sock.frames, pid);
+    expect(out.problems).toEqual([]);
+    const expected = fs.readFileSync(path.join(stack.stateDir, 'workspaces', user.id, sessionId, 'r.bin'));
+    expect(expected.byteLength).toBe(3_000_000);
+    expect(Buffer.from(out.stdout, 'latin1').equals(expected)).toBe(true);
+    expect([...Buffer.from(out.stderr, 'latin1')]).toEqual([0, 255]);
+    sock.close();
+
+    // A new binary client resumes from the middle and gets exactly the rest.
+    const again = await TestSocket.open(stack, user.token, sessionId, { output: 'binary' });
+    await again.waitFor((f) => f.type === 'ready');
+    const from = 1_234_567;
+    expect((await again.request('resume', { processId: pid, fromOffset: from })).type).toBe('resumed');
+    const tail = await again.waitFor((f) => f.type === 'command_exit' && f.payload.processId === pid);
+    expect(tail.payload).toMatchObject({ exitCode: 0 });
+    const rest = assembleOutput(again.frames, pid, { stdout: from, stderr: 0 });
+    expect(rest.problems).toEqual([]);
+    expect(Buffer.from(rest.stdout, 'latin1').equals(expected.subarray(from))).toBe(true);
+    again.close();
+  });
+
+  it('refuses an unknown output format with 400', async () => {
+    await expect(TestSocket.open(stack, user.token, sessionId, { output: 'yaml' as 'binary' })).rejects.toMatchObject({ status: 400 });
+  });
 
   it('gives a client that reconnects exactly the output it missed, once and in order', async () => {
     const first = await open();

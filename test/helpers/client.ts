@@ -3,6 +3,7 @@
  * with their token, and session WebSockets that collect frames.
  */
 import WebSocket from 'ws';
+import { decodeBinaryFrame } from '../../shared/protocol/binary';
 import type { TestStack } from './stack';
 
 export interface TestUser {
@@ -73,9 +74,30 @@ export class TestSocket {
   autoAck = true;
   private readonly received = new Map<string, { end: number; acked: number }>();
 
+  /** Binary output mode: stream id → what `output_stream` announced for it. */
+  private readonly outputStreams = new Map<number, { processId: string; stream: string }>();
+  /** Binary frames whose stream was never announced (a protocol failure the tests check for). */
+  readonly unannounced: number[] = [];
+
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as Frame;
+    ws.on('message', (data: Buffer, isBinary) => {
+      let frame: Frame;
+      if (isBinary) {
+        // Binary output: shown to the tests as a command_output frame with the raw `bytes`.
+        const bin = decodeBinaryFrame(new Uint8Array(data));
+        const known = this.outputStreams.get(bin.streamId);
+        if (!known) {
+          this.unannounced.push(bin.streamId);
+          return;
+        }
+        const bytes = Buffer.from(bin.payload);
+        frame = { type: 'command_output', payload: { ...known, offset: bin.offset, length: bytes.byteLength, bytes, binary: true } };
+      } else {
+        frame = JSON.parse(data.toString()) as Frame;
+        if (frame.type === 'output_stream') {
+          this.outputStreams.set(Number(frame.payload.streamId), { processId: String(frame.payload.processId), stream: String(frame.payload.stream) });
+        }
+      }
       this.frames.push(frame);
       if (frame.type === 'command_output') this.noteOutput(frame);
       for (const w of this.waiters) w();
@@ -104,8 +126,8 @@ export class TestSocket {
     }
   }
 
-  static open(stack: TestStack, token: string, sessionId?: string): Promise<TestSocket> {
-    const q = new URLSearchParams({ token, ...(sessionId ? { sessionId } : {}) });
+  static open(stack: TestStack, token: string, sessionId?: string, opts: { output?: 'text' | 'binary' } = {}): Promise<TestSocket> {
+    const q = new URLSearchParams({ token, ...(sessionId ? { sessionId } : {}), ...(opts.output ? { output: opts.output } : {}) });
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(`${stack.wsUrl}/ws?${q}`);
       const sock = new TestSocket(ws);
@@ -160,7 +182,11 @@ export class TestSocket {
   }
 }
 
-/** Joins a process's `command_output` frames by stream, insisting on exact, gap-free, duplicate-free offsets. */
+/**
+ * Joins a process's `command_output` frames by stream, insisting on exact,
+ * gap-free, duplicate-free offsets. Binary-mode frames are joined as latin1
+ * (one character a byte), so `Buffer.from(out.stdout, 'latin1')` is the bytes.
+ */
 export function assembleOutput(
   frames: Frame[],
   processId: string,
@@ -179,7 +205,7 @@ export function assembleOutput(
     const stream = f.payload.stream as 'stdout' | 'stderr' | 'pty';
     const offset = Number(f.payload.offset);
     if (offset !== next[stream]) problems.push(`${stream}: expected offset ${next[stream]}, got ${offset}`);
-    out[stream] += String(f.payload.data);
+    out[stream] += f.payload.bytes ? Buffer.from(f.payload.bytes as Uint8Array).toString('latin1') : String(f.payload.data);
     next[stream] = offset + Number(f.payload.length);
   }
   return { ...out, problems };

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../../agent/connection/dispatcher';
 import { memoryLogger } from '../../../agent/logger';
 import { ProcessManager } from '../../../agent/services/processes/process-manager';
-import type { ProcessManagerOptions } from '../../../agent/services/processes/types';
+import { DEFAULT_CHUNK_BYTES, type ProcessManagerOptions } from '../../../agent/services/processes/types';
 import { FrameFlag, FrameKind } from '../../../shared/protocol/binary';
 import { FakeRuntime, FakeSink, settle, until } from './fakes';
 
@@ -103,10 +103,11 @@ describe('ProcessManager', () => {
       const sink = new FakeSink();
       pm.attach(sink);
       const p = await spawn(P1, 0);
-      const data = Buffer.alloc(300 * KiB, 'x');
+      const data = Buffer.alloc(1200 * KiB, 'x');
       for (let i = 0; i < data.length; i += 7 * KiB) p.stdout.write(data.subarray(i, i + 7 * KiB));
       await until(() => sink.stream(0).length === data.length, 'all bytes');
-      expect(Math.max(...sink.frames(0).map((f) => f.payload.byteLength))).toBeLessThanOrEqual(64 * KiB);
+      expect(Math.max(...sink.frames(0).map((f) => f.payload.byteLength))).toBeLessThanOrEqual(DEFAULT_CHUNK_BYTES);
+      expect(sink.frames(0).length).toBeGreaterThanOrEqual(Math.ceil(data.length / DEFAULT_CHUNK_BYTES));
     });
 
     it('keeps a character split across writes whole, and lets invalid bytes flow', async () => {
