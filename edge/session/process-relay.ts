@@ -32,6 +32,7 @@ import { newId } from '../../shared/ids';
 import { log } from '../log';
 import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
 import type { ProcessRow, ProcessStore } from './process-store';
+import type { StreamJournal } from './journal';
 
 export interface AgentLink {
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
@@ -51,6 +52,14 @@ export interface RelayDeps {
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
 const ACK_EVERY_BYTES = 256 * 1024;
+/** Output no client has acknowledged yet is written to storage (then acknowledged to the agent) once this much waits… */
+const PERSIST_AT_BYTES = 2.5 * 1024 * 1024;
+/** …or once it has waited this long. */
+const PERSIST_AFTER_MS = 50;
+/** Stored journal rows hold at most this much (DO SQLite rows are limited to 2 MB). */
+const PERSIST_ROW_BYTES = 1024 * 1024;
+/** What a finished process keeps in storage of each stream's tail, for clients that come after an edge restart. */
+const EXIT_TAIL_BYTES = 1024 * 1024;
 /** Stored journal chunks are trimmed once the journal's start has moved this far (storage holds at most this much extra). */
 const TRIM_STEP_BYTES = 2 * 1024 * 1024;
 /** What `POST …/exec` returns of each stream at most (its last bytes). */
@@ -67,6 +76,9 @@ export class ProcessRelay {
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** Per stream: the journal start its stored chunks were last trimmed to. */
   private readonly trimmedTo = new Map<string, number>();
+  /** Per stream: where its stored chunks end (bytes before it are stored, delivered, or gone). */
+  private readonly persistedEnd = new Map<string, number>();
+  private persistTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: RelayDeps) {
     this.fanout = new OutputFanout({
@@ -78,15 +90,14 @@ export class ProcessRelay {
         if (!row) throw new Error(`no such process ${id}`);
         return row.streamBase + StreamIndex[stream];
       },
-      persist: (processId, stream, chunk, start, gap) => {
-        deps.store.appendChunk(processId, stream, chunk);
-        // Evicted chunks leave storage in steps (a DELETE per chunk cost as much
-        // as the INSERT); after a gap at once, so stored chunks always join up.
+      // Chunks are written to storage behind the flow (see sendAcks), not as they arrive.
+      persist: (processId, stream, chunk, _start, gap) => {
+        if (!gap) return;
+        // The bytes before a gap are gone: so are their stored chunks, and stored chunks join up again.
         const key = OutputFanout.key(processId, stream);
-        if (gap || start - (this.trimmedTo.get(key) ?? 0) >= TRIM_STEP_BYTES) {
-          deps.store.trimChunks(processId, stream, start);
-          this.trimmedTo.set(key, start);
-        }
+        deps.store.trimChunks(processId, stream, chunk.offset);
+        this.trimmedTo.set(key, chunk.offset);
+        this.persistedEnd.set(key, chunk.offset);
       },
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {
@@ -305,25 +316,76 @@ export class ProcessRelay {
    * than the journal can keep ahead of the slowest active client, so a client
    * that keeps up never sees a gap. A client that stops acknowledging for
    * CLIENT_STALL_MS stops holding the process back (it gets a gap later).
+   *
+   * An acknowledged byte must outlive this DO's memory (the agent drops it),
+   * unless every active client already has it. So bytes the clients have
+   * acknowledged are acknowledged at once, without storage; bytes they have
+   * not are written to storage first, once the agent has PERSIST_AT_BYTES
+   * waiting or PERSIST_AFTER_MS have passed (`force`). A client keeping up
+   * thus costs no storage writes, and one that is slow or absent costs one
+   * write per chunk, as before.
    */
-  private async sendAcks(): Promise<void> {
+  private async sendAcks(force = false): Promise<void> {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     const agent = await this.deps.agent().catch(() => undefined);
     if (!agent) return;
     const now = Date.now();
     let heldBack = false;
+    let waiting = false;
     for (const [streamId, t] of this.byStream) {
-      const j = this.fanout.journals.get(OutputFanout.key(t.processId, t.stream));
+      const key = OutputFanout.key(t.processId, t.stream);
+      const j = this.fanout.journals.get(key);
       if (!j) continue;
       const floor = this.fanout.slowestActive(t.processId, t.stream, now);
-      const target = floor === undefined ? j.end : Math.min(j.end, floor + JOURNAL_BYTES - STREAM_WINDOW_BYTES);
+      let target = floor === undefined ? j.end : Math.min(j.end, floor + JOURNAL_BYTES - STREAM_WINDOW_BYTES);
       if (target < j.end) heldBack = true;
-      if (target <= (this.ackedToAgent.get(streamId) ?? 0)) continue;
+      const acked = this.ackedToAgent.get(streamId) ?? 0;
+      if (target <= acked) continue;
+      const safe = Math.max(this.persistedEnd.get(key) ?? 0, floor ?? 0);
+      if (target > safe) {
+        if (force || target - acked >= PERSIST_AT_BYTES) {
+          this.persistRange(t.processId, t.stream, j, Math.max(safe, j.start), target);
+        } else {
+          waiting = true;
+          target = safe;
+          if (target <= acked) continue;
+        }
+      }
       if (agent.sendEvent('ack', { streamId, offset: target })) this.ackedToAgent.set(streamId, target);
     }
+    if (waiting && !force) this.persistTimer ??= setTimeout(() => {
+      this.persistTimer = undefined;
+      void this.sendAcks(true);
+    }, PERSIST_AFTER_MS);
     // Look again when a held-back client may count as stalled.
     if (heldBack) this.ackTimer = setTimeout(() => void this.sendAcks(), CLIENT_STALL_MS + 50);
+  }
+
+  /** Writes the journal's bytes [from, to) to storage, in rows of up to PERSIST_ROW_BYTES, and trims old rows in steps. */
+  private persistRange(processId: string, stream: StreamName, j: StreamJournal, from: number, to: number): void {
+    const key = OutputFanout.key(processId, stream);
+    let at = Math.max(from, j.start);
+    while (at < to) {
+      const parts: Uint8Array[] = [];
+      let size = 0;
+      for (let c = j.read(at); c && c.offset < to && size < PERSIST_ROW_BYTES; c = j.read(c.offset + c.bytes.byteLength)) {
+        const room = Math.min(PERSIST_ROW_BYTES - size, to - c.offset);
+        const piece = c.bytes.byteLength > room ? c.bytes.subarray(0, room) : c.bytes;
+        parts.push(piece);
+        size += piece.byteLength;
+        if (piece !== c.bytes) break;
+      }
+      if (size === 0) break;
+      this.deps.store.appendChunk(processId, stream, { offset: at, bytes: parts.length === 1 ? parts[0]! : joinBytes(parts, size) });
+      at += size;
+    }
+    this.persistedEnd.set(key, Math.max(this.persistedEnd.get(key) ?? 0, to));
+    // Evicted chunks leave storage in steps: a DELETE per chunk cost as much as the INSERT.
+    if (j.start - (this.trimmedTo.get(key) ?? 0) >= TRIM_STEP_BYTES) {
+      this.deps.store.trimChunks(processId, stream, j.start);
+      this.trimmedTo.set(key, j.start);
+    }
   }
 
   /** A JSON event from the agent on the data socket. */
@@ -395,13 +457,24 @@ export class ProcessRelay {
     this.exitWaiters.delete(exit.processId);
     for (const w of waiters) w(exit);
     this.deps.store.finish(exit.processId, exit, Date.now());
+    for (const stream of streamNames) {
+      const key = OutputFanout.key(exit.processId, stream);
+      const j = this.fanout.journals.get(key);
+      if (!j) continue;
+      const from = Math.max(this.persistedEnd.get(key) ?? 0, j.end - EXIT_TAIL_BYTES);
+      if (from < j.end) this.persistRange(exit.processId, stream, j, from, j.end);
+    }
     const row = this.rows.get(exit.processId);
     if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });
     for (const ws of this.deps.clients()) this.fanout.pump(ws, exit.processId);
   }
 
   restore(capacity: number): void {
-    for (const [key, j] of this.deps.store.loadJournals(capacity)) this.fanout.journals.set(key, j);
+    for (const [key, j] of this.deps.store.loadJournals(capacity)) {
+      this.fanout.journals.set(key, j);
+      this.persistedEnd.set(key, j.end);
+      this.trimmedTo.set(key, j.start);
+    }
   }
 
   clientGone(ws: WebSocket): void {

@@ -215,6 +215,29 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
     second.close();
   });
 
+  it('keeps output no client has read across an edge restart while the command runs', async () => {
+    // Nobody listens: what the edge acknowledges to the agent must be in its storage.
+    const starter = await open();
+    // It also marks its progress in a file, so the test can see how far it got.
+    const command = `i=1; while [ $i -le 1500 ]; do echo "line $i"; [ $i -eq 300 ] && touch reached-300; i=$((i+1)); sleep 0.004; done`;
+    const pid = await start(starter, 'container_command', { command });
+    starter.close();
+    const marker = path.join(stack.stateDir, 'workspaces', user.id, sessionId, 'reached-300');
+    const deadline = Date.now() + 60_000;
+    while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.existsSync(marker)).toBe(true);
+    await stack.stopEdge();
+    await stack.startEdge();
+    await stack.health((h) => h.agents.some((a) => a.id === agentId && a.connected), 30_000);
+    const again = await open();
+    expect((await again.request('resume', { processId: pid, fromOffset: 0 })).type).toBe('resumed');
+    await exitOf(again, pid, 90_000);
+    const all = assembleOutput(again.frames, pid);
+    expect(all.problems).toEqual([]);
+    expectAllLines(all.stdout, 1500);
+    again.close();
+  });
+
   it('loses nothing when the agent\'s tunnel is cut and redialled while the command runs', async () => {
     const sock = await open();
     const pid = await start(sock, 'container_command', { command: countingCommand(1500) });
