@@ -6,7 +6,7 @@
  * when the window is full. Memory per stream stays within one window.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
-import { encodeBinaryFrame, FrameFlag, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
+import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
 
@@ -128,7 +128,32 @@ export class EdgeByteStreams {
     this.outgoing.set(streamId, o);
     let offset = 0;
     try {
-      if (body) {
+      const byob = body ? byobReader(body) : undefined;
+      if (byob) {
+        // Read each frame's payload straight into place behind its header: one read
+        // and no copy per chunk, where the default reader hands over small pieces.
+        for (;;) {
+          const buf = new Uint8Array(BINARY_HEADER_BYTES + BYTE_STREAM_CHUNK);
+          const { value, done } = await byob.readAtLeast(BYTE_STREAM_CHUNK, buf.subarray(BINARY_HEADER_BYTES));
+          const n = value?.byteLength ?? 0;
+          if (n > 0) {
+            if (offset + n > maxBytes) {
+              await drain(byob);
+              throw new AppError(ErrorCode.PayloadTooLarge, `body is larger than ${maxBytes} bytes`, { maxBytes });
+            }
+            while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
+            o.wake = undefined;
+            if (o.failed) throw o.failed;
+            // The read moved the buffer: the header goes in front of the filled view, in the same memory.
+            const framed = new Uint8Array(value!.buffer, value!.byteOffset - BINARY_HEADER_BYTES, BINARY_HEADER_BYTES + n);
+            writeBinaryHeader(framed, { kind, flags: 0, streamId, offset }, n);
+            this.sendFramed(framed);
+            offset += n;
+          }
+          // Fewer than asked for only at the end of the body.
+          if (done) break;
+        }
+      } else if (body) {
         const reader = body.getReader();
         // Request bodies arrive in small pieces; frames of up to a chunk cost far less per byte.
         let pending: Uint8Array[] = [];
@@ -169,10 +194,11 @@ export class EdgeByteStreams {
   }
 
   frame(streamId: number, kind: FrameKind, offset: number, payload: Uint8Array, flags: number): void {
-    const sink = this.sink();
-    if (!sink?.sendBinary(encodeBinaryFrame({ kind, flags, streamId, offset, payload }))) {
-      throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
-    }
+    this.sendFramed(encodeBinaryFrame({ kind, flags, streamId, offset, payload }));
+  }
+
+  private sendFramed(bytes: Uint8Array): void {
+    if (!this.sink()?.sendBinary(bytes)) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
   }
 }
 
@@ -185,16 +211,43 @@ const DRAIN_LIMIT = 16 * 1024 * 1024;
  * the connection in some HTTP proxies (wrangler dev's among them), so a
  * refusal of a modest upload still reaches the client cleanly.
  */
-export async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, limit = DRAIN_LIMIT): Promise<void> {
+export async function drain(reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader, limit = DRAIN_LIMIT): Promise<void> {
   let dropped = 0;
+  let scratch = new Uint8Array(64 * 1024);
+  const readOne = async (): Promise<number | null> => {
+    if (!isByob(reader)) {
+      const { done, value } = await reader.read();
+      return done ? null : value.byteLength;
+    }
+    const { done, value } = await reader.read(scratch);
+    if (done || !value) return null;
+    scratch = new Uint8Array(value.buffer); // the read moved the buffer
+    return value.byteLength;
+  };
   try {
     while (dropped < limit) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      dropped += value.byteLength;
+      const n = await readOne();
+      if (n === null) return;
+      dropped += n;
     }
     await reader.cancel();
   } catch {
     // The body failed on its own: nothing left to drain.
   }
+}
+
+function isByob(r: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader): r is ReadableStreamBYOBReader {
+  return typeof (r as { readAtLeast?: unknown }).readAtLeast === 'function';
+}
+
+/** A BYOB reader with workerd's `readAtLeast`, when the stream is a byte stream (request bodies are); else undefined. */
+function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    const reader = body.getReader({ mode: 'byob' });
+    if (typeof (reader as { readAtLeast?: unknown }).readAtLeast === 'function') return reader;
+    reader.releaseLock();
+  } catch {
+    // Not a byte stream: the default reader it is.
+  }
+  return undefined;
 }

@@ -6,6 +6,7 @@
  * large file. Watch events fan out to the clients that asked to watch.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
+import { log } from '../log';
 import {
   ChangesSinceRequest,
   DeleteFileRequest,
@@ -66,6 +67,8 @@ export class FileRelay {
 
   /** Writes a body to the agent, sending it while the agent consumes it; the agent's answer ends it. */
   private async upload(method: 'fs.write' | 'fs.tar.extract', params: Record<string, unknown>, body: ReadableStream<Uint8Array> | null): Promise<unknown> {
+    // Frames need the data socket: a session created a moment ago may still be attaching it.
+    await this.deps.agent();
     const streamId = this.deps.nextStreamId();
     const request = this.call(method, { ...params, streamId }, 600_000);
     const sending = this.deps.streams.send(streamId, FrameKind.File, body, method === 'fs.write' ? this.deps.maxFileSize : Number.MAX_SAFE_INTEGER);
@@ -74,6 +77,7 @@ export class FileRelay {
     try {
       await sending;
     } catch (err) {
+      log('info', 'upload body failed', { method, streamId, error: String(err) });
       (await this.deps.agent().catch(() => undefined))?.sendEvent('stream.abort', { streamId });
       const agentError: unknown = await request.then(
         () => undefined,

@@ -50,21 +50,31 @@ export class FrameDecodeError extends Error {
 }
 
 export function encodeBinaryFrame(frame: BinaryFrame): Uint8Array {
+  const out = new Uint8Array(BINARY_HEADER_BYTES + frame.payload.byteLength);
+  writeBinaryHeader(out, frame, frame.payload.byteLength);
+  out.set(frame.payload, BINARY_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Writes a frame's header into the first 16 bytes of `out`, for a payload of
+ * `payloadBytes` that the caller has already put right after it (reading a
+ * body straight into place saves copying every byte once more).
+ */
+export function writeBinaryHeader(out: Uint8Array, frame: Omit<BinaryFrame, 'payload'>, payloadBytes: number): void {
   if (!kinds.has(frame.kind)) throw new RangeError(`unknown frame kind ${frame.kind}`);
   if (!Number.isInteger(frame.streamId) || frame.streamId < 0 || frame.streamId > 0xffffffff)
     throw new RangeError('streamId must be a u32');
   if (!Number.isSafeInteger(frame.offset) || frame.offset < 0) throw new RangeError('offset must be a safe non-negative integer');
   if ((frame.flags & ~knownFlags) !== 0) throw new RangeError('unknown flags');
-  if (frame.payload.byteLength > MAX_BINARY_PAYLOAD) throw new RangeError('payload over 1 MiB');
-  const out = new Uint8Array(BINARY_HEADER_BYTES + frame.payload.byteLength);
-  const view = new DataView(out.buffer);
+  if (payloadBytes > MAX_BINARY_PAYLOAD) throw new RangeError('payload over 1 MiB');
+  if (out.byteLength < BINARY_HEADER_BYTES) throw new RangeError('no room for the header');
+  const view = new DataView(out.buffer, out.byteOffset, BINARY_HEADER_BYTES);
   view.setUint8(0, BINARY_FRAME_VERSION);
   view.setUint8(1, frame.kind);
   view.setUint16(2, frame.flags);
   view.setUint32(4, frame.streamId);
   view.setBigUint64(8, BigInt(frame.offset));
-  out.set(frame.payload, BINARY_HEADER_BYTES);
-  return out;
 }
 
 /** Decodes and validates a frame; throws FrameDecodeError on anything malformed. */

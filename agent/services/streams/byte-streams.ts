@@ -74,6 +74,9 @@ export class ByteStreams {
       }),
     };
     state.readable.once('close', () => this.incoming.delete(streamId));
+    // A consumer sees a failed stream through its own reads; one that already
+    // gave up (or has not started yet) must not turn an abort into a crash.
+    state.readable.on('error', () => undefined);
     this.incoming.set(streamId, state);
     return state.readable;
   }
