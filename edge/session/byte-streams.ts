@@ -133,6 +133,7 @@ export class EdgeByteStreams {
         // Read each frame's payload straight into place behind its header: one read
         // and no copy per chunk, where the default reader hands over small pieces.
         for (;;) {
+          // A fresh buffer each time: WebSocket.send keeps what it is given until it is written.
           const buf = new Uint8Array(BINARY_HEADER_BYTES + BYTE_STREAM_CHUNK);
           const { value, done } = await byob.readAtLeast(BYTE_STREAM_CHUNK, buf.subarray(BINARY_HEADER_BYTES));
           const n = value?.byteLength ?? 0;

@@ -8,5 +8,5 @@
  * Unlike process output these streams are not resumable: if the data socket
  * drops, the operation fails and the caller retries it.
  */
-export const BYTE_STREAM_WINDOW = 2 * 1024 * 1024;
+export const BYTE_STREAM_WINDOW = 4 * 1024 * 1024;
 export const BYTE_STREAM_CHUNK = 256 * 1024;

@@ -116,7 +116,7 @@ export const RequestFrame = z.object({
   params: z.unknown(),
 });
 
-export const ResponseFrame = z.union([
+export const ResponseFrame = z.discriminatedUnion('ok', [
   z.object({ type: z.literal('res'), id: FrameId, ok: z.literal(true), result: z.unknown() }),
   z.object({ type: z.literal('res'), id: FrameId, ok: z.literal(false), error: WireError }),
 ]);
@@ -133,9 +133,10 @@ export const ErrorFrame = z.object({
   error: WireError,
 });
 
-export const AgentToEdgeFrame = z.union([HelloFrame, HeartbeatFrame, RequestFrame, ResponseFrame, EventFrame, ErrorFrame]);
+// Discriminated by `type`: a frame is checked against its own schema only, not tried against each in turn.
+export const AgentToEdgeFrame = z.discriminatedUnion('type', [HelloFrame, HeartbeatFrame, RequestFrame, ResponseFrame, EventFrame, ErrorFrame]);
 export type AgentToEdgeFrame = z.infer<typeof AgentToEdgeFrame>;
-export const EdgeToAgentFrame = z.union([WelcomeFrame, HeartbeatAckFrame, RequestFrame, ResponseFrame, EventFrame, ErrorFrame]);
+export const EdgeToAgentFrame = z.discriminatedUnion('type', [WelcomeFrame, HeartbeatAckFrame, RequestFrame, ResponseFrame, EventFrame, ErrorFrame]);
 export type EdgeToAgentFrame = z.infer<typeof EdgeToAgentFrame>;
 
 export type HelloFrame = z.infer<typeof HelloFrame>;
