@@ -42,7 +42,6 @@ async function cookieUser(c: Context<AppEnv>, target: PreviewTarget): Promise<st
 
 async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Response> {
   const url = new URL(c.req.url);
-  const settings = previewSettings(c.env);
   const pathOnly = target.path.split('?')[0];
   if (pathOnly === AUTH_PATH) return setCookie(c, target, url);
   if (target.form === 'path' && url.pathname === target.prefix) {
@@ -54,11 +53,10 @@ async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Respon
     port: target.port,
     path: target.path,
     prefix: target.prefix,
-    origin: target.form === 'path' ? origin : origin,
+    origin,
     cookieName: cookieName(target.sessionId),
     urlFor: () => '',
   };
-  void settings;
   const headers = new Headers(c.req.raw.headers);
   headers.set('X-Preview-Info', encodeURIComponent(JSON.stringify(info)));
   headers.delete('X-User-Id');

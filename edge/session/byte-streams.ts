@@ -62,8 +62,8 @@ export class EdgeByteStreams {
     if (next) {
       s.controller.enqueue(next);
       s.delivered += next.byteLength;
-      // Ack in steps of a chunk, not on every pull.
-      if (s.delivered - s.acked >= BYTE_STREAM_CHUNK || (s.ended && s.queue.length === 0)) {
+      // Ack in steps of a chunk, not on every pull, and not at the end: the sender is done then.
+      if (s.delivered - s.acked >= BYTE_STREAM_CHUNK && !(s.ended && s.queue.length === 0)) {
         s.acked = s.delivered;
         this.sink()?.sendEvent('ack', { streamId, offset: s.delivered });
       }
