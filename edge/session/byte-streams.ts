@@ -83,7 +83,8 @@ export class EdgeByteStreams {
       return true;
     }
     s.received += frame.payload.byteLength;
-    if (frame.payload.byteLength > 0) s.queue.push(frame.payload.slice());
+    // The payload is a view of this message's own buffer (a fresh one per message): kept as is, not copied.
+    if (frame.payload.byteLength > 0) s.queue.push(frame.payload);
     if (frame.flags & FrameFlag.End) s.ended = true;
     if (s.controller.desiredSize !== null && s.controller.desiredSize >= 0) this.deliver(frame.streamId);
     return true;

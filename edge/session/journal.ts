@@ -22,7 +22,9 @@ export class StreamJournal {
   /**
    * Takes bytes at `offset`. Returns what was new (possibly a suffix), or null
    * when all of it was held already. Bytes past `end` mean some were never
-   * received: the journal restarts at `offset` and reports the gap.
+   * received: the journal restarts at `offset` and reports the gap. The
+   * journal keeps `data` itself, not a copy: the caller hands it over (the
+   * Session DO passes views of each message's own buffer).
    */
   append(offset: number, data: Uint8Array): { chunk: Chunk; gapFrom?: number } | null {
     let gapFrom: number | undefined;
@@ -36,7 +38,7 @@ export class StreamJournal {
     const skip = this.end - offset;
     if (skip >= data.byteLength) return null;
     const fresh = skip > 0 ? data.subarray(skip) : data;
-    const chunk = { offset: this.end, bytes: fresh.slice() };
+    const chunk = { offset: this.end, bytes: fresh };
     this.chunks.push(chunk);
     this.bytes += chunk.bytes.byteLength;
     this.end += chunk.bytes.byteLength;

@@ -188,11 +188,13 @@ export class OutputFanout {
       }
       const first = j.read(c.next);
       if (!first) return;
-      // Consecutive chunks go out as one frame, up to maxChunk; text frames end on a UTF-8 boundary.
+      // Consecutive chunks go out as one frame, up to maxChunk and never past the window;
+      // text frames end on a UTF-8 boundary.
+      const limit = Math.min(maxChunk, CLIENT_WINDOW_BYTES - (first.offset - c.acked));
       const parts: Uint8Array[] = [];
       let size = 0;
-      for (let chunk: Chunk | null = first; chunk && size < maxChunk; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
-        const room = maxChunk - size;
+      for (let chunk: Chunk | null = first; chunk && size < limit; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
+        const room = limit - size;
         const cut = binary ? Math.min(room, chunk.bytes.byteLength) : utf8Cut(chunk.bytes, room);
         const piece = chunk.bytes.byteLength > cut ? chunk.bytes.subarray(0, cut) : chunk.bytes;
         if (piece.byteLength === 0) break;
@@ -200,6 +202,7 @@ export class OutputFanout {
         size += piece.byteLength;
         if (piece !== chunk.bytes) break;
       }
+      if (size === 0) return;
       const bytes = parts.length === 1 ? parts[0]! : joinBytes(parts, size);
       if (binary) {
         const streamId = this.deps.streamIdOf(processId, stream);
