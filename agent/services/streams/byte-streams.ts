@@ -136,7 +136,12 @@ export class ByteStreams {
     let offset = 0;
     try {
       for await (const raw of source) {
-        const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        // What the source already holds joins this chunk, up to a frame: fewer, larger
+        // frames when the reader falls behind, and no waiting for more when it does not.
+        if (source instanceof Readable && chunk.byteLength < BYTE_STREAM_CHUNK && source.readableLength > 0) {
+          chunk = coalesce(source, chunk);
+        }
         for (let at = 0; at < chunk.byteLength; at += BYTE_STREAM_CHUNK) {
           const piece = chunk.subarray(at, Math.min(chunk.byteLength, at + BYTE_STREAM_CHUNK));
           while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
@@ -159,4 +164,18 @@ export class ByteStreams {
       throw new AppError(ErrorCode.AgentUnavailable, 'the data socket is closed');
     }
   }
+}
+
+/** `first` plus whatever `source` has buffered (read synchronously), up to BYTE_STREAM_CHUNK bytes. */
+function coalesce(source: Readable, first: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [first];
+  let size = first.byteLength;
+  while (size < BYTE_STREAM_CHUNK && source.readableLength > 0) {
+    const more = source.read(Math.min(source.readableLength, BYTE_STREAM_CHUNK - size)) as Uint8Array | string | null;
+    if (more === null) break;
+    const bytes = typeof more === 'string' ? Buffer.from(more) : more;
+    parts.push(bytes);
+    size += bytes.byteLength;
+  }
+  return parts.length === 1 ? first : Buffer.concat(parts, size);
 }
