@@ -38,6 +38,8 @@ export interface StackOptions {
   debug?: boolean;
   /** What runs the edge Worker; EDGE_RUNNER or `wrangler` when unset (see spawnEdge). */
   runner?: EdgeRunner;
+  /** Another stack's state folder and secrets, to start an edge on what it left. */
+  reuse?: { stateDir: string; secrets: { AGENT_SECRET: string; JWT_SECRET: string } };
 }
 
 /** Removes whatever Docker objects the given agents made (containers by label, their networks). */
@@ -57,10 +59,7 @@ async function removeDockerLeftovers(agents: Array<{ id: string; name: string }>
 }
 
 export class TestStack {
-  readonly secrets = {
-    AGENT_SECRET: `test-agent-${'x'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
-    JWT_SECRET: `test-jwt-${'y'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
-  };
+  readonly secrets: { AGENT_SECRET: string; JWT_SECRET: string };
   readonly stateDir: string;
   port = 0;
   edge: Managed | undefined;
@@ -68,7 +67,11 @@ export class TestStack {
   readonly agents: TestAgent[] = [];
 
   constructor(private readonly opts: StackOptions = {}) {
-    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-test-'));
+    this.stateDir = opts.reuse?.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-test-'));
+    this.secrets = opts.reuse?.secrets ?? {
+      AGENT_SECRET: `test-agent-${'x'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
+      JWT_SECRET: `test-jwt-${'y'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
+    };
   }
 
   get baseUrl(): string {
