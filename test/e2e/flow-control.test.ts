@@ -37,7 +37,7 @@ describe.skipIf(!hasDocker)('flow control (real stack, Docker)', () => {
     await sock.waitFor((f) => f.type === 'ready');
     sock.autoAck = false; // this client reads, but never acknowledges: as far as the edge knows, it has stopped reading
     const agentPid = agent.proc.child.pid!;
-    const edgePids = workerdPids(stack.port);
+    const edgePids = workerdPids(stack.edge!.child.pid!);
     expect(edgePids.length).toBeGreaterThan(0);
     const baseline = { agent: rssBytes(agentPid), edge: edgePids.reduce((n, p) => n + rssBytes(p), 0) };
     const agentPeak = samplePeak(() => [agentPid]);
@@ -61,8 +61,10 @@ describe.skipIf(!hasDocker)('flow control (real stack, Docker)', () => {
     expect(sock.frames.filter((f) => f.type === 'gap').length).toBe(0);
     const stats = { agent: agentPeak.stop() - baseline.agent, edge: edgePeak.stop() - baseline.edge };
     process.stderr.write(`[flow-control] peak RSS growth while 200 MiB flowed: agent ${(stats.agent / MiB).toFixed(1)} MiB, edge ${(stats.edge / MiB).toFixed(1)} MiB\n`);
+    // Holding the output would take ≥ 200 MiB. Measured on every workerd of the edge: a plateau of
+    // 83–99 MiB (the same for 500 MiB flowed: freed buffers the isolate has not collected yet).
     expect(stats.agent).toBeLessThan(100 * MiB);
-    expect(stats.edge).toBeLessThan(100 * MiB);
+    expect(stats.edge).toBeLessThan(150 * MiB);
 
     // The client now acknowledges what it got: it receives a gap marker, then the journal's tail and the exit.
     sock.autoAck = true;

@@ -134,7 +134,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   }, 180_000);
 
   it('keeps edge and agent memory well below the size of a 150 MiB response', async () => {
-    const pids = () => [agent.proc.child.pid!, ...workerdPids(stack.port)];
+    const pids = () => [agent.proc.child.pid!, ...workerdPids(stack.edge!.child.pid!)];
     const before = pids().reduce((n, p) => n + rssBytes(p), 0);
     const peak = samplePeak(pids);
     // Read as it arrives, without keeping it, so only the edge and the agent could be holding the body.

@@ -8,14 +8,19 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Pids of workerd processes serving the given loopback port. */
-export function workerdPids(port: number): number[] {
-  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
+/**
+ * Pids of every workerd the edge runs: all of them are in the process group
+ * its runner leads (wrangler dev runs two, its proxy and the Worker's;
+ * Miniflare one). Counting only the one listening on the port would measure
+ * wrangler's proxy, not the Worker.
+ */
+export function workerdPids(edgeGroup: number): number[] {
+  const out = execFileSync('ps', ['-eo', 'pid,pgid,comm'], { encoding: 'utf8' });
   return out
     .split('\n')
-    .filter((l) => l.includes('workerd') && l.includes(`127.0.0.1:${port}`))
-    .map((l) => Number(l.trim().split(/\s+/)[0]))
-    .filter((n) => n > 0);
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([pid, pgid, comm]) => Number(pid) > 0 && Number(pgid) === edgeGroup && comm === 'workerd')
+    .map(([pid]) => Number(pid));
 }
 
 /** Samples the peak RSS of some processes until stopped. */

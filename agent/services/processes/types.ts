@@ -55,7 +55,7 @@ export interface ProcessSummary {
 }
 
 export const DEFAULT_BATCH_MS = 5;
-export const DEFAULT_CHUNK_BYTES = 256 * 1024;
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_EXITED = 50;
 export const DEFAULT_EXIT_GRACE_MS = 1_000;
 export const DEFAULT_MAX_SOCKET_BUFFERED = 1024 * 1024;
