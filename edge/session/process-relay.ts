@@ -53,7 +53,7 @@ export interface RelayDeps {
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
 const ACK_EVERY_BYTES = 256 * 1024;
 /** Output no client has acknowledged yet is written to storage (then acknowledged to the agent) once this much waits… */
-const PERSIST_AT_BYTES = 2.5 * 1024 * 1024;
+const PERSIST_AT_BYTES = 3.5 * 1024 * 1024;
 /** …or once it has waited this long. */
 const PERSIST_AFTER_MS = 50;
 /** Stored journal rows hold at most this much (DO SQLite rows are limited to 2 MB). */
