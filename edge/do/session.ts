@@ -45,8 +45,7 @@ export class SessionDO extends DurableObject<Env> {
   private readonly streams: EdgeByteStreams;
   private readonly files: FileRelay;
   private readonly previews: PreviewRelay;
-  /** Ids for file and preview streams (processes' come from storage): ../session/stream-ids.ts. */
-  private readonly oneShotIds = new OneShotStreamIds();
+  private readonly oneShotIds = new OneShotStreamIds(); // file and preview streams (../session/stream-ids.ts)
   /** Where browsers reach this edge (from the last client connect), for preview URLs. */
   private publicOrigin = '';
   private agentWaiters: Array<() => void> = [];
@@ -91,10 +90,8 @@ export class SessionDO extends DurableObject<Env> {
       clients: () => this.ctx.getWebSockets('client'),
       send: sendJson,
       sendBinary: (ws, bytes) => void trySend(ws, bytes),
-      wantsBinary: (ws) => {
-        const att = ws.deserializeAttachment() as Attachment | null;
-        return att?.role === 'client' && att.output === 'binary';
-      },
+      // Only client attachments carry `output` (see fetch).
+      wantsBinary: (ws) => (ws.deserializeAttachment() as { output?: OutputFormat } | null)?.output === 'binary',
     });
     ctx.blockConcurrencyWhile(async () => {
       this.record = await ctx.storage.get<SessionRecord>('record');

@@ -32,7 +32,7 @@ import { newId } from '../../shared/ids';
 import { log } from '../log';
 import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
 import type { ProcessRow, ProcessStore } from './process-store';
-import type { StreamJournal } from './journal';
+import { JournalStore } from './journal-store';
 
 export interface AgentLink {
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
@@ -56,12 +56,8 @@ const ACK_EVERY_BYTES = 256 * 1024;
 const PERSIST_AT_BYTES = 3.5 * 1024 * 1024;
 /** …or once it has waited this long. */
 const PERSIST_AFTER_MS = 50;
-/** Stored journal rows hold at most this much (DO SQLite rows are limited to 2 MB). */
-const PERSIST_ROW_BYTES = 1024 * 1024;
 /** What a finished process keeps in storage of each stream's tail, for clients that come after an edge restart. */
 const EXIT_TAIL_BYTES = 1024 * 1024;
-/** Stored journal chunks are trimmed once the journal's start has moved this far (storage holds at most this much extra). */
-const TRIM_STEP_BYTES = 2 * 1024 * 1024;
 /** What `POST …/exec` returns of each stream at most (its last bytes). */
 const EXEC_OUTPUT_BYTES = 1024 * 1024;
 const TERMINAL_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi';
@@ -74,13 +70,11 @@ export class ProcessRelay {
   private readonly ackedToAgent = new Map<number, number>();
   private readonly exitWaiters = new Map<string, Array<(e: ProcExitEvent) => void>>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Per stream: the journal start its stored chunks were last trimmed to. */
-  private readonly trimmedTo = new Map<string, number>();
-  /** Per stream: where its stored chunks end (bytes before it are stored, delivered, or gone). */
-  private readonly persistedEnd = new Map<string, number>();
+  private readonly stored: JournalStore;
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: RelayDeps) {
+    this.stored = new JournalStore(deps.store);
     this.fanout = new OutputFanout({
       send: deps.send,
       sendBinary: deps.sendBinary,
@@ -92,12 +86,7 @@ export class ProcessRelay {
       },
       // Chunks are written to storage behind the flow (see sendAcks), not as they arrive.
       persist: (processId, stream, chunk, _start, gap) => {
-        if (!gap) return;
-        // The bytes before a gap are gone: so are their stored chunks, and stored chunks join up again.
-        const key = OutputFanout.key(processId, stream);
-        deps.store.trimChunks(processId, stream, chunk.offset);
-        this.trimmedTo.set(key, chunk.offset);
-        this.persistedEnd.set(key, chunk.offset);
+        if (gap) this.stored.restartAt(processId, stream, chunk.offset);
       },
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {
@@ -342,10 +331,10 @@ export class ProcessRelay {
       if (target < j.end) heldBack = true;
       const acked = this.ackedToAgent.get(streamId) ?? 0;
       if (target <= acked) continue;
-      const safe = Math.max(this.persistedEnd.get(key) ?? 0, floor ?? 0);
+      const safe = Math.max(this.stored.storedEnd(t.processId, t.stream), floor ?? 0);
       if (target > safe) {
         if (force || target - acked >= PERSIST_AT_BYTES) {
-          this.persistRange(t.processId, t.stream, j, Math.max(safe, j.start), target);
+          this.stored.write(t.processId, t.stream, j, Math.max(safe, j.start), target);
         } else {
           waiting = true;
           target = safe;
@@ -360,32 +349,6 @@ export class ProcessRelay {
     }, PERSIST_AFTER_MS);
     // Look again when a held-back client may count as stalled.
     if (heldBack) this.ackTimer = setTimeout(() => void this.sendAcks(), CLIENT_STALL_MS + 50);
-  }
-
-  /** Writes the journal's bytes [from, to) to storage, in rows of up to PERSIST_ROW_BYTES, and trims old rows in steps. */
-  private persistRange(processId: string, stream: StreamName, j: StreamJournal, from: number, to: number): void {
-    const key = OutputFanout.key(processId, stream);
-    let at = Math.max(from, j.start);
-    while (at < to) {
-      const parts: Uint8Array[] = [];
-      let size = 0;
-      for (let c = j.read(at); c && c.offset < to && size < PERSIST_ROW_BYTES; c = j.read(c.offset + c.bytes.byteLength)) {
-        const room = Math.min(PERSIST_ROW_BYTES - size, to - c.offset);
-        const piece = c.bytes.byteLength > room ? c.bytes.subarray(0, room) : c.bytes;
-        parts.push(piece);
-        size += piece.byteLength;
-        if (piece !== c.bytes) break;
-      }
-      if (size === 0) break;
-      this.deps.store.appendChunk(processId, stream, { offset: at, bytes: parts.length === 1 ? parts[0]! : joinBytes(parts, size) });
-      at += size;
-    }
-    this.persistedEnd.set(key, Math.max(this.persistedEnd.get(key) ?? 0, to));
-    // Evicted chunks leave storage in steps: a DELETE per chunk cost as much as the INSERT.
-    if (j.start - (this.trimmedTo.get(key) ?? 0) >= TRIM_STEP_BYTES) {
-      this.deps.store.trimChunks(processId, stream, j.start);
-      this.trimmedTo.set(key, j.start);
-    }
   }
 
   /** A JSON event from the agent on the data socket. */
@@ -461,8 +424,8 @@ export class ProcessRelay {
       const key = OutputFanout.key(exit.processId, stream);
       const j = this.fanout.journals.get(key);
       if (!j) continue;
-      const from = Math.max(this.persistedEnd.get(key) ?? 0, j.end - EXIT_TAIL_BYTES);
-      if (from < j.end) this.persistRange(exit.processId, stream, j, from, j.end);
+      const from = Math.max(this.stored.storedEnd(exit.processId, stream), j.end - EXIT_TAIL_BYTES);
+      if (from < j.end) this.stored.write(exit.processId, stream, j, from, j.end);
     }
     const row = this.rows.get(exit.processId);
     if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });
@@ -472,8 +435,8 @@ export class ProcessRelay {
   restore(capacity: number): void {
     for (const [key, j] of this.deps.store.loadJournals(capacity)) {
       this.fanout.journals.set(key, j);
-      this.persistedEnd.set(key, j.end);
-      this.trimmedTo.set(key, j.start);
+      const [processId, stream] = key.split(':') as [string, StreamName];
+      this.stored.restored(processId, stream, j);
     }
   }
 
