@@ -6,7 +6,7 @@
  * when the window is full. Memory per stream stays within one window.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
-import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
+import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, MAX_BINARY_PAYLOAD, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
 
@@ -135,8 +135,10 @@ export class EdgeByteStreams {
         // and no copy per chunk, where the default reader hands over small pieces.
         for (;;) {
           // A fresh buffer each time: WebSocket.send keeps what it is given until it is written.
-          const buf = new Uint8Array(BINARY_HEADER_BYTES + BYTE_STREAM_CHUNK);
-          const { value, done } = await byob.readAtLeast(BYTE_STREAM_CHUNK, buf.subarray(BINARY_HEADER_BYTES));
+          // Frames as large as frames go: a request body is read at the client's pace, not the
+          // agent's, and each frame costs a read, a message and an ack.
+          const buf = new Uint8Array(BINARY_HEADER_BYTES + MAX_BINARY_PAYLOAD);
+          const { value, done } = await byob.readAtLeast(MAX_BINARY_PAYLOAD, buf.subarray(BINARY_HEADER_BYTES));
           const n = value?.byteLength ?? 0;
           if (n > 0) {
             if (offset + n > maxBytes) {
