@@ -54,8 +54,8 @@ export interface FanoutDeps {
   wantsBinary(ws: WebSocket): boolean;
   /** The data-socket stream id of a process's stream (what binary frames carry). */
   streamIdOf(processId: string, stream: StreamName): number;
-  /** Makes a new chunk durable; `start` is the journal's oldest offset after it; `gap`: the chunk does not join the bytes before it. */
-  persist(processId: string, stream: StreamName, chunk: Chunk, start: number, gap: boolean): void;
+  /** The agent's bytes resumed at `offset`, past the journal's end: everything before it is gone. */
+  onGap(processId: string, stream: StreamName, offset: number): void;
   exitOf(processId: string): ProcExitEvent | undefined;
   streamsOf(processId: string): StreamName[];
 }
@@ -116,7 +116,7 @@ export class OutputFanout {
     const journal = this.journal(processId, stream);
     const appended = journal.append(offset, data);
     if (!appended) return;
-    this.deps.persist(processId, stream, appended.chunk, journal.start, appended.gapFrom !== undefined);
+    if (appended.gapFrom !== undefined) this.deps.onGap(processId, stream, appended.chunk.offset);
     for (const ws of this.clients.keys()) this.pump(ws, processId);
   }
 

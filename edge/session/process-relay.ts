@@ -85,9 +85,7 @@ export class ProcessRelay {
         return row.streamBase + StreamIndex[stream];
       },
       // Chunks are written to storage behind the flow (see sendAcks), not as they arrive.
-      persist: (processId, stream, chunk, _start, gap) => {
-        if (gap) this.stored.restartAt(processId, stream, chunk.offset);
-      },
+      onGap: (processId, stream, offset) => this.stored.restartAt(processId, stream, offset),
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {
         const row = this.row(id);
@@ -311,8 +309,8 @@ export class ProcessRelay {
    * acknowledged are acknowledged at once, without storage; bytes they have
    * not are written to storage first, once the agent has PERSIST_AT_BYTES
    * waiting or PERSIST_AFTER_MS have passed (`force`). A client keeping up
-   * thus costs no storage writes, and one that is slow or absent costs one
-   * write per chunk, as before.
+   * thus costs no storage writes, and one that is slow or absent costs the
+   * writes of what it has not read (rows of up to 1 MiB: ./journal-store.ts).
    */
   private async sendAcks(force = false): Promise<void> {
     if (this.ackTimer) clearTimeout(this.ackTimer);
