@@ -71,6 +71,8 @@ export class ProcessRelay {
   private readonly exitWaiters = new Map<string, Array<(e: ProcExitEvent) => void>>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stored: JournalStore;
+  /** Processes whose proc.spawn has not been answered: a proc.state sent before the agent took it cannot list them. */
+  private readonly spawning = new Set<string>();
   private persistTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: RelayDeps) {
@@ -263,11 +265,14 @@ export class ProcessRelay {
       ...(spec.rows ? { rows: spec.rows } : {}),
       ...(spec.timeoutMs ? { timeoutMs: spec.timeoutMs } : {}),
     };
+    this.spawning.add(row.id);
     try {
       await agent.request('proc.spawn', params);
     } catch (err) {
       this.onExit({ processId: row.id, exitCode: null, reason: 'lost', endOffsets: { stdout: 0, stderr: 0, pty: 0 } });
       throw err;
+    } finally {
+      this.spawning.delete(row.id);
     }
     log('debug', 'process started', { processId: row.id, command: row.display });
     return row.id;
@@ -361,7 +366,7 @@ export class ProcessRelay {
       // Acks restart from what the journals hold: the agent resends anything past them.
       this.ackedToAgent.clear();
       for (const r of this.deps.store.running()) {
-        if (!alive.has(r.id)) {
+        if (!alive.has(r.id) && !this.spawning.has(r.id)) {
           const end = (s: StreamName) => this.fanout.journals.get(OutputFanout.key(r.id, s))?.end ?? 0;
           this.onExit({ processId: r.id, exitCode: null, reason: 'lost', endOffsets: { stdout: end('stdout'), stderr: end('stderr'), pty: end('pty') } });
         }
