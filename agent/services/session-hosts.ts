@@ -97,7 +97,7 @@ export class SessionHosts {
             return;
           } else if (event === 'stream.abort') {
             const abort = StreamAbort.safeParse(data);
-            if (abort.success) streams.abortIncoming(abort.data.streamId);
+            if (abort.success && !streams.abortOutgoing(abort.data.streamId)) streams.abortIncoming(abort.data.streamId);
           } else {
             logger.debug('unhandled data-socket event', { event });
           }

@@ -434,6 +434,7 @@ export class SessionDO extends DurableObject<Env> {
       if (!this.agentSocket()) {
         this.pending.failOwner('agent', new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
         this.streams.failAll();
+        this.previews.failAll(new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
       }
     } else {
       this.relay.clientGone(ws);

@@ -48,7 +48,10 @@ export class EdgeByteStreams {
         },
         pull: () => this.deliver(streamId),
         cancel: () => {
+          const s = this.incoming.get(streamId);
           this.incoming.delete(streamId);
+          // The consumer left before the end (a browser closed a download): the agent stops sending.
+          if (s && !s.ended) this.sink()?.sendEvent('stream.abort', { streamId });
         },
       },
       { highWaterMark: 0 },

@@ -9,13 +9,21 @@
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
-import { HttpResponseHead, PortEvent, WsCloseEvent } from '../../shared/protocol/preview';
+import { decodeHttpHead, HttpErrorEvent, PortEvent, WsCloseEvent, type HttpResponseHead } from '../../shared/protocol/preview';
+import { wireErrorToAppError } from '../../shared/protocol/tunnel';
 import type { ServerFrame } from '../../shared/protocol/client';
 import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
 import { safeClose } from '../relay/socket';
 import type { EdgeByteStreams } from './byte-streams';
 import type { AgentLink } from './process-relay';
 import type { SessionRecord } from './record';
+import { HeadWaiters } from './head-waiters';
+
+/**
+ * Longest wait for the agent's answer to http.request. The agent gives up on
+ * the container at 60 s and says so; this only covers an agent that never answers.
+ */
+const HEAD_TIMEOUT_MS = 65_000;
 
 export interface PreviewRequestInfo {
   userId: string | null;
@@ -45,6 +53,8 @@ export interface PreviewRelayDeps {
 export class PreviewRelay {
   readonly openPorts = new Set<number>();
   private readonly wsOffsets = new Map<number, number>();
+  /** HTTP requests waiting for the agent's answer (an HttpHead frame or http.error), by streamBase. */
+  private readonly heads = new HeadWaiters(HEAD_TIMEOUT_MS);
 
   constructor(private readonly deps: PreviewRelayDeps) {}
 
@@ -103,31 +113,24 @@ export class PreviewRelay {
     const agent = await this.deps.agent();
     const streamBase = this.deps.nextStreamIds(2);
     const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
-    const responseBody = this.deps.streams.receive(streamBase + 1);
+    const origin = new URL(info.origin);
     const forwarded = {
       'x-forwarded-prefix': info.prefix || '/',
-      'x-forwarded-proto': new URL(info.origin).protocol.replace(':', ''),
-      'x-forwarded-host': new URL(info.origin).host,
+      'x-forwarded-proto': origin.protocol.slice(0, -1),
+      'x-forwarded-host': origin.host,
     };
-    const head = agent.request(
-      'http.request',
-      { streamBase, port, method: request.method, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, forwarded), hasBody },
-      60_000,
-    );
-    if (hasBody) {
+    const answer = this.heads.wait(streamBase);
+    const params = { streamBase, port, method: request.method, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, forwarded), hasBody };
+    if (!agent.sendEvent('http.request', params)) {
+      this.heads.settle(streamBase, new AppError(ErrorCode.AgentUnavailable, "the session's agent is not connected"));
+    } else if (hasBody) {
       void this.deps.streams.send(streamBase, FrameKind.HttpBody, request.body).catch(() => agent.sendEvent('stream.abort', { streamId: streamBase }));
     }
-    let parsed: HttpResponseHead;
-    try {
-      parsed = HttpResponseHead.parse(await head);
-    } catch (err) {
-      await responseBody.cancel().catch(() => undefined);
-      throw err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'the agent answered the preview request oddly');
-    }
-    const headers = downstreamHeaders(parsed.headers, info.prefix, info.origin);
-    const noBody = request.method === 'HEAD' || parsed.status === 204 || parsed.status === 304 || parsed.status < 200;
-    if (noBody) await responseBody.cancel().catch(() => undefined);
-    return new Response(noBody ? null : responseBody, { status: parsed.status, headers });
+    const { head, body } = await answer;
+    const headers = downstreamHeaders(head.headers, info.prefix, info.origin);
+    const noBody = request.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200;
+    if (noBody && body instanceof ReadableStream) await body.cancel().catch(() => undefined);
+    return new Response(noBody ? null : body, { status: head.status, headers });
   }
 
   async upgrade(request: Request, info: PreviewRequestInfo): Promise<Response> {
@@ -170,8 +173,12 @@ export class PreviewRelay {
     );
   }
 
-  /** A WsMessage frame from the agent (container → browser). */
+  /** An HttpHead frame (the answer to http.request) or a WsMessage frame (container → browser) from the agent. */
   onBinary(frame: BinaryFrame): boolean {
+    if (frame.kind === FrameKind.HttpHead) {
+      this.onHead(frame);
+      return true;
+    }
     if (frame.kind !== FrameKind.WsMessage) return false;
     const sockets = this.deps.previewSockets(frame.streamId - 1);
     for (const ws of sockets) {
@@ -184,8 +191,42 @@ export class PreviewRelay {
     return true;
   }
 
+  /**
+   * The response head for streamBase = streamId - 1. The body is inline (End
+   * flag) or follows on the same stream id; its stream is claimed here, before
+   * this message's handler returns, so no body frame can arrive unclaimed.
+   */
+  private onHead(frame: BinaryFrame): void {
+    const streamBase = frame.streamId - 1;
+    if (!this.heads.has(streamBase)) {
+      // Nobody waits (the head came after the deadline): the agent must not keep sending.
+      if (!(frame.flags & FrameFlag.End)) void this.deps.agent().then((a) => a.sendEvent('stream.abort', { streamId: frame.streamId }), () => undefined);
+      return;
+    }
+    let decoded: { head: HttpResponseHead; body: Uint8Array };
+    try {
+      decoded = decodeHttpHead(frame.payload);
+    } catch {
+      this.heads.settle(streamBase, new AppError(ErrorCode.Internal, 'the agent answered the preview request oddly'));
+      if (!(frame.flags & FrameFlag.End)) void this.deps.agent().then((a) => a.sendEvent('stream.abort', { streamId: frame.streamId }), () => undefined);
+      return;
+    }
+    const body = frame.flags & FrameFlag.End ? decoded.body : this.deps.streams.receive(frame.streamId);
+    this.heads.settle(streamBase, { head: decoded.head, body });
+  }
+
+  /** Every request waiting for its head fails: the agent's data socket is gone. */
+  failAll(err: AppError): void {
+    this.heads.failAll(err);
+  }
+
   /** Agent events about previews; true when handled. */
   onEvent(event: string, data: unknown): boolean {
+    if (event === 'http.error') {
+      const e = HttpErrorEvent.safeParse(data);
+      if (e.success) this.heads.settle(e.data.streamBase, wireErrorToAppError(e.data.error));
+      return true;
+    }
     if (event === 'ws.close') {
       const c = WsCloseEvent.safeParse(data);
       if (c.success) {

@@ -25,6 +25,11 @@ export const FrameKind = {
   HttpBody: 4,
   /** One message of a relayed preview WebSocket. */
   WsMessage: 5,
+  /**
+   * A preview response's head, agent → edge, on the response stream (streamBase + 1);
+   * with End, the whole body rides along (see ./preview.ts encodeHttpHead).
+   */
+  HttpHead: 6,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 const kinds = new Set<number>(Object.values(FrameKind));

@@ -5,18 +5,21 @@
  * of the Session DO. Every connection goes through TargetGuard: the
  * container's own address and a declared or listening port, nothing else.
  *
- * Ordering on the data socket: the `res` to http.request or ws.open must
- * reach the DO before the first body or message frame of the response. The
- * dispatcher sends that `res` in the microtasks that follow the handler's
- * return, so body pumps and queued messages start on the next setImmediate,
+ * Ordering on the data socket: the answer to http.request (an HttpHead frame)
+ * or ws.open (a `res`) must reach the DO before the first body or message
+ * frame of the response. The HttpHead frame is sent before the body pump
+ * starts; the dispatcher sends ws.open's `res` in the microtasks that follow
+ * the handler's return, so queued messages start on the next setImmediate,
  * which runs only once those microtasks are done.
  */
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { AppError, ErrorCode, fromUnknown } from '../../../shared/errors';
-import { FrameKind, type BinaryFrame } from '../../../shared/protocol/binary';
+import { FrameFlag, FrameKind, type BinaryFrame } from '../../../shared/protocol/binary';
 import {
+  encodeHttpHead,
   HttpRequestParams,
+  INLINE_BODY_MAX,
   PortsDeclareParams,
   PortsWaitParams,
   WsCloseEvent,
@@ -26,7 +29,7 @@ import {
 import type { Dispatcher } from '../../connection/dispatcher';
 import type { Logger } from '../../logger';
 import type { ByteStreams } from '../streams/byte-streams';
-import { HttpRelay } from './http-relay';
+import { HttpRelay, upstreamFailure } from './http-relay';
 import { PortWatcher } from './port-watcher';
 import { waitForPort } from './port-wait';
 import { TargetGuard, type SessionTarget } from './target-guard';
@@ -37,7 +40,7 @@ export interface PreviewServiceOptions {
   logger: Logger;
   /** Shared with the session's other byte streams. */
   streams: ByteStreams;
-  /** Agent → DO events (`port`, `ws.close`). */
+  /** Agent → DO events (`port`, `ws.close`, `http.error`). */
   events: { send(event: string, data: unknown): boolean };
   /** The session's container address (IP) and declared ports, looked up fresh (changes after a restart). */
   target(): Promise<SessionTarget | null>;
@@ -99,7 +102,6 @@ export class PreviewService {
 
   register(dispatcher: Dispatcher): void {
     dispatcher
-      .on('http.request', HttpRequestParams, (p) => this.httpRequest(p))
       .on('ws.open', WsOpenParams, (p) => this.wsOpen(p))
       .on('ports.list', PortsListParams, () => this.portsList())
       .on('ports.wait', PortsWaitParams, (p) => this.portsWait(p.port, p.timeoutMs))
@@ -109,8 +111,12 @@ export class PreviewService {
       });
   }
 
-  /** Handles `ws.close` from the DO; true if the event was for this service. */
+  /** Handles `http.request` and `ws.close` from the DO; true if the event was for this service. */
   onEvent(event: string, data: unknown): boolean {
+    if (event === 'http.request') {
+      this.httpEvent(data);
+      return true;
+    }
     if (event !== 'ws.close') return false;
     const parsed = WsCloseEvent.safeParse(data);
     if (!parsed.success) {
@@ -160,7 +166,46 @@ export class PreviewService {
     }
   }
 
-  private async httpRequest(p: HttpRequestParams): Promise<HttpResponseHead> {
+  /**
+   * `http.request`: answered by an HttpHead frame on streamBase + 1, or by an
+   * `http.error` event when no response head can be had. A request that does
+   * not validate is refused the same way when it names its streamBase.
+   */
+  private httpEvent(data: unknown): void {
+    const parsed = HttpRequestParams.safeParse(data);
+    if (!parsed.success) {
+      this.log.warn('bad http.request from the edge', { issues: parsed.error.issues.slice(0, 3).map((i) => i.message) });
+      const streamBase = (data as { streamBase?: unknown } | null)?.streamBase;
+      if (typeof streamBase === 'number' && Number.isInteger(streamBase) && streamBase >= 0 && streamBase <= MAX_STREAM_BASE) {
+        this.httpError(streamBase, new AppError(ErrorCode.ValidationFailed, 'bad http.request parameters'));
+      }
+      return;
+    }
+    const p = parsed.data;
+    this.httpRequest(p).then(
+      (answer) => this.answer(p, answer),
+      (err: unknown) => this.httpError(p.streamBase, fromUnknown(err)),
+    );
+  }
+
+  private httpError(streamBase: number, err: AppError): void {
+    this.opts.events.send('http.error', { streamBase, error: err.toBody() });
+  }
+
+  /** Sends the head (with the body when it is already whole), then pumps the rest of the body. */
+  private answer(p: HttpRequestParams, a: { x: Exchange; head: HttpResponseHead; inline: Uint8Array | undefined; body: Readable }): void {
+    try {
+      this.opts.streams.frame(p.streamBase + 1, FrameKind.HttpHead, 0, encodeHttpHead(a.head, a.inline), a.inline ? FrameFlag.End : 0);
+    } catch (err) {
+      this.log.debug('preview response head not sent', { streamBase: p.streamBase, error: err });
+      this.finish(a.x);
+      return;
+    }
+    if (a.inline) this.finish(a.x);
+    else void this.pumpBody(a.x, a.body);
+  }
+
+  private async httpRequest(p: HttpRequestParams): Promise<{ x: Exchange; head: HttpResponseHead; inline: Uint8Array | undefined; body: Readable }> {
     this.checkNew(p.streamBase);
     // Claim the request body's stream before anything is awaited: its first frames may be
     // the very next messages on the data socket.
@@ -176,14 +221,19 @@ export class PreviewService {
         throw err;
       });
       x.bodies.push(res.body);
-      setImmediate(() => void this.pumpBody(x, res.body));
-      return res.head;
+      const inline = await readWholeIfSmall(p.method, res.head, res.body);
+      return { x, head: res.head, inline, body: res.body };
     } catch (err) {
-      reqBody?.destroy();
-      this.exchanges.delete(p.streamBase);
-      if (fromUnknown(err).code === ErrorCode.Internal) this.log.error('preview request failed', { port: p.port, error: err });
-      throw err;
+      this.finish(x);
+      const e = err instanceof AppError ? err : upstreamFailure(err, p.port, this.headersTimeoutMs);
+      if (e.code === ErrorCode.Internal) this.log.error('preview request failed', { port: p.port, error: err });
+      throw e;
     }
+  }
+
+  private finish(x: Exchange): void {
+    for (const b of x.bodies) b.destroy();
+    if (this.exchanges.get(x.streamBase) === x) this.exchanges.delete(x.streamBase);
   }
 
   private async pumpBody(x: Exchange, body: Readable): Promise<void> {
@@ -193,8 +243,7 @@ export class PreviewService {
       // No End frame goes out: a body cut short must not reach the browser as a complete one.
       this.log.debug('preview response body not relayed to the end', { streamBase: x.streamBase, error: err });
     } finally {
-      for (const b of x.bodies) b.destroy();
-      if (this.exchanges.get(x.streamBase) === x) this.exchanges.delete(x.streamBase);
+      this.finish(x);
     }
   }
 
@@ -241,4 +290,28 @@ export class PreviewService {
       this.waits.delete(abort);
     }
   }
+}
+
+/**
+ * The whole body when the response has none (HEAD, 1xx, 204, 304) or declares
+ * a Content-Length up to INLINE_BODY_MAX: it then travels inside the head's
+ * frame. Otherwise undefined, and the body streams (a response of unknown
+ * length, such as server-sent events, must not wait for its end).
+ */
+async function readWholeIfSmall(method: string, head: HttpResponseHead, body: Readable): Promise<Uint8Array | undefined> {
+  const bodiless = method === 'HEAD' || head.status < 200 || head.status === 204 || head.status === 304;
+  const lengths = head.headers.filter(([k]) => k.toLowerCase() === 'content-length');
+  const declared = lengths.length === 1 && /^\d{1,7}$/.test(lengths[0]![1]) ? Number(lengths[0]![1]) : undefined;
+  if (!bodiless && (declared === undefined || declared > INLINE_BODY_MAX)) return undefined;
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const b = chunk as Buffer;
+    size += b.byteLength;
+    // undici holds the server to its Content-Length; this bound is only a backstop.
+    if (size > INLINE_BODY_MAX) throw new AppError(ErrorCode.AgentUnavailable, 'the response body is longer than it declared');
+    parts.push(b);
+  }
+  if (bodiless) return new Uint8Array(0);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
 }

@@ -105,6 +105,15 @@ export class ByteStreams {
     s.readable.destroy(new AppError(ErrorCode.BadRequest, 'upload interrupted'));
   }
 
+  /** The receiver gave up on a stream this side sends (a download the browser left): its sender fails. */
+  abortOutgoing(streamId: number): boolean {
+    const o = this.outgoing.get(streamId);
+    if (!o) return false;
+    o.failed = new AppError(ErrorCode.BadRequest, 'the receiver gave up on the stream');
+    o.wake?.();
+    return true;
+  }
+
   /** Takes a binary frame if it belongs to an incoming stream. */
   onBinary(frame: BinaryFrame): boolean {
     const s = this.incoming.get(frame.streamId);

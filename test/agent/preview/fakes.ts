@@ -3,11 +3,14 @@
  * PreviewService wired to a real ByteStreams whose DataSink decodes every
  * frame the agent sends and plays the DO (acks, uploads, WebSocket messages).
  * Everything the agent sends is logged in order, so tests can check that a
- * `res` precedes the body frames it announces.
+ * `res` precedes the body frames it announces. `http.request` is an event
+ * whose answer is an HttpHead frame or an `http.error` event; `call` turns
+ * either into a `res` like any other request's, logged where the answer came.
  */
 import { createHash } from 'node:crypto';
 import { decodeBinaryFrame, encodeBinaryFrame, FrameFlag, FrameKind, type BinaryFrame } from '../../../shared/protocol/binary';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../../shared/protocol/byte-streams';
+import { decodeHttpHead, HttpErrorEvent } from '../../../shared/protocol/preview';
 import { AckEvent } from '../../../shared/protocol/session-data';
 import type { ResponseFrame } from '../../../shared/protocol/tunnel';
 import { Dispatcher } from '../../../agent/connection/dispatcher';
@@ -50,6 +53,8 @@ export class DoPeer {
   private readonly downloads = new Map<number, Download>();
   private readonly uploadAcks = new Map<number, { acked: number; wake?: () => void }>();
   private readonly waiters = new Set<() => void>();
+  /** http.request calls waiting for their HttpHead frame or http.error, by streamBase. */
+  private readonly httpCalls = new Map<number, { id: string; done: (f: ResponseFrame) => void }>();
 
   constructor(opts: Omit<PreviewServiceOptions, 'sessionId' | 'logger' | 'streams' | 'events'>) {
     this.streams.attach({
@@ -76,6 +81,14 @@ export class DoPeer {
   /** A request as the session link runs it: the `res` is logged when the dispatcher answers. */
   async call(method: string, params: unknown): Promise<ResponseFrame> {
     const id = `r${this.nextId++}`;
+    if (method === 'http.request') {
+      const streamBase = (params as { streamBase?: unknown } | null)?.streamBase;
+      const answer = new Promise<ResponseFrame>((done) => {
+        if (typeof streamBase === 'number') this.httpCalls.set(streamBase, { id, done });
+      });
+      if (!this.service.onEvent('http.request', params)) throw new Error('the service took no http.request');
+      return answer;
+    }
     return this.dispatcher.handle({ type: 'req', id, method, params }).then((frame) => {
       this.log.push({ type: 'res', id, frame });
       this.changed();
@@ -149,6 +162,7 @@ export class DoPeer {
   }
 
   private onAgentBinary(frame: BinaryFrame): void {
+    if (frame.kind === FrameKind.HttpHead) return this.onHead(frame);
     this.log.push({ type: 'binary', frame: { ...frame, payload: frame.kind === FrameKind.WsMessage ? frame.payload.slice() : new Uint8Array() } });
     const d = this.downloads.get(frame.streamId);
     if (d && frame.kind === FrameKind.HttpBody) {
@@ -172,7 +186,38 @@ export class DoPeer {
     this.changed();
   }
 
+  /** An answer to http.request: logged as its `res`; an inline body (End) completes its download. */
+  private onHead(frame: BinaryFrame): void {
+    const { head, body } = decodeHttpHead(frame.payload);
+    const call = this.httpCalls.get(frame.streamId - 1);
+    const id = call?.id ?? 'none';
+    const res: ResponseFrame = { type: 'res', id, ok: true, result: head };
+    this.log.push({ type: 'res', id, frame: res });
+    this.httpCalls.delete(frame.streamId - 1);
+    call?.done(res);
+    const d = this.downloads.get(frame.streamId);
+    if (d && frame.flags & FrameFlag.End) {
+      this.downloads.delete(frame.streamId);
+      d.hash.update(body);
+      d.kept?.push(Buffer.from(body));
+      d.bytes = body.byteLength;
+      d.maxOutstanding = body.byteLength;
+      d.done({ sha256: d.hash.digest('hex'), bytes: d.bytes, maxOutstanding: d.maxOutstanding, body: Buffer.concat(d.kept ?? []) });
+    }
+    this.changed();
+  }
+
   private onAgentEvent(event: string, data: unknown): void {
+    if (event === 'http.error') {
+      const e = HttpErrorEvent.parse(data);
+      const call = this.httpCalls.get(e.streamBase);
+      this.httpCalls.delete(e.streamBase);
+      const res: ResponseFrame = { type: 'res', id: call?.id ?? 'none', ok: false, error: e.error };
+      this.log.push({ type: 'res', id: res.id, frame: res });
+      call?.done(res);
+      this.changed();
+      return;
+    }
     if (event === 'ack') {
       const ack = AckEvent.parse(data);
       const u = this.uploadAcks.get(ack.streamId);

@@ -45,6 +45,10 @@ function devServer(seen: Seen[]): http.Server {
         }
       };
       pump();
+    } else if (url.pathname === '/events') {
+      // Server-sent events: a head at once, the body much later (never, here, unless the test ends it).
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: first\n\n');
     } else if (url.pathname === '/hang') {
       // Never answers: the relay's head timeout or stop() must end the request.
     } else if (url.pathname === '/redirect') {
@@ -129,7 +133,7 @@ describe('PreviewService › http.request', () => {
     expect(seen[0]!.headers['x-mominai-host']).toBeUndefined();
   });
 
-  it('sends the res frame before the first body frame', async () => {
+  it('sends the head (HttpHead frame, logged as the res) before the first body frame', async () => {
     const { res, body } = await get('/big?mb=1', [], 20);
     expect(res.ok).toBe(true);
     await body;
@@ -171,6 +175,40 @@ describe('PreviewService › http.request', () => {
     expect(got.sha256).toBe(sha256Of(pseudoRandom(50 * MiB)));
     expect(got.maxOutstanding).toBeLessThanOrEqual(BYTE_STREAM_WINDOW + BYTE_STREAM_CHUNK);
     await peer.until(() => peer.service.activeCount() === 0, 'the exchange to end');
+  });
+
+  it('sends a response of known length up to INLINE_BODY_MAX as one HttpHead frame with End, and nothing else', async () => {
+    const body = peer.download(81, true);
+    const res = await peer.call('http.request', { streamBase: 80, port, method: 'GET', path: '/echo', headers: [], hasBody: false });
+    expect(res.ok).toBe(true);
+    const got = await body;
+    expect(JSON.parse(got.body.toString() || '{}')).toMatchObject({ method: 'GET', url: '/echo' });
+    const frames = peer.log.flatMap((l) => (l.type === 'binary' && l.frame.streamId === 81 ? [l.frame] : []));
+    expect(frames).toEqual([]);
+    await peer.until(() => peer.service.activeCount() === 0, 'the exchange to end');
+  });
+
+  it('streams a body of unknown length: the head goes before the body ends (server-sent events)', async () => {
+    const body = peer.download(91, true);
+    const res = await peer.call('http.request', { streamBase: 90, port, method: 'GET', path: '/events', headers: [], hasBody: false });
+    expect(res.ok && (res.result as { status: number }).status).toBe(200);
+    await peer.until(() => peer.log.some((l) => l.type === 'binary' && l.frame.streamId === 91), 'the first event');
+    expect(peer.service.activeCount()).toBe(1);
+    server.closeAllConnections();
+    await expect(Promise.race([body, peer.until(() => peer.service.activeCount() === 0, 'the exchange to end')])).resolves.toBeTruthy();
+  });
+
+  it('stops sending a body when the DO aborts its stream (the browser left), ending the exchange', async () => {
+    peer.ackDelayMs = 5;
+    const { res } = await get('/big?mb=50', [], 110);
+    expect(res.ok).toBe(true);
+    await peer.until(() => peer.log.some((l) => l.type === 'binary' && l.frame.streamId === 111), 'the first body frame');
+    expect(peer.streams.abortOutgoing(111)).toBe(true);
+    await peer.until(() => peer.service.activeCount() === 0, 'the exchange to end');
+    const frames = peer.log.filter((l) => l.type === 'binary' && l.frame.streamId === 111);
+    expect(frames.length).toBeLessThan(50 * 4);
+    expect(frames.some((l) => l.type === 'binary' && l.frame.flags !== 0)).toBe(false);
+    expect(peer.streams.abortOutgoing(111)).toBe(false);
   });
 
   it('answers HEAD with the head only, Content-Length kept', async () => {
