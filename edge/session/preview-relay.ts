@@ -130,7 +130,9 @@ export class PreviewRelay {
     const headers = downstreamHeaders(head.headers, info.prefix, info.origin);
     const noBody = request.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200;
     if (noBody && body instanceof ReadableStream) await body.cancel().catch(() => undefined);
-    return new Response(noBody ? null : body, { status: head.status, headers });
+    // A body the dev server compressed is sent as it is: without 'manual', the runtime would compress it again.
+    const encoded = head.headers.some(([k, v]) => k === 'content-encoding' && v.trim().toLowerCase() !== 'identity');
+    return new Response(noBody ? null : body, { status: head.status, headers, ...(encoded ? { encodeBody: 'manual' as const } : {}) });
   }
 
   async upgrade(request: Request, info: PreviewRequestInfo): Promise<Response> {

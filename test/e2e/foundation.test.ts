@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../edge/auth/tokens';
 import { newId } from '../../shared/ids';
+import { PROTOCOL_VERSION } from '../../shared/protocol/version';
 import { hasDocker } from '../helpers/docker';
 import { TestStack } from '../helpers/stack';
 
@@ -87,7 +88,7 @@ describe('foundation: edge ⇄ agent tunnel on the real stack', () => {
     ws.send(
       JSON.stringify({
         type: 'hello',
-        protocolVersion: 1,
+        protocolVersion: PROTOCOL_VERSION,
         agent: { name: 'silent', version: 't', mode: 'local', capacity: { maxSessions: 1 }, docker: { available: false }, system: system() },
         sessions: [],
       }),
@@ -184,7 +185,7 @@ describe('foundation: edge ⇄ agent tunnel on the real stack', () => {
     ws.send(
       JSON.stringify({
         type: 'hello',
-        protocolVersion: 1,
+        protocolVersion: PROTOCOL_VERSION,
         agent: { name: 'fuzzer', version: 't', mode: 'local', capacity: { maxSessions: 1 }, docker: { available: false }, system: system() },
         sessions: [],
       }),

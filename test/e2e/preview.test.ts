@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
@@ -132,6 +133,58 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const up = await request(stack.port, { path: `/preview/${sessionId}/upload`, method: 'POST', headers: { Cookie: pathCookie, 'Content-Type': 'application/octet-stream' }, body: upload });
     expect(JSON.parse(up.body.toString())).toEqual({ bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex') });
   }, 180_000);
+
+  it('passes a body the dev server compressed through as it is, known length or chunked', async () => {
+    for (const q of ['', '?chunked=1']) {
+      const res = await request(stack.port, { path: `/preview/${sessionId}/gzip${q}`, headers: { Cookie: pathCookie, 'Accept-Encoding': 'gzip' } });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-encoding']).toBe('gzip');
+      expect(JSON.parse(zlib.gunzipSync(res.body).toString())).toEqual({ text: 'squeeze '.repeat(2000) });
+    }
+  });
+
+  it('delivers server-sent events as they come, before the response ends, and frees the relay when the browser leaves', async () => {
+    const active = (h: Record<string, unknown>) => (h.previews as { active: number }).active;
+    await stack.health((h) => active(h) === 0, 30_000);
+    let req: http.ClientRequest | undefined;
+    const first = await new Promise<{ status: number; type: string | undefined; text: string }>((resolve, reject) => {
+      req = http.get({ host: '127.0.0.1', port: stack.port, path: `/preview/${sessionId}/events`, headers: { Cookie: pathCookie } }, (res) => {
+        res.once('data', (c: Buffer) => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], text: c.toString() }));
+        res.once('end', () => reject(new Error('the event stream ended')));
+      });
+      req.on('error', (err) => (req?.destroyed ? undefined : reject(err)));
+    });
+    expect(first).toEqual({ status: 200, type: 'text/event-stream', text: 'data: first\n\n' });
+    await stack.health((h) => active(h) === 1, 30_000);
+    req!.destroy();
+    // The runtime notices a browser that left a streamed response at its next write (the
+    // server's next heartbeat, a second later here); the relay must then end.
+    await stack.health((h) => active(h) === 0, 30_000);
+  }, 90_000);
+
+  it('frees the relay when the browser leaves a download half-way', async () => {
+    const active = (h: Record<string, unknown>) => (h.previews as { active: number }).active;
+    await stack.health((h) => active(h) === 0, 30_000);
+    let req: http.ClientRequest | undefined;
+    await new Promise<void>((resolve, reject) => {
+      req = http.get({ host: '127.0.0.1', port: stack.port, path: `/preview/${sessionId}/big?mib=1000`, headers: { Cookie: pathCookie } }, (res) => {
+        let got = 0;
+        res.on('data', (c: Buffer) => {
+          got += c.length;
+          if (got >= 8 * MiB && !res.isPaused()) {
+            res.pause();
+            resolve();
+          }
+        });
+      });
+      req.on('error', (err) => (req?.destroyed ? undefined : reject(err)));
+    });
+    // The agent reports its open relays with each heartbeat: first the paused download, then,
+    // once the browser is gone, none (the 1000 MiB must not keep the relay and its connection).
+    await stack.health((h) => active(h) === 1, 30_000);
+    req!.destroy();
+    await stack.health((h) => active(h) === 0, 30_000);
+  }, 90_000);
 
   it('keeps edge and agent memory well below the size of a 150 MiB response', async () => {
     const pids = () => [agent.proc.child.pid!, ...workerdPids(stack.edge!.child.pid!)];

@@ -26,6 +26,8 @@ interface Outgoing {
   acked: number;
   wake: (() => void) | undefined;
   failed: AppError | undefined;
+  /** Ends a Readable source at once, so a sender waiting for its next chunk (a quiet event stream) stops too. */
+  stopSource: ((err: AppError) => void) | undefined;
 }
 
 export class ByteStreams {
@@ -111,6 +113,7 @@ export class ByteStreams {
     if (!o) return false;
     o.failed = new AppError(ErrorCode.BadRequest, 'the receiver gave up on the stream');
     o.wake?.();
+    o.stopSource?.(o.failed);
     return true;
   }
 
@@ -140,11 +143,12 @@ export class ByteStreams {
 
   /** Sends a Readable as frames of `kind`, the last one flagged End; resolves with the byte count. */
   async send(streamId: number, kind: FrameKind, source: AsyncIterable<Uint8Array | string>, extraFlags = 0): Promise<number> {
-    const o: Outgoing = { acked: 0, wake: undefined, failed: undefined };
+    const o: Outgoing = { acked: 0, wake: undefined, failed: undefined, stopSource: source instanceof Readable ? (err) => source.destroy(err) : undefined };
     this.outgoing.set(streamId, o);
     let offset = 0;
     try {
       for await (const raw of source) {
+        if (o.failed) throw o.failed;
         let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
         // What the source already holds joins this chunk, up to a frame: fewer, larger
         // frames when the reader falls behind, and no waiting for more when it does not.
