@@ -378,6 +378,28 @@ function expectedBigHash(bytes: number): string {
   return h.digest('hex');
 }
 
+/**
+ * CPU milliseconds per unit (a request, a MB) by process group, each process
+ * once: the "of the edge" rows split the edge's own figure and are left out.
+ */
+function cpuPer(cpuSeconds: Record<string, number>, units: number, scale: number): { total: number; each: Record<string, number> } {
+  const each: Record<string, number> = {};
+  let total = 0;
+  for (const [k, v] of Object.entries(cpuSeconds)) {
+    if (k.startsWith('of the edge')) continue;
+    each[k] = units > 0 ? (v * scale) / units : 0;
+    total += each[k]!;
+  }
+  return { total, each };
+}
+
+function perLine(each: Record<string, number>): string {
+  return Object.entries(each)
+    .filter(([, v]) => v >= 0.005)
+    .map(([k, v]) => `${k.split(' (')[0]} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
 function addInto(into: Record<string, number>, add: Record<string, number>): void {
   for (const [k, v] of Object.entries(add)) into[k] = (into[k] ?? 0) + v;
 }
@@ -418,6 +440,13 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Se
     const c = loadCpu(side);
     console.log(`CPU during the ${side} load runs (${c.wallS.toFixed(1)} s wall): ${cpuLine(c.cpu, c.wallS)}`);
   }
+  const perRequest = { preview: cpuPer(loadCpu('preview').cpu, load.preview.reduce((n, r) => n + r.requests, 0), 1e3), direct: cpuPer(loadCpu('direct').cpu, load.direct.reduce((n, r) => n + r.requests, 0), 1e3) };
+  const cores = os.cpus().length;
+  console.log(
+    `CPU per request (ms, every process counted once): preview ${perRequest.preview.total.toFixed(2)} (${perLine(perRequest.preview.each)}), ` +
+      `direct ${perRequest.direct.total.toFixed(2)}; ${cores} cores are used up at ${(cores * 1e3 / perRequest.preview.total).toFixed(0)} preview req/s ` +
+      `and ${(cores * 1e3 / perRequest.direct.total).toFixed(0)} direct req/s, a ratio of at most ${(perRequest.direct.total / perRequest.preview.total).toFixed(2)}× on this machine`,
+  );
 
   console.log('');
   console.log(`(b) sequential /hello on one keep-alive connection, ${o.n} requests a side (after ${WARMUP_SEQ} warm-up), milliseconds`);
@@ -442,6 +471,12 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Se
   for (const side of ['preview', 'direct'] as const) {
     console.log(`CPU during the ${side} ${o.mib} MiB runs (${big[side].wallS.toFixed(1)} s wall): ${cpuLine(big[side].cpu, big[side].wallS)}`);
   }
+  const mb = (o.mib * MiB * o.reps) / 1e6;
+  const perMB = { preview: cpuPer(big.preview.cpu, mb, 1e3), direct: cpuPer(big.direct.cpu, mb, 1e3) };
+  console.log(
+    `CPU per MB (ms): preview ${perMB.preview.total.toFixed(2)} (${perLine(perMB.preview.each)}), direct ${perMB.direct.total.toFixed(2)} (${perLine(perMB.direct.each)}); ` +
+      `when both sides are CPU-bound the ratio is at most ${(perMB.direct.total / perMB.preview.total).toFixed(2)}×`,
+  );
 
   const checks: TargetCheck[] = [
     { name: 'small response: req/s preview / direct', measured: `${rpsRatio.toFixed(2)}× (${rps.preview.toFixed(0)} vs ${rps.direct.toFixed(0)} req/s)`, target: `≥ ${TARGET.rpsRatio}×`, met: rpsRatio >= TARGET.rpsRatio },
@@ -471,6 +506,8 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Se
         p50MsUnderLoad: { preview: round(loadLat.preview), direct: round(loadLat.direct) },
         errors,
         ratio: round(rpsRatio),
+        cpuMsPerRequest: { preview: round(perRequest.preview.total), direct: round(perRequest.direct.total) },
+        cpuBoundRatio: round(perRequest.direct.total / perRequest.preview.total),
         cpuSeconds: { preview: mapValues(loadCpu('preview').cpu, (v) => round(v, 2)), direct: mapValues(loadCpu('direct').cpu, (v) => round(v, 2)) },
       },
       latencyMs: { preview: roundSummary(lat.preview), direct: roundSummary(lat.direct), edgeOnly: roundSummary(lat.edgeOnly), workerOnly: roundSummary(lat.workerOnly), addedP50: round(added) },
@@ -478,6 +515,8 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Se
         mbps: { preview: round(tp.preview, 1), direct: round(tp.direct, 1) },
         runs: { preview: big.preview.mbps.map((x) => round(x, 1)), direct: big.direct.mbps.map((x) => round(x, 1)) },
         ratio: round(tpRatio),
+        cpuMsPerMB: { preview: round(perMB.preview.total), direct: round(perMB.direct.total) },
+        cpuBoundRatio: round(perMB.direct.total / perMB.preview.total),
         cpuSeconds: { preview: mapValues(big.preview.cpu, (v) => round(v, 2)), direct: mapValues(big.direct.cpu, (v) => round(v, 2)) },
       },
     },

@@ -26,9 +26,26 @@ export function fleetOf(env: Env) {
 }
 
 /** The Session DO for an id from a URL; malformed ids are simply not found. */
+/**
+ * Session DO ids by name, per namespace: idFromName hashes the name on every
+ * call, and a preview under load asks for the same session hundreds of times a
+ * second. Ids are plain values (no I/O), so they may outlive a request; stubs are not kept.
+ */
+const sessionIds = new WeakMap<Env['SESSION'], Map<string, DurableObjectId>>();
+const SESSION_IDS_KEPT = 1024;
+
 export function sessionOf(env: Env, sessionId: string) {
   if (!sessionIdPattern.test(sessionId)) throw new AppError(ErrorCode.NotFound, 'no such session');
-  return env.SESSION.get(env.SESSION.idFromName(sessionId));
+  let ids = sessionIds.get(env.SESSION);
+  if (!ids) sessionIds.set(env.SESSION, (ids = new Map()));
+  let id = ids.get(sessionId);
+  if (!id) {
+    id = env.SESSION.idFromName(sessionId);
+    // Oldest first out: Map keeps insertion order.
+    if (ids.size >= SESSION_IDS_KEPT) ids.delete(ids.keys().next().value!);
+    ids.set(sessionId, id);
+  }
+  return env.SESSION.get(id);
 }
 
 containerRoutes.post('/', jsonBody(CreateContainerBody), async (c) => {
