@@ -54,11 +54,40 @@ export class FrameDecodeError extends Error {
   override readonly name = 'FrameDecodeError';
 }
 
-export function encodeBinaryFrame(frame: BinaryFrame): Uint8Array {
-  const out = new Uint8Array(BINARY_HEADER_BYTES + frame.payload.byteLength);
+/**
+ * The frame's bytes. `alloc` may hand out memory that is not zeroed (Node's
+ * Buffer.allocUnsafe): every byte is written here.
+ */
+export function encodeBinaryFrame(frame: BinaryFrame, alloc: (size: number) => Uint8Array = zeroed): Uint8Array {
+  const out = alloc(BINARY_HEADER_BYTES + frame.payload.byteLength);
   writeBinaryHeader(out, frame, frame.payload.byteLength);
   out.set(frame.payload, BINARY_HEADER_BYTES);
   return out;
+}
+
+/**
+ * One frame whose payload is `parts` joined (one copy, where joining and then
+ * framing would copy every byte twice).
+ */
+export function encodeBinaryFrameFromParts(
+  frame: Omit<BinaryFrame, 'payload'>,
+  parts: readonly Uint8Array[],
+  alloc: (size: number) => Uint8Array = zeroed,
+): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  const out = alloc(BINARY_HEADER_BYTES + size);
+  writeBinaryHeader(out, frame, size);
+  let at = BINARY_HEADER_BYTES;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+function zeroed(size: number): Uint8Array {
+  return new Uint8Array(size);
 }
 
 /**

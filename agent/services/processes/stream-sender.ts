@@ -124,7 +124,7 @@ export class StreamSender {
     const end = utf8ChunkEnd(this.ring, this.sent, limit, produced, this.ended);
     if (end <= this.sent) return 'idle';
     const payload = this.ring.read(this.sent, end);
-    const frame = encodeBinaryFrame({ kind: FrameKind.Output, flags: 0, streamId: this.streamId, offset: this.sent, payload });
+    const frame = encodeBinaryFrame({ kind: FrameKind.Output, flags: 0, streamId: this.streamId, offset: this.sent, payload }, Buffer.allocUnsafe);
     if (!sink.sendBinary(frame)) return 'failed';
     this.sent = end;
     return 'sent';

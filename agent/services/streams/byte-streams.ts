@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { AppError, ErrorCode } from '../../../shared/errors';
-import { encodeBinaryFrame, FrameFlag, type BinaryFrame, type FrameKind } from '../../../shared/protocol/binary';
+import { BINARY_HEADER_BYTES, encodeBinaryFrame, encodeBinaryFrameFromParts, FrameFlag, type BinaryFrame, type FrameKind } from '../../../shared/protocol/binary';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../../shared/protocol/byte-streams';
 import type { DataSink } from '../../connection/session-link';
 
@@ -149,17 +149,20 @@ export class ByteStreams {
     try {
       for await (const raw of source) {
         if (o.failed) throw o.failed;
-        let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
+        const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
         // What the source already holds joins this chunk, up to a frame: fewer, larger
         // frames when the reader falls behind, and no waiting for more when it does not.
+        // The pieces are copied once, straight into the frame.
         if (source instanceof Readable && chunk.byteLength < BYTE_STREAM_CHUNK && source.readableLength > 0) {
-          chunk = coalesce(source, chunk);
+          const parts = gather(source, chunk);
+          await this.roomFor(o, offset);
+          const size = this.send1(encodeBinaryFrameFromParts({ kind, flags: extraFlags, streamId, offset }, parts, Buffer.allocUnsafe));
+          offset += size;
+          continue;
         }
         for (let at = 0; at < chunk.byteLength; at += BYTE_STREAM_CHUNK) {
           const piece = chunk.subarray(at, Math.min(chunk.byteLength, at + BYTE_STREAM_CHUNK));
-          while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
-          o.wake = undefined;
-          if (o.failed) throw o.failed;
+          await this.roomFor(o, offset);
           this.frame(streamId, kind, offset, piece, extraFlags);
           offset += piece.byteLength;
         }
@@ -171,16 +174,27 @@ export class ByteStreams {
     }
   }
 
+  /** Waits until the window has room past `offset`; throws once the stream failed. */
+  private async roomFor(o: Outgoing, offset: number): Promise<void> {
+    while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
+    o.wake = undefined;
+    if (o.failed) throw o.failed;
+  }
+
   /** One frame outside any stream bookkeeping (a relayed WebSocket message). */
   frame(streamId: number, kind: FrameKind, offset: number, payload: Uint8Array, flags = 0): void {
-    if (!this.sink?.sendBinary(encodeBinaryFrame({ kind, flags, streamId, offset, payload }))) {
-      throw new AppError(ErrorCode.AgentUnavailable, 'the data socket is closed');
-    }
+    this.send1(encodeBinaryFrame({ kind, flags, streamId, offset, payload }, Buffer.allocUnsafe));
+  }
+
+  /** Sends an encoded frame; returns its payload size. */
+  private send1(bytes: Uint8Array): number {
+    if (!this.sink?.sendBinary(bytes)) throw new AppError(ErrorCode.AgentUnavailable, 'the data socket is closed');
+    return bytes.byteLength - BINARY_HEADER_BYTES;
   }
 }
 
-/** `first` plus whatever `source` has buffered (read synchronously), up to BYTE_STREAM_CHUNK bytes. */
-function coalesce(source: Readable, first: Uint8Array): Uint8Array {
+/** `first` plus whatever `source` has buffered (read synchronously), up to BYTE_STREAM_CHUNK bytes in all. */
+function gather(source: Readable, first: Uint8Array): Uint8Array[] {
   const parts: Uint8Array[] = [first];
   let size = first.byteLength;
   while (size < BYTE_STREAM_CHUNK && source.readableLength > 0) {
@@ -190,5 +204,5 @@ function coalesce(source: Readable, first: Uint8Array): Uint8Array {
     parts.push(bytes);
     size += bytes.byteLength;
   }
-  return parts.length === 1 ? first : Buffer.concat(parts, size);
+  return parts;
 }
