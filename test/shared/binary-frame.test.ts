@@ -7,8 +7,10 @@ import {
   MAX_BINARY_PAYLOAD,
   decodeBinaryFrame,
   encodeBinaryFrame,
+  encodeBinaryFrameFromParts,
   type BinaryFrame,
 } from '../../shared/protocol/binary';
+import { decodeHttpHead, encodeHttpHead } from '../../shared/protocol/preview';
 
 const kinds = Object.values(FrameKind);
 
@@ -29,6 +31,30 @@ describe('binary frame codec', () => {
         expect(bytes.byteLength).toBe(BINARY_HEADER_BYTES + size);
         expect(decodeBinaryFrame(bytes).payload.byteLength).toBe(size);
       }
+    });
+
+    it('joins parts into one payload, and writes every byte of memory it is given unzeroed', () => {
+      const parts = [new Uint8Array([1, 2]), new Uint8Array(0), new Uint8Array([3]), new Uint8Array([4, 5, 6])];
+      const dirty = (n: number) => new Uint8Array(n).fill(0xee);
+      const joined = decodeBinaryFrame(encodeBinaryFrameFromParts({ kind: FrameKind.HttpBody, flags: 0, streamId: 4, offset: 10 }, parts, dirty));
+      expect(joined).toMatchObject({ kind: FrameKind.HttpBody, flags: 0, streamId: 4, offset: 10 });
+      expect(Array.from(joined.payload)).toEqual([1, 2, 3, 4, 5, 6]);
+      const single = decodeBinaryFrame(encodeBinaryFrame({ kind: FrameKind.File, flags: FrameFlag.End, streamId: 1, offset: 0, payload: new Uint8Array([9]) }, dirty));
+      expect(single).toMatchObject({ kind: FrameKind.File, flags: FrameFlag.End, streamId: 1, offset: 0 });
+      expect(Array.from(single.payload)).toEqual([9]);
+    });
+
+    it('carries a preview response head with or without its body (HttpHead)', () => {
+      const head = { status: 201, headers: [['content-type', 'text/plain'], ['set-cookie', 'a=1']] as Array<[string, string]> };
+      const withBody = decodeHttpHead(encodeHttpHead(head, new TextEncoder().encode('hé')));
+      expect(withBody.head).toEqual(head);
+      expect(new TextDecoder().decode(withBody.body)).toBe('hé');
+      expect(decodeHttpHead(encodeHttpHead(head)).body.byteLength).toBe(0);
+      const bad = encodeHttpHead(head);
+      new DataView(bad.buffer).setUint32(0, bad.byteLength);
+      expect(() => decodeHttpHead(bad)).toThrow(/length prefix/);
+      expect(() => decodeHttpHead(encodeHttpHead({ status: 700, headers: [] }))).toThrow();
+      expect(() => decodeHttpHead(new Uint8Array(2))).toThrow();
     });
 
     it('decodes from a view into a larger buffer (as ws delivers Buffers)', () => {
