@@ -24,6 +24,7 @@ import { FileRelay } from '../session/file-relay';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { previewSettings } from '../preview/settings';
 import { AckEvent } from '../../shared/protocol/session-data';
+import { StreamAbort } from '../../shared/protocol/files';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
@@ -365,6 +366,9 @@ export class SessionDO extends DurableObject<Env> {
     if (event === 'ack') {
       const ack = AckEvent.safeParse(data);
       if (ack.success) this.streams.onAck(ack.data.streamId, ack.data.offset);
+    } else if (event === 'stream.abort') {
+      const abort = StreamAbort.safeParse(data);
+      if (abort.success) this.streams.abortIncoming(abort.data.streamId);
     } else if (event === 'fs.change') {
       this.files.onChange(data);
     } else if (this.previews.onEvent(event, data)) {

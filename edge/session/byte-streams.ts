@@ -24,6 +24,17 @@ interface Incoming {
   ended: boolean;
 }
 
+/** An incoming stream of known length, written straight into a FixedLengthStream (no JS stream to pump). */
+interface Sized {
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  received: number;
+  /** Bytes the reader has taken (their writes resolved). */
+  delivered: number;
+  acked: number;
+  ended: boolean;
+  gone: boolean;
+}
+
 interface Outgoing {
   acked: number;
   wake: (() => void) | undefined;
@@ -32,6 +43,7 @@ interface Outgoing {
 
 export class EdgeByteStreams {
   private readonly incoming = new Map<number, Incoming>();
+  private readonly sized = new Map<number, Sized>();
   private readonly outgoing = new Map<number, Outgoing>();
 
   constructor(
@@ -58,6 +70,56 @@ export class EdgeByteStreams {
     );
   }
 
+  /**
+   * Like `receive`, for a body whose length is known: the response keeps its
+   * Content-Length (workerd sends chunked for a stream of unknown length), and
+   * frames are written straight into a native stream. A write resolves once the
+   * reader took it; acks follow in steps of a chunk, as for `receive`. A stream
+   * that ends short of `length` errors, so a cut body never looks complete.
+   */
+  receiveSized(streamId: number, length: number): ReadableStream<Uint8Array> {
+    const fixed = new FixedLengthStream(length);
+    const s: Sized = { writer: fixed.writable.getWriter(), received: 0, delivered: 0, acked: 0, ended: false, gone: false };
+    this.sized.set(streamId, s);
+    return fixed.readable;
+  }
+
+  private onSizedFrame(streamId: number, s: Sized, frame: BinaryFrame): void {
+    if (frame.offset !== s.received) {
+      this.dropSized(streamId, s, new AppError(ErrorCode.ProtocolError, `stream ${streamId}: bytes out of order`));
+      return;
+    }
+    const n = frame.payload.byteLength;
+    s.received += n;
+    if (frame.flags & FrameFlag.End) s.ended = true;
+    if (n > 0) {
+      s.writer.write(frame.payload).then(
+        () => {
+          s.delivered += n;
+          if (s.delivered - s.acked >= BYTE_STREAM_CHUNK && !s.ended) {
+            s.acked = s.delivered;
+            this.sink()?.sendEvent('ack', { streamId, offset: s.delivered });
+          }
+        },
+        // The reader went away (the browser left): the agent stops sending.
+        () => this.dropSized(streamId, s, undefined),
+      );
+    }
+    if (s.ended) {
+      this.sized.delete(streamId);
+      s.writer.close().catch(() => undefined);
+    }
+  }
+
+  /** Ends a sized stream early: with `err` its reader fails; the agent is told to stop unless it had finished. */
+  private dropSized(streamId: number, s: Sized, err: AppError | undefined): void {
+    if (s.gone) return;
+    s.gone = true;
+    this.sized.delete(streamId);
+    if (err) s.writer.abort(err).catch(() => undefined);
+    if (!s.ended) this.sink()?.sendEvent('stream.abort', { streamId });
+  }
+
   private deliver(streamId: number): void {
     const s = this.incoming.get(streamId);
     if (!s) return;
@@ -78,6 +140,11 @@ export class EdgeByteStreams {
   }
 
   onBinary(frame: BinaryFrame): boolean {
+    const sized = this.sized.get(frame.streamId);
+    if (sized) {
+      this.onSizedFrame(frame.streamId, sized, frame);
+      return true;
+    }
     const s = this.incoming.get(frame.streamId);
     if (!s) return false;
     if (frame.offset !== s.received) {
@@ -101,6 +168,26 @@ export class EdgeByteStreams {
     return true;
   }
 
+  /** The agent gave up on a stream it was sending (its source failed): the reader fails, never sees an end. */
+  abortIncoming(streamId: number): boolean {
+    const err = new AppError(ErrorCode.AgentUnavailable, 'the agent could not send the whole body');
+    const sized = this.sized.get(streamId);
+    if (sized) {
+      sized.ended = true; // nothing to tell the agent
+      this.dropSized(streamId, sized, err);
+      return true;
+    }
+    const s = this.incoming.get(streamId);
+    if (!s) return false;
+    this.incoming.delete(streamId);
+    try {
+      s.controller.error(err);
+    } catch {
+      // already closed
+    }
+    return true;
+  }
+
   /** Stops sending a stream (the receiver refused it). */
   abortOutgoing(streamId: number): void {
     const o = this.outgoing.get(streamId);
@@ -120,6 +207,11 @@ export class EdgeByteStreams {
       }
     }
     this.incoming.clear();
+    for (const s of [...this.sized.values()]) {
+      s.gone = true;
+      s.writer.abort(err).catch(() => undefined);
+    }
+    this.sized.clear();
     for (const o of this.outgoing.values()) {
       o.failed = err;
       o.wake?.();

@@ -213,7 +213,13 @@ export class PreviewRelay {
       if (!(frame.flags & FrameFlag.End)) void this.deps.agent().then((a) => a.sendEvent('stream.abort', { streamId: frame.streamId }), () => undefined);
       return;
     }
-    const body = frame.flags & FrameFlag.End ? decoded.body : this.deps.streams.receive(frame.streamId);
+    const length = declaredLength(decoded.head.headers);
+    const body =
+      frame.flags & FrameFlag.End
+        ? decoded.body
+        : length !== undefined
+          ? this.deps.streams.receiveSized(frame.streamId, length)
+          : this.deps.streams.receive(frame.streamId);
     this.heads.settle(streamBase, { head: decoded.head, body });
   }
 
@@ -254,4 +260,15 @@ export class PreviewRelay {
   get activeSockets(): number {
     return this.wsOffsets.size;
   }
+}
+
+/** The body length a response head declares (one plain decimal Content-Length), if any. */
+function declaredLength(headers: ReadonlyArray<readonly [string, string]>): number | undefined {
+  let found: number | undefined;
+  for (const [k, v] of headers) {
+    if (k !== 'content-length') continue;
+    if (found !== undefined || !/^\d{1,15}$/.test(v.trim())) return undefined;
+    found = Number(v.trim());
+  }
+  return found;
 }

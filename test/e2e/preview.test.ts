@@ -128,6 +128,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const res = await request(stack.port, { path: `/preview/${sessionId}/big?mib=50`, headers: { Cookie: pathCookie } });
     expect(res.status).toBe(200);
     expect(res.body.length).toBe(50 * MiB);
+    expect(res.headers['content-length']).toBe(String(50 * MiB));
     expect(createHash('sha256').update(res.body).digest('hex')).toBe(expected.digest('hex'));
     const upload = randomBytes(8 * MiB);
     const up = await request(stack.port, { path: `/preview/${sessionId}/upload`, method: 'POST', headers: { Cookie: pathCookie, 'Content-Type': 'application/octet-stream' }, body: upload });
@@ -161,6 +162,22 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     // server's next heartbeat, a second later here); the relay must then end.
     await stack.health((h) => active(h) === 0, 30_000);
   }, 90_000);
+
+  it('cuts the response off when the dev server hangs up short of its Content-Length', async () => {
+    const outcome = await new Promise<{ status: number; length: string | undefined; bytes: number; complete: boolean }>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: stack.port, path: `/preview/${sessionId}/short`, headers: { Cookie: pathCookie } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('close', () => resolve({ status: res.statusCode ?? 0, length: res.headers['content-length'], bytes, complete: res.complete }));
+      });
+      req.on('error', () => undefined);
+      req.setTimeout(30_000, () => reject(new Error('no end to the cut response')));
+    });
+    expect(outcome.status).toBe(200);
+    expect(outcome.length).toBe(String(MiB));
+    expect(outcome.bytes).toBeLessThan(MiB);
+    expect(outcome.complete).toBe(false);
+  });
 
   it('frees the relay when the browser leaves a download half-way', async () => {
     const active = (h: Record<string, unknown>) => (h.previews as { active: number }).active;

@@ -169,6 +169,10 @@ export class ByteStreams {
       }
       this.frame(streamId, kind, offset, new Uint8Array(), FrameFlag.End | extraFlags);
       return offset;
+    } catch (err) {
+      // The source failed (a dev server that hung up mid-body): the receiver must not wait for an End.
+      if (!o.failed) this.sink?.sendEvent('stream.abort', { streamId });
+      throw err;
     } finally {
       this.outgoing.delete(streamId);
     }

@@ -45,6 +45,10 @@ function devServer(seen: Seen[]): http.Server {
         }
       };
       pump();
+    } else if (url.pathname === '/short') {
+      res.writeHead(200, { 'content-length': String(MiB) });
+      res.write(Buffer.alloc(300 * 1024, 1));
+      setTimeout(() => res.destroy(), 20);
     } else if (url.pathname === '/events') {
       // Server-sent events: a head at once, the body much later (never, here, unless the test ends it).
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -212,6 +216,18 @@ describe('PreviewService › http.request', () => {
     expect(frames.length).toBeLessThan(50 * 4);
     expect(frames.some((l) => l.type === 'binary' && l.frame.flags !== 0)).toBe(false);
     expect(peer.streams.abortOutgoing(111)).toBe(false);
+  });
+
+  it('tells the DO with stream.abort when the dev server hangs up mid-body, and sends no End', async () => {
+    const body = peer.download(121);
+    body.catch(() => undefined);
+    const res = await peer.call('http.request', { streamBase: 120, port, method: 'GET', path: '/short', headers: [], hasBody: false });
+    expect(res.ok).toBe(true);
+    await peer.until(() => peer.events('stream.abort').length > 0, 'stream.abort');
+    expect(peer.events('stream.abort')).toEqual([{ streamId: 121 }]);
+    const frames = peer.log.filter((l) => l.type === 'binary' && l.frame.streamId === 121);
+    expect(frames.some((l) => l.type === 'binary' && l.frame.flags !== 0)).toBe(false);
+    await peer.until(() => peer.service.activeCount() === 0, 'the exchange to end');
   });
 
   it('answers HEAD with the head only, Content-Length kept', async () => {
