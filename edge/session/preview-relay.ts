@@ -17,7 +17,7 @@ import { safeClose } from '../relay/socket';
 import type { EdgeByteStreams } from './byte-streams';
 import type { AgentLink } from './process-relay';
 import type { SessionRecord } from './record';
-import { HeadWaiters } from './head-waiters';
+import { HeadWaiters, type ArrivedHead } from './head-waiters';
 
 /**
  * Longest wait for the agent's answer to http.request. The agent gives up on
@@ -126,7 +126,15 @@ export class PreviewRelay {
     } else if (hasBody) {
       void this.deps.streams.send(streamBase, FrameKind.HttpBody, request.body).catch(() => agent.sendEvent('stream.abort', { streamId: streamBase }));
     }
-    const { head, body } = await answer;
+    let arrived: ArrivedHead;
+    try {
+      arrived = await answer;
+    } catch (err) {
+      // No response (refused, or the dev server failed): an upload still being sent stops here.
+      if (hasBody) this.deps.streams.abortOutgoing(streamBase);
+      throw err;
+    }
+    const { head, body } = arrived;
     const headers = downstreamHeaders(head.headers, info.prefix, info.origin);
     const noBody = request.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200;
     if (noBody && body instanceof ReadableStream) await body.cancel().catch(() => undefined);
