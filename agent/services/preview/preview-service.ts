@@ -197,7 +197,9 @@ export class PreviewService {
     try {
       this.opts.streams.frame(p.streamBase + 1, FrameKind.HttpHead, 0, encodeHttpHead(a.head, a.inline), a.inline ? FrameFlag.End : 0);
     } catch (err) {
+      // The socket closed (nobody waits then), or the frame could not be built: the DO must not wait for it.
       this.log.debug('preview response head not sent', { streamBase: p.streamBase, error: err });
+      this.httpError(p.streamBase, fromUnknown(err));
       this.finish(a.x);
       return;
     }
