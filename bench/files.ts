@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
+  addInto,
   cpuLine,
   CpuMeter,
   createSession,
@@ -35,6 +36,7 @@ import {
   fmtMs,
   intArg,
   log,
+  mapValues,
   msBetween,
   msSince,
   now,
@@ -307,10 +309,6 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-function addInto(into: Record<string, number>, add: Record<string, number>): void {
-  for (const [k, v] of Object.entries(add)) into[k] = (into[k] ?? 0) + v;
-}
-
 /* ---------------------------------------------------------------- report */
 
 const mbps = (bytes: number, ms: number) => bytes / 1e6 / (ms / 1000);
@@ -404,6 +402,3 @@ function report(results: readonly SizeResult[]): void {
   printSummary('files', lines, targets, json);
 }
 
-function mapValues(r: Record<string, number>, f: (v: number) => number): Record<string, number> {
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, f(v)]));
-}

@@ -9,7 +9,6 @@
  * ratio against it; targets are reported, never asserted.
  */
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
@@ -401,82 +400,5 @@ export class BenchSocket {
   }
 }
 
-/* ---------------------------------------------------------------- cpu */
-
-const CLK_TCK = 100;
-
-interface ProcStat {
-  pid: number;
-  comm: string;
-  pgrp: number;
-  cpuTicks: number;
-}
-
-function readProcStats(): ProcStat[] {
-  const out: ProcStat[] = [];
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let text: string;
-    try {
-      text = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // comm may contain spaces and parentheses: fields after the last ')' are fixed.
-    const close = text.lastIndexOf(')');
-    const comm = text.slice(text.indexOf('(') + 1, close);
-    const f = text.slice(close + 2).split(' ');
-    // f[0] is field 3 (state); pgrp is field 5, utime 14, stime 15.
-    out.push({ pid: Number(e), comm, pgrp: Number(f[2]), cpuTicks: Number(f[11]) + Number(f[12]) });
-  }
-  return out;
-}
-
-export type CpuGroups = Record<string, (p: ProcStat) => boolean>;
-
-/** The usual groups: the edge's and the agent's process groups, this process, and the Docker engine's processes. */
-export function stackCpuGroups(b: BenchStack): CpuGroups {
-  const edgePgrp = b.stack.edge?.child.pid ?? -1;
-  const agentPgrp = b.agent.proc.child.pid ?? -1;
-  return {
-    [`edge (${edgeRunnerFromEnv()}+workerd)`]: (p) => p.pgrp === edgePgrp,
-    agent: (p) => p.pgrp === agentPgrp,
-    'bench client': (p) => p.pid === process.pid,
-    'docker (dockerd, containerd, shims)': (p) => /^(dockerd|containerd|containerd-shim.*|docker-proxy|runc)$/.test(p.comm),
-  };
-}
-
-/**
- * CPU seconds each group used between `start()` and `stop()`. Processes that
- * exit in between (the container's own) are not counted; the groups above
- * are long-lived.
- */
-export class CpuMeter {
-  private before = new Map<number, number>();
-  constructor(private readonly groups: CpuGroups) {}
-
-  start(): void {
-    this.before = new Map(readProcStats().map((p) => [p.pid, p.cpuTicks]));
-  }
-
-  stop(): Record<string, number> {
-    const result: Record<string, number> = Object.fromEntries(Object.keys(this.groups).map((k) => [k, 0]));
-    for (const p of readProcStats()) {
-      const delta = p.cpuTicks - (this.before.get(p.pid) ?? 0);
-      for (const [name, match] of Object.entries(this.groups)) if (match(p)) result[name]! += delta / CLK_TCK;
-    }
-    return result;
-  }
-}
-
-export function cpuLine(cpu: Record<string, number>, wallS: number): string {
-  return Object.entries(cpu)
-    .map(([k, s]) => `${k} ${s.toFixed(2)} s (${Math.round((100 * s) / wallS)}%)`)
-    .join(', ');
-}
+// CPU accounting lives in ./cpu.ts; re-exported so every benchmark imports from one place.
+export * from './cpu';

@@ -31,9 +31,11 @@ import { Client, Pool } from 'undici';
 import { api } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import {
+  addInto,
   BenchSocket,
   cpuLine,
   CpuMeter,
+  cpuPer,
   createSession,
   Deadline,
   deleteSession,
@@ -43,9 +45,11 @@ import {
   interrupted,
   intArg,
   log,
+  mapValues,
   msSince,
   now,
   percentile,
+  perLine,
   printSummary,
   printTable,
   round,
@@ -376,36 +380,6 @@ function expectedBigHash(bytes: number): string {
   const h = createHash('sha256');
   for (let sent = 0; sent < bytes; sent += block.length) h.update(sent + block.length <= bytes ? block : block.subarray(0, bytes - sent));
   return h.digest('hex');
-}
-
-/**
- * CPU milliseconds per unit (a request, a MB) by process group, each process
- * once: the "of the edge" rows split the edge's own figure and are left out.
- */
-function cpuPer(cpuSeconds: Record<string, number>, units: number, scale: number): { total: number; each: Record<string, number> } {
-  const each: Record<string, number> = {};
-  let total = 0;
-  for (const [k, v] of Object.entries(cpuSeconds)) {
-    if (k.startsWith('of the edge')) continue;
-    each[k] = units > 0 ? (v * scale) / units : 0;
-    total += each[k]!;
-  }
-  return { total, each };
-}
-
-function perLine(each: Record<string, number>): string {
-  return Object.entries(each)
-    .filter(([, v]) => v >= 0.005)
-    .map(([k, v]) => `${k.split(' (')[0]} ${v.toFixed(2)}`)
-    .join(', ');
-}
-
-function addInto(into: Record<string, number>, add: Record<string, number>): void {
-  for (const [k, v] of Object.entries(add)) into[k] = (into[k] ?? 0) + v;
-}
-
-function mapValues(r: Record<string, number>, f: (v: number) => number): Record<string, number> {
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, f(v)]));
 }
 
 /* ---------------------------------------------------------------- report */

@@ -31,6 +31,7 @@ import os from 'node:os';
 import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import {
+  addInto,
   BenchSocket,
   cpuLine,
   CpuMeter,
@@ -41,6 +42,7 @@ import {
   fmtMs,
   intArg,
   log,
+  mapValues,
   msBetween,
   msSince,
   now,
@@ -305,14 +307,6 @@ function outputText(f: Frame): string {
 
 function echoCells(s: Summary): string[] {
   return [s.p50, s.p90, s.p99, s.min, s.max].map(fmtMs);
-}
-
-function addInto(into: Record<string, number>, add: Record<string, number>): void {
-  for (const [k, v] of Object.entries(add)) into[k] = (into[k] ?? 0) + v;
-}
-
-function mapValues(r: Record<string, number>, f: (v: number) => number): Record<string, number> {
-  return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, f(v)]));
 }
 
 async function stackEcho(sock: BenchSocket, processId: string, ch: string): Promise<number> {

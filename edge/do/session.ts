@@ -23,8 +23,6 @@ import { EdgeByteStreams } from '../session/byte-streams';
 import { FileRelay } from '../session/file-relay';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { previewSettings } from '../preview/settings';
-import { AckEvent } from '../../shared/protocol/session-data';
-import { StreamAbort } from '../../shared/protocol/files';
 import { idleStep } from '../session/idle';
 import { moveTo, toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
@@ -363,12 +361,8 @@ export class SessionDO extends DurableObject<Env> {
   }
 
   private onAgentEvent(event: string, data: unknown): void {
-    if (event === 'ack') {
-      const ack = AckEvent.safeParse(data);
-      if (ack.success) this.streams.onAck(ack.data.streamId, ack.data.offset);
-    } else if (event === 'stream.abort') {
-      const abort = StreamAbort.safeParse(data);
-      if (abort.success) this.streams.abortIncoming(abort.data.streamId);
+    if (this.streams.onEvent(event, data)) {
+      return;
     } else if (event === 'fs.change') {
       this.files.onChange(data);
     } else if (this.previews.onEvent(event, data)) {

@@ -9,6 +9,8 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, MAX_BINARY_PAYLOAD, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
+import { StreamAbort } from '../../shared/protocol/files';
+import { AckEvent } from '../../shared/protocol/session-data';
 
 export interface StreamSink {
   sendBinary(bytes: Uint8Array): boolean;
@@ -158,6 +160,21 @@ export class EdgeByteStreams {
     if (frame.flags & FrameFlag.End) s.ended = true;
     if (s.controller.desiredSize !== null && s.controller.desiredSize >= 0) this.deliver(frame.streamId);
     return true;
+  }
+
+  /** Stream events from the agent (`ack`, `stream.abort`), validated here; true when the event is one of them. */
+  onEvent(event: string, data: unknown): boolean {
+    if (event === 'ack') {
+      const ack = AckEvent.safeParse(data);
+      if (ack.success) this.onAck(ack.data.streamId, ack.data.offset);
+      return true;
+    }
+    if (event === 'stream.abort') {
+      const abort = StreamAbort.safeParse(data);
+      if (abort.success) this.abortIncoming(abort.data.streamId);
+      return true;
+    }
+    return false;
   }
 
   onAck(streamId: number, offset: number): boolean {
