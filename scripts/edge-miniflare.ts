@@ -81,7 +81,8 @@ const mf = new Miniflare({
     stderr.pipe(process.stderr);
   },
 });
-const url = ENTRY_IN_FRONT ? await mf.ready : (await mf.ready, await mf.unsafeGetDirectURL());
+const entryUrl = await mf.ready;
+const url = ENTRY_IN_FRONT ? entryUrl : await mf.unsafeGetDirectURL();
 process.stdout.write(
   JSON.stringify({ level: 'info', time: new Date().toISOString(), msg: 'edge.ready', runner: 'miniflare', url: url.href, entryWorker: ENTRY_IN_FRONT }) + '\n',
 );

@@ -25,7 +25,6 @@ export function fleetOf(env: Env) {
   return env.FLEET.get(env.FLEET.idFromName('fleet'));
 }
 
-/** The Session DO for an id from a URL; malformed ids are simply not found. */
 /**
  * Session DO ids by name, per namespace: idFromName hashes the name on every
  * call, and a preview under load asks for the same session hundreds of times a
@@ -34,6 +33,7 @@ export function fleetOf(env: Env) {
 const sessionIds = new WeakMap<Env['SESSION'], Map<string, DurableObjectId>>();
 const SESSION_IDS_KEPT = 1024;
 
+/** The Session DO for an id from a URL; malformed ids are simply not found. */
 export function sessionOf(env: Env, sessionId: string) {
   if (!sessionIdPattern.test(sessionId)) throw new AppError(ErrorCode.NotFound, 'no such session');
   let ids = sessionIds.get(env.SESSION);

@@ -1,8 +1,9 @@
 /**
  * Preview requests waiting for the agent's answer, by streamBase. One timer
- * serves them all (armed while some wait, and until its next check after) instead of a timer per
- * request: under load a DO answers hundreds of requests a second, and the
- * deadline is only a backstop for an agent that never answers.
+ * serves them all instead of a timer per request: under load a DO answers
+ * hundreds of requests a second, and the deadline is only a backstop for an
+ * agent that never answers. The timer is armed by the first wait and stops at
+ * a check that finds none left.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import type { HttpResponseHead } from '../../shared/protocol/preview';

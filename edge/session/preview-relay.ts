@@ -9,7 +9,7 @@
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
-import { decodeHttpHead, HttpErrorEvent, PortEvent, WsCloseEvent, type HttpResponseHead } from '../../shared/protocol/preview';
+import { declaredContentLength, decodeHttpHead, HttpErrorEvent, PortEvent, WsCloseEvent, type HttpResponseHead } from '../../shared/protocol/preview';
 import { wireErrorToAppError } from '../../shared/protocol/tunnel';
 import type { ServerFrame } from '../../shared/protocol/client';
 import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
@@ -208,20 +208,19 @@ export class PreviewRelay {
    */
   private onHead(frame: BinaryFrame): void {
     const streamBase = frame.streamId - 1;
-    if (!this.heads.has(streamBase)) {
-      // Nobody waits (the head came after the deadline): the agent must not keep sending.
+    // A body nobody will read (the head came after the deadline, or made no sense): the agent stops sending it.
+    const abandon = () => {
       if (!(frame.flags & FrameFlag.End)) void this.deps.agent().then((a) => a.sendEvent('stream.abort', { streamId: frame.streamId }), () => undefined);
-      return;
-    }
+    };
+    if (!this.heads.has(streamBase)) return abandon();
     let decoded: { head: HttpResponseHead; body: Uint8Array };
     try {
       decoded = decodeHttpHead(frame.payload);
     } catch {
       this.heads.settle(streamBase, new AppError(ErrorCode.Internal, 'the agent answered the preview request oddly'));
-      if (!(frame.flags & FrameFlag.End)) void this.deps.agent().then((a) => a.sendEvent('stream.abort', { streamId: frame.streamId }), () => undefined);
-      return;
+      return abandon();
     }
-    const length = declaredLength(decoded.head.headers);
+    const length = declaredContentLength(decoded.head.headers);
     const body =
       frame.flags & FrameFlag.End
         ? decoded.body
@@ -268,15 +267,4 @@ export class PreviewRelay {
   get activeSockets(): number {
     return this.wsOffsets.size;
   }
-}
-
-/** The body length a response head declares (one plain decimal Content-Length), if any. */
-function declaredLength(headers: ReadonlyArray<readonly [string, string]>): number | undefined {
-  let found: number | undefined;
-  for (const [k, v] of headers) {
-    if (k !== 'content-length') continue;
-    if (found !== undefined || !/^\d{1,15}$/.test(v.trim())) return undefined;
-    found = Number(v.trim());
-  }
-  return found;
 }

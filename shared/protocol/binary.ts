@@ -59,10 +59,7 @@ export class FrameDecodeError extends Error {
  * Buffer.allocUnsafe): every byte is written here.
  */
 export function encodeBinaryFrame(frame: BinaryFrame, alloc: (size: number) => Uint8Array = zeroed): Uint8Array {
-  const out = alloc(BINARY_HEADER_BYTES + frame.payload.byteLength);
-  writeBinaryHeader(out, frame, frame.payload.byteLength);
-  out.set(frame.payload, BINARY_HEADER_BYTES);
-  return out;
+  return encodeBinaryFrameFromParts(frame, [frame.payload], alloc);
 }
 
 /**

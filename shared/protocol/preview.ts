@@ -46,6 +46,22 @@ export type HttpResponseHead = z.infer<typeof HttpResponseHead>;
 export const HttpErrorEvent = z.object({ streamBase: z.number().int().nonnegative(), error: WireError });
 export type HttpErrorEvent = z.infer<typeof HttpErrorEvent>;
 
+/**
+ * The body length a head declares: one Content-Length of plain decimal digits
+ * (names lower-case, as both sides keep them), else undefined (none, several,
+ * or malformed: the body's length is then unknown).
+ */
+export function declaredContentLength(headers: ReadonlyArray<readonly [string, string]>): number | undefined {
+  let found: number | undefined;
+  for (const [k, v] of headers) {
+    if (k !== 'content-length') continue;
+    const value = v.trim();
+    if (found !== undefined || !/^\d{1,15}$/.test(value)) return undefined;
+    found = Number(value);
+  }
+  return found;
+}
+
 /** Largest response body the agent sends inside its HttpHead frame (a known Content-Length up to this). */
 export const INLINE_BODY_MAX = 256 * 1024;
 

@@ -10,7 +10,7 @@ import {
   encodeBinaryFrameFromParts,
   type BinaryFrame,
 } from '../../shared/protocol/binary';
-import { decodeHttpHead, encodeHttpHead } from '../../shared/protocol/preview';
+import { declaredContentLength, decodeHttpHead, encodeHttpHead } from '../../shared/protocol/preview';
 
 const kinds = Object.values(FrameKind);
 
@@ -55,6 +55,13 @@ describe('binary frame codec', () => {
       expect(() => decodeHttpHead(bad)).toThrow(/length prefix/);
       expect(() => decodeHttpHead(encodeHttpHead({ status: 700, headers: [] }))).toThrow();
       expect(() => decodeHttpHead(new Uint8Array(2))).toThrow();
+    });
+
+    it('reads a declared Content-Length only when there is exactly one plain number', () => {
+      expect(declaredContentLength([['content-type', 'x'], ['content-length', ' 42 ']])).toBe(42);
+      expect(declaredContentLength([['content-type', 'x']])).toBeUndefined();
+      expect(declaredContentLength([['content-length', '1'], ['content-length', '1']])).toBeUndefined();
+      for (const bad of ['', '-1', '1e3', '0x10', '1,2', '9'.repeat(16)]) expect(declaredContentLength([['content-length', bad]])).toBeUndefined();
     });
 
     it('decodes from a view into a larger buffer (as ws delivers Buffers)', () => {

@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { AppError, ErrorCode, fromUnknown } from '../../../shared/errors';
 import { FrameFlag, FrameKind, type BinaryFrame } from '../../../shared/protocol/binary';
 import {
+  declaredContentLength,
   encodeHttpHead,
   HttpRequestParams,
   INLINE_BODY_MAX,
@@ -302,8 +303,7 @@ export class PreviewService {
  */
 async function readWholeIfSmall(method: string, head: HttpResponseHead, body: Readable): Promise<Uint8Array | undefined> {
   const bodiless = method === 'HEAD' || head.status < 200 || head.status === 204 || head.status === 304;
-  const lengths = head.headers.filter(([k]) => k.toLowerCase() === 'content-length');
-  const declared = lengths.length === 1 && /^\d{1,7}$/.test(lengths[0]![1]) ? Number(lengths[0]![1]) : undefined;
+  const declared = declaredContentLength(head.headers);
   if (!bodiless && (declared === undefined || declared > INLINE_BODY_MAX)) return undefined;
   const parts: Buffer[] = [];
   let size = 0;
