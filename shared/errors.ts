@@ -29,6 +29,10 @@ export const ErrorCode = {
   UnsupportedVersion: 'unsupported_version',
   ImageNotFound: 'image_not_found',
   TtyUnavailable: 'tty_unavailable',
+  ImageNotAllowed: 'image_not_allowed',
+  LimitExceeded: 'limit_exceeded',
+  QuotaExceeded: 'quota_exceeded',
+  SessionStopped: 'session_stopped',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -59,6 +63,10 @@ export const errorStatus: Record<ErrorCode, number> = {
   unsupported_version: 400,
   image_not_found: 404,
   tty_unavailable: 400,
+  image_not_allowed: 400,
+  limit_exceeded: 429,
+  quota_exceeded: 507,
+  session_stopped: 503,
 };
 
 /** Codes a caller may retry unchanged after a pause. */
