@@ -23,12 +23,17 @@ export const ImageRef = z
   .max(255)
   .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/i, 'not a valid image reference');
 
+export const SessionNetwork = z.enum(['internet', 'none']);
+export type SessionNetwork = z.infer<typeof SessionNetwork>;
+
 export const CreateContainerBody = z
   .object({
     image: ImageRef.optional(),
     name: z.string().min(1).max(64).regex(/^[\w .\-]+$/, 'name may hold letters, digits, spaces, _ . -').optional(),
     env: z.array(EnvEntry).max(64).optional(),
     ports: z.array(Port).max(10).optional(),
+    /** `internet`: public internet only (the agent's egress policy); `none`: loopback only. Default: the agent's DEFAULT_NETWORK. */
+    network: SessionNetwork.optional(),
   })
   .strict();
 export type CreateContainerBody = z.infer<typeof CreateContainerBody>;
@@ -41,6 +46,8 @@ export interface ResourceFigures {
   networkTx: number;
   pids: number;
   uptimeSeconds: number;
+  /** Bytes the workspace folder holds on the host (measured by the agent; absent where not measured yet). */
+  diskUsed?: number;
 }
 
 export interface SessionView {

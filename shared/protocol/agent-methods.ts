@@ -3,14 +3,14 @@
  * with the params each must carry. The agent validates params with these
  * schemas (./tunnel.ts describes the framing).
  *
- *   session.create  {sessionId, userId, image, env, ports, limits} → SessionInfo
+ *   session.create  {sessionId, userId, image, env, ports, network?, limits} → SessionInfo
  *   session.start   {sessionId}                                    → SessionInfo
  *   session.stop    {sessionId}                                    → SessionInfo
  *   session.remove  {sessionId, keepWorkspace?}                    → {removed: true}
  *   session.stats   {sessionId}                                    → ResourceFigures | null
  */
 import { z } from 'zod';
-import { EnvEntry, ImageRef, Port } from '../api/containers';
+import { EnvEntry, ImageRef, Port, SessionNetwork } from '../api/containers';
 
 const SessionId = z.string().regex(/^ses_[0-9a-f]{8,64}$/);
 const UserId = z.string().min(1).max(64).regex(/^[\w-]+$/);
@@ -21,6 +21,8 @@ export const SessionCreateParams = z.object({
   image: ImageRef,
   env: z.array(EnvEntry).max(64),
   ports: z.array(Port).max(10),
+  /** Absent: the agent's DEFAULT_NETWORK. */
+  network: SessionNetwork.optional(),
   limits: z.object({
     cpu: z.number().positive().max(256).optional(),
     memoryBytes: z.number().int().positive().optional(),
@@ -51,5 +53,6 @@ export const ResourceFiguresResult = z
     networkTx: z.number(),
     pids: z.number(),
     uptimeSeconds: z.number(),
+    diskUsed: z.number().optional(),
   })
   .nullable();

@@ -71,6 +71,10 @@ export const HelloFrame = z.object({
     capacity: z.object({ maxSessions: z.number().int().nonnegative() }),
     docker: DockerStatus,
     system: SystemInfo,
+    /** Whether the agent's egress policy holds for its containers (absent from older agents: treat as unenforced). */
+    egress: z.enum(['enforced', 'unenforced']).optional(),
+    /** What separates sessions from the host: `container` (runc), `gvisor` (runsc), `none` (local mode). */
+    isolation: z.enum(['container', 'gvisor', 'none']).optional(),
   }),
   sessions: z.array(SessionReport).max(10_000),
 });
