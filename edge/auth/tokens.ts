@@ -3,7 +3,9 @@
  * header and checked on verify), its own audience and, for users and agents,
  * its own secret, so no token can stand in for another. The algorithm is
  * pinned to HS256 on both sign and verify: `alg: none` and RS/HS confusion
- * are refused by jose before any signature check.
+ * are refused by jose before any signature check. Every token expires: `exp`
+ * is set on sign and required on verify, and `aud` must be the kind's
+ * audience as a plain string (jose alone would accept an array containing it).
  */
 import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
 import { AppError, ErrorCode } from '../../shared/errors';
@@ -11,21 +13,22 @@ import { AppError, ErrorCode } from '../../shared/errors';
 export const TOKEN_ISSUER = 'mominai-edge';
 export const TOKEN_ALG = 'HS256';
 
-export type TokenType = 'user' | 'agent' | 'agent-session' | 'preview';
+export type TokenType = 'user' | 'agent' | 'agent-session' | 'preview' | 'operator';
 
 const audience: Record<TokenType, string> = {
   user: 'mominai:user',
   agent: 'mominai:agent',
   'agent-session': 'mominai:agent-session',
   preview: 'mominai:preview',
+  operator: 'mominai:operator',
 };
 
 export interface SignOptions {
   secret: string;
   typ: TokenType;
   sub: string;
-  /** Lifetime in seconds; omitted means the token does not expire (agent join tokens). */
-  ttlSeconds?: number;
+  /** Lifetime in seconds; every token has one. */
+  ttlSeconds: number;
   claims?: Record<string, unknown>;
   now?: number;
 }
@@ -42,16 +45,17 @@ function key(secret: string): Uint8Array {
 }
 
 export async function signToken({ secret, typ, sub, ttlSeconds, claims = {}, now }: SignOptions): Promise<string> {
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new TypeError('signToken: ttlSeconds must be a positive integer');
   const iat = Math.floor((now ?? Date.now()) / 1000);
-  let jwt = new SignJWT({ ...claims })
+  return new SignJWT({ ...claims })
     .setProtectedHeader({ alg: TOKEN_ALG, typ })
     .setIssuer(TOKEN_ISSUER)
     .setAudience(audience[typ])
     .setSubject(sub)
     .setIssuedAt(iat)
-    .setJti(crypto.randomUUID());
-  if (ttlSeconds !== undefined) jwt = jwt.setExpirationTime(iat + ttlSeconds);
-  return jwt.sign(key(secret));
+    .setJti(crypto.randomUUID())
+    .setExpirationTime(iat + ttlSeconds)
+    .sign(key(secret));
 }
 
 export interface VerifiedToken {
@@ -71,7 +75,9 @@ export async function verifyToken(secret: string, typ: TokenType, token: string)
       audience: audience[typ],
       typ,
       clockTolerance: 5,
+      requiredClaims: ['exp'],
     });
+    if (payload.aud !== audience[typ]) throw new AppError(ErrorCode.InvalidToken, 'token rejected: aud claim invalid');
     if (typeof payload.sub !== 'string' || payload.sub.length === 0) {
       throw new AppError(ErrorCode.InvalidToken, 'token has no subject');
     }
@@ -80,7 +86,8 @@ export async function verifyToken(secret: string, typ: TokenType, token: string)
     if (err instanceof AppError) throw err;
     if (err instanceof joseErrors.JWTExpired) throw new AppError(ErrorCode.TokenExpired, 'token expired');
     if (err instanceof joseErrors.JWTClaimValidationFailed) {
-      throw new AppError(ErrorCode.InvalidToken, `token rejected: ${err.claim} claim invalid`);
+      const missing = err.reason === 'missing';
+      throw new AppError(ErrorCode.InvalidToken, `token rejected: ${err.claim} claim ${missing ? 'missing' : 'invalid'}`);
     }
     if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new AppError(ErrorCode.InvalidToken, 'token algorithm not allowed');
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
