@@ -11,11 +11,17 @@ export interface Env {
   /** One instance per client key; counts requests for the rate limits. */
   RATE_LIMITER: DurableObjectNamespace<RateLimiterDO>;
   DB: D1Database;
+  /** The IDE page's static assets (wrangler.toml [assets]); absent where no assets are configured. */
+  ASSETS?: Fetcher;
   /** Signs agent join tokens. Secret. */
   AGENT_SECRET?: string;
   /** Signs user tokens. Secret. */
   JWT_SECRET?: string;
+  /** Opens the operator's view (full /health, /api/admin/*). Secret. */
+  OPERATOR_TOKEN?: string;
   NODE_ENV?: string;
+  AGENT_MAX_SESSIONS?: string;
+  ALLOW_LOCAL_AGENTS?: string;
   HEARTBEAT_INTERVAL_MS?: string;
   LOG_LEVEL?: string;
   JWT_TTL?: string;

@@ -54,3 +54,33 @@ describe('edge config: auth and rate-limit settings', () => {
     expect(load({ CORS_ORIGINS: ' https://a.example , https://b.example ,' }).corsOrigins).toEqual(['https://a.example', 'https://b.example']);
   });
 });
+
+describe('edge config: operator and fleet settings', () => {
+  it('has the documented defaults', () => {
+    const c = load({});
+    expect(c.operatorToken).toBeNull();
+    expect(c.agentMaxSessions).toBe(50);
+    expect(c.allowLocalAgents).toBe(true);
+    expect(load({ NODE_ENV: 'production' }).allowLocalAgents).toBe(false);
+  });
+
+  it('reads OPERATOR_TOKEN, AGENT_MAX_SESSIONS and ALLOW_LOCAL_AGENTS', () => {
+    const c = load({ OPERATOR_TOKEN: 'o'.repeat(32), AGENT_MAX_SESSIONS: '3', ALLOW_LOCAL_AGENTS: '0' });
+    expect(c.operatorToken).toBe('o'.repeat(32));
+    expect(c.agentMaxSessions).toBe(3);
+    expect(c.allowLocalAgents).toBe(false);
+    expect(load({ NODE_ENV: 'production', ALLOW_LOCAL_AGENTS: '1' }).allowLocalAgents).toBe(true);
+  });
+
+  it.each([
+    ['OPERATOR_TOKEN', 'short', /OPERATOR_TOKEN must be set to a secret of at least 32 characters/],
+    ['AGENT_MAX_SESSIONS', '-1', /AGENT_MAX_SESSIONS must be an integer from 0 to 100000/],
+    ['ALLOW_LOCAL_AGENTS', 'sometimes', /ALLOW_LOCAL_AGENTS must be true or false/],
+  ])('fails fast naming %s when it is "%s"', (name, value, message) => {
+    expect(() => load({ [name]: value })).toThrow(message);
+  });
+
+  it('refuses a development operator token in production', () => {
+    expect(() => load({ NODE_ENV: 'production', OPERATOR_TOKEN: `dev-${'x'.repeat(40)}` })).toThrow(/OPERATOR_TOKEN is a development secret/);
+  });
+});
