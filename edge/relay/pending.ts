@@ -2,6 +2,10 @@
  * Requests sent over a socket that wait for their `res` frame. Each has a
  * deadline; a socket that closes fails everything it had in flight, so no
  * caller waits for an answer that cannot come.
+ *
+ * Each request belongs to an owner (the socket it was sent on) and only a
+ * `res` from that owner settles it: one agent cannot answer for another. Ids
+ * are 128 random bits, so an agent cannot guess the id of a request it never saw.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import { wireErrorToAppError, type ResponseFrame } from '../../shared/protocol/tunnel';
@@ -15,12 +19,10 @@ interface Entry {
 
 export class PendingRequests {
   private readonly entries = new Map<string, Entry>();
-  private counter = 0;
 
-  /** Registers a request for `owner` (e.g. an agent id) and returns its id and the awaited result. */
+  /** Registers a request for `owner` (the socket it goes out on) and returns its id and the awaited result. */
   open(owner: string, timeoutMs: number, what: string): { id: string; result: Promise<unknown> } {
-    this.counter = (this.counter + 1) % Number.MAX_SAFE_INTEGER;
-    const id = `e${Date.now().toString(36)}${this.counter.toString(36)}`;
+    const id = randomId();
     const result = new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.entries.delete(id);
@@ -31,10 +33,13 @@ export class PendingRequests {
     return { id, result };
   }
 
-  /** Settles the request a `res` frame answers; false when none waits for it. */
-  settle(frame: ResponseFrame): boolean {
+  /**
+   * Settles the request a `res` frame answers, when `from` is the owner it was
+   * sent to; false when no request of that owner waits for this id.
+   */
+  settle(frame: ResponseFrame, from = 'agent'): boolean {
     const entry = this.entries.get(frame.id);
-    if (!entry) return false;
+    if (!entry || entry.owner !== from) return false;
     this.entries.delete(frame.id);
     clearTimeout(entry.timer);
     if (frame.ok) entry.resolve(frame.result);
@@ -58,4 +63,11 @@ export class PendingRequests {
   get size(): number {
     return this.entries.size;
   }
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let hex = 'r';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex;
 }
