@@ -5,5 +5,6 @@
  */
 import type { Migration } from '../db/migrate';
 import { createUsers } from './0001-create-users';
+import { createAgents } from './0002-create-agents';
 
-export const migrations: readonly Migration[] = [createUsers];
+export const migrations: readonly Migration[] = [createUsers, createAgents];
