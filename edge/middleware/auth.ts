@@ -10,6 +10,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
+import { verifyOperator } from '../auth/operator';
 import type { UserPrincipal } from '../auth/principal';
 import { verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
@@ -59,4 +60,27 @@ export async function authenticateUserToken(env: Env, token: string): Promise<Us
   const user = await users.findById(sub);
   if (!user) throw new AppError(ErrorCode.InvalidToken, 'token rejected: the account no longer exists');
   return { kind: 'user', userId: user.id, email: user.email, username: user.username };
+}
+
+/**
+ * `requireOperator()`: routes for the operator (`/api/admin/*`). The token is
+ * OPERATOR_TOKEN or a `typ: operator` JWT (see ../auth/operator.ts); anything
+ * else is a 401 like a refused user token.
+ */
+export function requireOperator(): MiddlewareHandler<AppEnv> {
+  return async function requireOperator(c, next) {
+    await verifyOperator(loadConfig(c.env), bearerToken(c.req.header('Authorization')));
+    await next();
+  };
+}
+
+/** Whether the request carries a valid operator credential; never throws for a bad one (anonymous /health). */
+export async function isOperator(env: Env, header: string | undefined): Promise<boolean> {
+  if (header === undefined) return false;
+  try {
+    await verifyOperator(loadConfig(env), bearerToken(header));
+    return true;
+  } catch {
+    return false;
+  }
 }
