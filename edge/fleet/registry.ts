@@ -20,6 +20,8 @@ export interface AgentRecord {
   sessions: SessionReport[];
   containers: ContainerFigures[];
   activePreviews: number;
+  /** Set by the operator: no new sessions are placed here; running ones go on. */
+  draining: boolean;
 }
 
 type Row = Record<string, SqlStorageValue>;
@@ -45,6 +47,7 @@ export class AgentRegistry {
     const columns = sql.exec<{ name: string }>('PRAGMA table_info(agents)').toArray().map((c) => c.name);
     if (!columns.includes('containers')) sql.exec("ALTER TABLE agents ADD COLUMN containers TEXT NOT NULL DEFAULT '[]'");
     if (!columns.includes('active_previews')) sql.exec('ALTER TABLE agents ADD COLUMN active_previews INTEGER NOT NULL DEFAULT 0');
+    if (!columns.includes('draining')) sql.exec('ALTER TABLE agents ADD COLUMN draining INTEGER NOT NULL DEFAULT 0');
   }
 
   upsertOnHello(
@@ -84,6 +87,11 @@ export class AgentRegistry {
       now,
       id,
     );
+  }
+
+  /** Turns draining on or off; false when the agent has never connected. */
+  setDraining(id: string, draining: boolean): boolean {
+    return this.sql.exec('UPDATE agents SET draining = ? WHERE id = ?', draining ? 1 : 0, id).rowsWritten > 0;
   }
 
   markDisconnected(id: string): void {
@@ -128,6 +136,7 @@ function toRecord(row: Row): AgentRecord {
     sessions: parseJson(row.sessions, []),
     containers: parseJson(row.containers, []),
     activePreviews: Number(row.active_previews ?? 0),
+    draining: Number(row.draining ?? 0) === 1,
   };
 }
 
@@ -139,3 +148,6 @@ function parseJson<T>(value: SqlStorageValue | undefined, fallback: T): T {
     return fallback;
   }
 }
+
+/** An agent as the operator's views show it (without what it last reported per session). */
+export type AgentView = Omit<AgentRecord, 'sessions' | 'connectedAt' | 'containers'>;

@@ -67,13 +67,41 @@ export class SessionIndex {
       .map(toIndexed);
   }
 
-  /** Sessions that hold a place on their agent (everything not destroyed). */
+  /**
+   * Sessions that hold a place on their agent: those running or being
+   * created. A stopped session frees its place (starting it again needs one).
+   */
   countByAgent(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const row of this.sql.exec<{ agent_id: string; n: number }>(
+      "SELECT agent_id, COUNT(*) AS n FROM sessions WHERE status IN ('creating', 'running') GROUP BY agent_id",
+    )) {
+      out.set(row.agent_id, Number(row.n));
+    }
+    return out;
+  }
+
+  /** Whether the index knows this session (placed and not yet removed). */
+  has(id: string): boolean {
+    return this.sql.exec('SELECT 1 FROM sessions WHERE id = ? LIMIT 1', id).toArray().length > 0;
+  }
+
+  /** Live sessions per agent (everything not destroyed), for the operator's view of load. */
+  liveByAgent(): Map<string, number> {
     const out = new Map<string, number>();
     for (const row of this.sql.exec<{ agent_id: string; n: number }>(
       "SELECT agent_id, COUNT(*) AS n FROM sessions WHERE status != 'destroyed' GROUP BY agent_id",
     )) {
       out.set(row.agent_id, Number(row.n));
+    }
+    return out;
+  }
+
+  /** Every session's count per status, for the anonymous /health. */
+  countByStatus(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const row of this.sql.exec<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sessions GROUP BY status')) {
+      out.set(row.status, Number(row.n));
     }
     return out;
   }
