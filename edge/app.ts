@@ -20,6 +20,7 @@ import { containerRoutes } from './routes/containers';
 import { healthRoutes } from './routes/health';
 import { wsRoutes } from './routes/ws';
 import { previewByHost, previewByPath } from './routes/preview';
+import { idePage } from './routes/page';
 
 /** Paths that also spend the tighter AUTH_RATE_LIMIT budget (password guessing, account spam). */
 const AUTH_PATHS: ReadonlySet<string> = new Set(['/api/auth/register', '/api/auth/login']);
@@ -29,6 +30,8 @@ export function createApp(): Hono<AppEnv> {
   // Previews first: they are the app's responses, without the API's headers, limits or CORS.
   app.use('*', previewByHost());
   app.use('/preview/*', previewByPath());
+  // Then the IDE page's files from the static assets, with the page's own security headers.
+  app.use('*', idePage());
   app.use(
     '*',
     secureHeaders({

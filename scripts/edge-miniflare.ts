@@ -19,7 +19,7 @@ import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { Miniflare } from 'miniflare';
 import { ROOT } from './lib/stack';
-import { D1_BINDING, DURABLE_OBJECTS, bundleEdge, wranglerSettings } from './lib/edge-worker';
+import { ASSETS_BINDING, D1_BINDING, DURABLE_OBJECTS, bundleEdge, wranglerSettings } from './lib/edge-worker';
 
 const { values } = parseArgs({
   options: {
@@ -73,6 +73,8 @@ const mf = new Miniflare({
     Object.entries(DURABLE_OBJECTS).map(([binding, className]) => [binding, { className, useSQLite: true }]),
   ),
   d1Databases: { [D1_BINDING]: settings.d1DatabaseId },
+  // wrangler.toml's [assets]: the IDE page, reached through the ASSETS binding (the Worker runs first).
+  assets: { directory: settings.assetsDirectory, binding: ASSETS_BINDING, routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true } },
   d1Persist: path.join(stateRoot, 'd1'),
   durableObjectsPersist: path.join(stateRoot, 'do'),
   ...(values['inspector-port'] ? { inspectorPort: Number(values['inspector-port']) } : {}),

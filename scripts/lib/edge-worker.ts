@@ -12,6 +12,8 @@ import path from 'node:path';
 export const DURABLE_OBJECTS = { FLEET: 'FleetDO', RATE_LIMITER: 'RateLimiterDO', SESSION: 'SessionDO' } as const;
 /** The one D1 binding. */
 export const D1_BINDING = 'DB';
+/** The static assets binding (the IDE page). */
+export const ASSETS_BINDING = 'ASSETS';
 
 export interface WranglerSettings {
   /** The Worker's name: Durable Object storage is keyed by it. */
@@ -20,6 +22,8 @@ export interface WranglerSettings {
   /** The D1 database's id: local D1 storage is keyed by it. */
   d1DatabaseId: string;
   vars: Record<string, string>;
+  /** [assets] directory, absolute: the built IDE page. */
+  assetsDirectory: string;
 }
 
 /**
@@ -36,7 +40,16 @@ export function wranglerSettings(root: string): WranglerSettings {
   const vars: Record<string, string> = {};
   const section = /^\[vars\]\n([\s\S]*?)(?=^\[|$(?![\s\S]))/m.exec(text)?.[1] ?? '';
   for (const m of section.matchAll(/^([A-Z0-9_]+)\s*=\s*"([^"]*)"/gm)) vars[m[1]!] = m[2]!;
-  return { name: field('name'), compatibilityDate: field('compatibility_date'), d1DatabaseId: field('database_id'), vars };
+  const assets = /^\[assets\]\n([\s\S]*?)(?=^\[|$(?![\s\S]))/m.exec(text)?.[1] ?? '';
+  const assetsDir = /^directory\s*=\s*"([^"]+)"/m.exec(assets)?.[1];
+  if (!assetsDir) throw new Error('wrangler.toml has no [assets] directory');
+  return {
+    name: field('name'),
+    compatibilityDate: field('compatibility_date'),
+    d1DatabaseId: field('database_id'),
+    vars,
+    assetsDirectory: path.resolve(root, assetsDir),
+  };
 }
 
 /** Bundles edge/index.ts as wrangler does (ES module, workerd export conditions) and returns the file written. */

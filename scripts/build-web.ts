@@ -1,0 +1,58 @@
+/**
+ * Builds the IDE page (web/) into dist/web, the folder wrangler.toml's
+ * [assets] serves at `/` of the edge: one ES module bundle (app.js), one
+ * stylesheet (app.css, xterm's CSS included) and index.html. Prints each
+ * file's size and the gzip total, the figure that matters for page load.
+ *
+ *   node --import tsx scripts/build-web.ts
+ *
+ * `npm start` and `npm test` run it first (package.json pre-hooks), so a fresh
+ * clone needs no extra step; the browser tests call buildWeb() themselves.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
+import { ROOT } from './lib/stack';
+
+export const WEB_OUT_DIR = path.join(ROOT, 'dist/web');
+
+export interface WebBuild {
+  outDir: string;
+  files: Array<{ name: string; bytes: number; gzipBytes: number }>;
+  gzipTotal: number;
+}
+
+export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir?: string; minify?: boolean } = {}): Promise<WebBuild> {
+  fs.mkdirSync(outDir, { recursive: true });
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: { app: 'web/src/main.ts', 'app-style': 'web/styles.css' },
+    outdir: outDir,
+    entryNames: '[name]',
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['chrome110', 'firefox115', 'safari16'],
+    minify,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  // esbuild names a CSS entry after its key; the page links app.css.
+  fs.renameSync(path.join(outDir, 'app-style.css'), path.join(outDir, 'app.css'));
+  fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(outDir, 'index.html'));
+  const files = ['index.html', 'app.js', 'app.css'].map((name) => {
+    const body = fs.readFileSync(path.join(outDir, name));
+    return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
+  });
+  return { outDir, files, gzipTotal: files.reduce((n, f) => n + f.gzipBytes, 0) };
+}
+
+const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.join(ROOT, 'scripts/build-web.ts')) {
+  const started = Date.now();
+  const out = await buildWeb();
+  for (const f of out.files) process.stdout.write(`web: ${f.name.padEnd(10)} ${kib(f.bytes).padStart(10)}  gzip ${kib(f.gzipBytes).padStart(9)}\n`);
+  process.stdout.write(`web: built ${path.relative(ROOT, out.outDir)}/ in ${Date.now() - started} ms, gzip total ${kib(out.gzipTotal)}\n`);
+}
