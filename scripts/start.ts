@@ -102,13 +102,14 @@ try {
   const health = await waitForHealth(baseUrl, (h) => h.agents.some((a) => a.id === agentId && a.connected), { timeoutMs: 60_000 });
   const me = health.agents.find((a) => a.id === agentId);
   say('ready', {
+    ide: `${baseUrl}/`,
     api: `${baseUrl}/api`,
     websocket: `${baseUrl.replace(/^http/, 'ws')}/ws`,
     health: `${baseUrl}/health`,
     agent: { id: agentId, name: me?.name, mode: me?.mode },
   });
   process.stdout.write(
-    `\nMominAI backend is up.\n  API:     ${baseUrl}/api\n  Health:  ${baseUrl}/health\n  Agent:   ${me?.name} (${me?.mode} mode${me?.mode === 'local' ? ': NO ISOLATION' : ''})\n  State:   ${stateDir}\nPress Ctrl-C to stop.\n\n`,
+    `\nMominAI backend is up: open ${baseUrl}/ for the IDE page.\n  API:     ${baseUrl}/api\n  Health:  ${baseUrl}/health\n  Agent:   ${me?.name} (${me?.mode} mode${me?.mode === 'local' ? ': NO ISOLATION' : ''})\n  State:   ${stateDir}\nPress Ctrl-C to stop.\n\n`,
   );
 } catch (err) {
   process.stderr.write(`the agent has not connected yet: ${err instanceof Error ? err.message : String(err)}\n`);
