@@ -1,499 +1,245 @@
 /**
- * Session DO (one per container session, idFromName(sessionId)): the record and its state machine, the idle
- * alarm, and the sockets it serves (clients, the agent's data socket, relayed previews). Lifecycle work goes
- * through the Fleet's control socket; processes, files and previews live in ../session/*-relay.ts.
+ * Session DO (one per container session, idFromName(sessionId)): wiring only.
+ * The record and its lifecycle live in ../session/lifecycle.ts (the one
+ * writer of the record), processes, files and previews in ../session/*-relay.ts,
+ * the agent's data socket in ../session/agent-channel.ts. `fetch` serves
+ * sockets and preview requests, described by the Worker's typed descriptor
+ * (../relay/upgrade.ts); everything else is typed RPC. What a socket needs
+ * after the DO wakes from hibernation is in its attachment and in storage
+ * (../session/attachments.ts, ../session/client-store.ts).
  */
 import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
-import type { ExecBody, ExecResult, SessionStatus, SessionView, ResourceFigures } from '../../shared/api/containers';
-import { ResourceFiguresResult, SessionInfoResult } from '../../shared/protocol/agent-methods';
-import { ClientFrame, type OutputFormat, type ServerFrame } from '../../shared/protocol/client';
-import { decodeBinaryFrame, FrameDecodeError, FrameKind } from '../../shared/protocol/binary';
-import { AgentToEdgeFrame, CloseCode, parseFrame } from '../../shared/protocol/tunnel';
+import type { ExecBody, ExecResult, SessionStatus, SessionView } from '../../shared/api/containers';
+import { CloseCode } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
+import { refuse } from '../errors';
 import { log, setLogLevel } from '../log';
-import { PendingRequests } from '../relay/pending';
-import { socketLink, waitOrTimeout } from '../relay/socket-link';
-import { safeClose, sendJson, trySend } from '../relay/socket';
-import { capture, unwrap, type RpcResult } from '../relay/rpc-result';
-import { JOURNAL_BYTES } from '../session/output-fanout';
-import { ProcessRelay, type AgentLink } from '../session/process-relay';
-import { ProcessStore } from '../session/process-store';
-import { EdgeByteStreams } from '../session/byte-streams';
-import { FileRelay } from '../session/file-relay';
-import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { previewSettings } from '../preview/settings';
-import { idleStep } from '../session/idle';
-import { moveTo, toView, type SessionRecord } from '../session/record';
+import { capture, type RpcResult } from '../relay/rpc-result';
+import { safeClose, sendJson, trySend } from '../relay/socket';
+import { readSessionCall } from '../relay/upgrade';
+import { AgentChannel } from '../session/agent-channel';
+import { attachmentOf, clientAttachment, type Attachment } from '../session/attachments';
+import { EdgeByteStreams } from '../session/byte-streams';
+import { SqlClientStore } from '../session/client-store';
+import { handleClientMessage } from '../session/client-frames';
+import { FileRelay, type FileOp } from '../session/file-relay';
+import { SessionLifecycle } from '../session/lifecycle';
+import { JOURNAL_BYTES } from '../session/output-fanout';
+import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
+import { ProcessRelay } from '../session/process-relay';
+import { ProcessStore } from '../session/process-store';
+import { toView, type SessionRecord } from '../session/record';
 import { sessionSettings } from '../session/settings';
 import { OneShotStreamIds } from '../session/stream-ids';
 
-const CREATE_TIMEOUT_MS = 120_000;
-const LIFECYCLE_TIMEOUT_MS = 60_000;
-
-type Attachment = { role: 'client'; userId: string; output?: OutputFormat } | { role: 'agent'; agentId: string } | { role: 'preview'; streamBase: number };
-
-/** How long a client request waits for the agent's data socket to (re)appear. */
-const AGENT_WAIT_MS = 15_000;
-
 export class SessionDO extends DurableObject<Env> {
-  private record: SessionRecord | undefined;
-  private readonly pending = new PendingRequests();
+  private readonly lifecycle: SessionLifecycle;
+  private readonly agent: AgentChannel;
   private readonly relay: ProcessRelay;
-  private readonly store: ProcessStore;
   private readonly streams: EdgeByteStreams;
   private readonly files: FileRelay;
   private readonly previews: PreviewRelay;
-  private readonly oneShotIds = new OneShotStreamIds(); // file and preview streams (../session/stream-ids.ts)
-  /** Where browsers reach this edge (from the last client connect), for preview URLs. */
-  private publicOrigin = '';
-  private agentWaiters: Array<() => void> = [];
+  private readonly clientStore: SqlClientStore;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
-    this.store = new ProcessStore(ctx.storage.sql);
+    const settings = sessionSettings(env);
+    const fleet = () => env.FLEET.get(env.FLEET.idFromName('fleet'));
+    const clients = () => ctx.getWebSockets('client');
+    const oneShotIds = new OneShotStreamIds(); // file and preview streams (../session/stream-ids.ts)
+    this.clientStore = new SqlClientStore(ctx.storage.sql);
+    this.lifecycle = new SessionLifecycle({ storage: ctx.storage, fleet, broadcast: (f) => this.broadcast(f), idle: () => settings });
+    this.agent = new AgentChannel(() => ctx.getWebSockets('agent'));
+    const link = () => this.agent.link();
     this.streams = new EdgeByteStreams(() => {
-      const ws = this.agentSocket();
+      const ws = this.agent.socket();
       return ws && { sendBinary: (b) => trySend(ws, b), sendEvent: (event, data) => trySend(ws, JSON.stringify({ type: 'event', event, data })) };
     });
-    this.files = new FileRelay({
-      agent: () => this.agentLink(),
-      streams: this.streams,
-      nextStreamId: () => this.oneShotIds.take(1),
-      maxFileSize: sessionSettings(env).maxFileSize,
-      send: sendJson,
-      clients: () => this.ctx.getWebSockets('client'),
-    });
+    const socketId = (ws: WebSocket) => clientAttachment(ws)?.sid;
+    this.files = new FileRelay({ agent: link, streams: this.streams, nextStreamId: () => oneShotIds.take(1), maxFileSize: settings.maxFileSize, send: sendJson, clients, socketId, store: this.clientStore });
     this.previews = new PreviewRelay({
-      agent: () => this.agentLink(),
+      agent: link,
       streams: this.streams,
-      nextStreamIds: (n) => this.oneShotIds.take(n),
-      record: () => this.record,
-      acceptPreviewSocket: (server, streamBase) => {
-        this.ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
-        server.serializeAttachment({ role: 'preview', streamBase } satisfies Attachment);
-      },
-      previewSockets: (streamBase) => this.ctx.getWebSockets(`preview:${streamBase}`),
-      broadcast: (frame) => this.broadcast(frame),
-      saveRecord: async (next) => {
-        this.record = next;
-        await this.ctx.storage.put('record', next);
-      },
-      publicOrigin: () => this.publicOrigin,
+      nextStreamIds: (n) => oneShotIds.take(n),
+      record: () => this.lifecycle.record,
+      saveRecord: async (next) => void (await this.lifecycle.commit(next)),
+      publicOrigin: () => clients().map((ws) => clientAttachment(ws)?.origin).findLast((o) => o !== undefined) ?? '',
       domain: previewSettings(env).domain,
+      acceptPreviewSocket: (server, streamBase) => {
+        ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
+        server.serializeAttachment({ role: 'preview', streamBase, sent: 0 } satisfies Attachment);
+      },
+      previewSockets: (streamBase) => ctx.getWebSockets(`preview:${streamBase}`),
+      broadcast: (frame) => this.broadcast(frame),
     });
     this.relay = new ProcessRelay({
-      store: this.store,
-      agent: () => this.agentLink(),
-      clients: () => this.ctx.getWebSockets('client'),
+      store: new ProcessStore(ctx.storage.sql),
+      agent: link,
+      clients,
       send: sendJson,
       sendBinary: (ws, bytes) => void trySend(ws, bytes),
-      // Only client attachments carry `output` (see fetch).
-      wantsBinary: (ws) => (ws.deserializeAttachment() as { output?: OutputFormat } | null)?.output === 'binary',
+      socketInfo: (ws) => {
+        const a = clientAttachment(ws);
+        return a && { sid: a.sid, binary: a.output === 'binary' };
+      },
+      clientStore: this.clientStore,
     });
-    ctx.blockConcurrencyWhile(async () => {
-      this.record = await ctx.storage.get<SessionRecord>('record');
+    void ctx.blockConcurrencyWhile(async () => {
+      await this.lifecycle.load();
       this.relay.restore(JOURNAL_BYTES);
+      this.clientStore.keepOnly(new Set(clients().flatMap((ws) => clientAttachment(ws)?.sid ?? [])));
     });
   }
 
-  private agentSocket(): WebSocket | undefined {
-    return this.ctx.getWebSockets('agent').find((ws) => ws.readyState === WebSocket.READY_STATE_OPEN);
-  }
+  /* ---- Typed RPC (the Worker and the Fleet call these) ---- */
 
-  /** The agent's data socket as a link; waits a while for it when the agent is (re)connecting. */
-  private async agentLink(): Promise<AgentLink> {
-    let ws = this.agentSocket();
-    if (!ws) {
-      await waitOrTimeout(this.agentWaiters, AGENT_WAIT_MS);
-      ws = this.agentSocket();
-    }
-    if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
-    return socketLink(ws, this.pending);
-  }
-
-  private get fleet() {
-    return this.env.FLEET.get(this.env.FLEET.idFromName('fleet'));
-  }
-
-  private async save(next: SessionRecord, reason?: string): Promise<SessionRecord> {
-    const changed = this.record?.status !== next.status;
-    this.record = next;
-    await this.ctx.storage.put('record', next);
-    if (changed) {
-      this.broadcast({ type: 'container_status', payload: { status: next.status, session: toView(next), ...(reason ? { reason } : {}) } });
-      await this.scheduleIdle();
-    }
-    return next;
-  }
-
-  private owned(userId: string): SessionRecord {
-    const r = this.record;
-    if (!r || r.status === 'destroyed') throw new AppError(ErrorCode.NotFound, 'no such session');
-    if (r.userId !== userId) throw new AppError(ErrorCode.Forbidden, 'this session belongs to another user');
-    return r;
-  }
-
-  private async agentCall(method: string, params: unknown, timeoutMs = LIFECYCLE_TIMEOUT_MS): Promise<unknown> {
-    return unwrap(this.fleet.callAgent(this.record!.agentId, method, params, timeoutMs));
-  }
-
-  /** RPC: provisions the container for a session the Fleet has just placed. */
   async create(record: SessionRecord): Promise<RpcResult<SessionView>> {
-    return capture(async () => {
-      if (this.record) throw new AppError(ErrorCode.Conflict, 'session exists already');
-      await this.save({ ...record, status: 'creating' });
-      try {
-        const raw = await this.agentCall(
-          'session.create',
-          { sessionId: record.id, userId: record.userId, image: record.image, env: record.env, ports: record.ports, limits: {} },
-          CREATE_TIMEOUT_MS,
-        );
-        const info = SessionInfoResult.parse(raw);
-        const next = moveTo({ ...this.record!, lastActiveAt: Date.now() }, info.state === 'running' ? 'running' : 'stopped');
-        if (info.limits) next.limits = { cpu: info.limits.cpu, memory: info.limits.memoryBytes };
-        if (info.containerId) next.containerId = info.containerId;
-        if (info.address) next.address = info.address;
-        await this.save(next);
-        await this.fleet.updateSession(toView(next));
-        log('info', 'session created', { sessionId: record.id, agentId: record.agentId, image: record.image });
-        return toView(next);
-      } catch (err) {
-        // Nothing of a failed session may remain: ask the agent to remove whatever it made, then forget it.
-        await this.fleet.callAgent(record.agentId, 'session.remove', { sessionId: record.id }, LIFECYCLE_TIMEOUT_MS);
-        await this.save(moveTo(this.record!, 'destroyed'));
-        await this.fleet.removeSession(record.id);
-        throw err;
-      }
-    });
+    return capture(() => this.lifecycle.create(record));
   }
-
-  /** RPC: the record plus live resource figures. */
   async get(userId: string): Promise<RpcResult<SessionView>> {
-    return capture(async () => {
-      const r = this.owned(userId);
-      await this.touch();
-      let resources: ResourceFigures | null = null;
-      if (r.status === 'running') {
-        try {
-          resources = ResourceFiguresResult.parse(await this.agentCall('session.stats', { sessionId: r.id }, 10_000));
-        } catch (err) {
-          log('warn', 'no resource figures', { sessionId: r.id, error: String(err) });
-        }
-      }
-      return { ...toView(this.record!), resources };
-    });
+    return capture(() => this.lifecycle.view(userId));
   }
-
-  async stop(userId: string, reason = 'requested'): Promise<RpcResult<SessionView>> {
-    return capture(async () => {
-      const r = this.owned(userId);
-      if (r.status === 'stopped') return toView(r);
-      moveTo(r, 'stopped');
-      SessionInfoResult.parse(await this.agentCall('session.stop', { sessionId: r.id }));
-      const next = await this.save(moveTo(this.record!, 'stopped'), reason);
-      await this.fleet.updateSession(toView(next));
-      return toView(next);
-    });
+  async stop(userId: string): Promise<RpcResult<SessionView>> {
+    return capture(() => this.lifecycle.stop(userId));
   }
-
   async start(userId: string): Promise<RpcResult<SessionView>> {
-    return capture(async () => {
-      const r = this.owned(userId);
-      if (r.status === 'running') return toView(r);
-      moveTo(r, 'running');
-      const info = SessionInfoResult.parse(await this.agentCall('session.start', { sessionId: r.id }));
-      const next = await this.save({ ...moveTo(this.record!, 'running'), lastActiveAt: Date.now(), ...(info.address ? { address: info.address } : {}) });
-      await this.fleet.updateSession(toView(next));
-      return toView(next);
-    });
+    return capture(() => this.lifecycle.start(userId));
   }
-
   async destroy(userId: string): Promise<RpcResult<{ id: string; status: SessionStatus }>> {
     return capture(async () => {
-      const r = this.owned(userId);
-      await this.agentCall('session.remove', { sessionId: r.id });
-      await this.save(moveTo(this.record!, 'destroyed'), 'deleted');
-      await this.fleet.removeSession(r.id);
+      const result = await this.lifecycle.destroy(userId);
       for (const ws of this.ctx.getWebSockets('client')) safeClose(ws, 1000, 'session destroyed');
-      await this.ctx.storage.deleteAlarm();
-      log('info', 'session destroyed', { sessionId: r.id });
-      return { id: r.id, status: 'destroyed' as const };
+      return result;
     });
   }
-
-  /** RPC: runs a short command to completion and returns its output (`POST …/exec`). */
+  /** Runs a short command to completion and returns its output (`POST …/exec`). */
   async exec(userId: string, body: ExecBody): Promise<RpcResult<ExecResult>> {
     return capture(async () => {
-      const r = this.owned(userId);
+      const r = this.lifecycle.owned(userId);
       if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it first`);
-      await this.touch();
+      await this.lifecycle.touch();
       return this.relay.runToCompletion(body);
     });
   }
-
-  /** RPC from the Fleet's reconciliation: the agent reported this state. */
+  /** From the Fleet's reconciliation: the agent reported this state. */
   async applyStatus(status: SessionStatus, note: string | null): Promise<SessionView | null> {
-    const r = this.record;
-    if (!r || r.status === 'destroyed' || r.status === status) return r ? toView(r) : null;
+    return this.lifecycle.applyStatus(status, note);
+  }
+  /** Makes a port public (anyone may open its preview) or private again. */
+  async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {
+    return capture(async () => toView(await this.lifecycle.commit(PreviewRelay.withVisibility(this.lifecycle.owned(userId), port, visibility))));
+  }
+  /** A REST file request (the Worker authenticated the user; ownership is checked here). Refused bodies are drained. */
+  async fileRequest(userId: string, op: FileOp, path: string, request: Request): Promise<Response> {
     try {
-      const next = await this.save(moveTo(r, status, note ?? undefined), note ?? 'reconciled');
-      return toView(next);
+      const r = this.lifecycle.owned(userId);
+      if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it to work on its files`);
+      await this.lifecycle.touch();
+      return await this.files.http(op, path, request, new URL(request.url));
     } catch (err) {
-      log('warn', 'ignored a status the state machine refuses', { sessionId: r.id, from: r.status, to: status, error: String(err) });
-      return toView(r);
+      return refuse(request, err);
     }
   }
 
-  /** Marks activity (REST calls, client messages, preview requests, process output). */
-  async touch(): Promise<void> {
-    const r = this.record;
-    if (!r || r.status === 'destroyed') return;
-    const now = Date.now();
-    // Storage writes are cheap but not free: record activity at most once a second.
-    if (now - r.lastActiveAt < 1000) return;
-    this.record = { ...r, lastActiveAt: now };
-    delete this.record.idleWarnedAt;
-    await this.ctx.storage.put('record', this.record);
-  }
+  /* ---- Sockets and previews ---- */
 
   override async fetch(request: Request): Promise<Response> {
-    const agentId = request.headers.get('X-Agent-Id');
-    if (agentId) return this.acceptAgent(agentId);
-    const fileOp = request.headers.get('X-File-Op');
-    if (fileOp) return this.fileRequest(fileOp, request);
-    const preview = request.headers.get('X-Preview-Info');
-    if (preview) return this.previewRequest(request, preview);
-    const userId = request.headers.get('X-User-Id') ?? '';
-    this.publicOrigin = request.headers.get('X-Public-Origin') ?? this.publicOrigin;
-    let r: SessionRecord;
+    const call = readSessionCall(request);
+    if (!call) return refuse(request, new AppError(ErrorCode.BadRequest, 'not a request this object serves'));
     try {
-      r = this.owned(userId);
+      if (call.kind === 'agent') return this.acceptAgent(call.agentId);
+      if (call.kind === 'preview') return await this.preview(request, call.info);
+      const r = this.lifecycle.owned(call.userId);
+      const pair = new WebSocketPair();
+      this.ctx.acceptWebSocket(pair[1], ['client']);
+      pair[1].serializeAttachment({ role: 'client', userId: call.userId, output: call.output, origin: call.origin, sid: crypto.randomUUID() } satisfies Attachment);
+      await this.lifecycle.touch();
+      pair[1].send(JSON.stringify({ type: 'ready', payload: { session: toView(this.lifecycle.record ?? r) } }));
+      return new Response(null, { status: 101, webSocket: pair[0] });
     } catch (err) {
-      const e = err instanceof AppError ? err : new AppError(ErrorCode.NotFound, 'no such session');
-      return Response.json({ error: e.toBody() }, { status: e.status });
-    }
-    const pair = new WebSocketPair();
-    const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server, ['client']);
-    const output: OutputFormat = request.headers.get('X-Output-Format') === 'binary' ? 'binary' : 'text';
-    server.serializeAttachment({ role: 'client', userId, output } satisfies Attachment);
-    await this.touch();
-    server.send(JSON.stringify({ type: 'ready', payload: { session: toView(this.record ?? r) } } satisfies ServerFrame));
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
-  /** A REST file request the Worker forwarded (it authenticated the user; ownership is checked here). */
-  private async fileRequest(op: string, request: Request): Promise<Response> {
-    try {
-      const r = this.owned(request.headers.get('X-User-Id') ?? '');
-      if (r.status !== 'running') throw new AppError(ErrorCode.Conflict, `session is ${r.status}; start it to work on its files`);
-      await this.touch();
-      const url = new URL(request.url);
-      return await this.files.http(op, decodeURIComponent(request.headers.get('X-File-Path') ?? '%2Fworkspace'), request, url);
-    } catch (err) {
-      return errorJson(err, 'file request failed');
+      return refuse(request, err);
     }
   }
 
-  private async previewRequest(request: Request, raw: string): Promise<Response> {
-    try {
-      const info = JSON.parse(decodeURIComponent(raw)) as PreviewRequestInfo;
-      if (this.record?.status === 'running') await this.touch();
-      if (request.headers.get('Upgrade')?.toLowerCase() === 'websocket') return await this.previews.upgrade(request, info);
-      return await this.previews.http(request, info);
-    } catch (err) {
-      return errorJson(err, 'preview request failed');
-    }
-  }
-
-  /** RPC: makes a port public (anyone may open its preview) or private again. */
-  async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {
-    return capture(async () => {
-      const next = PreviewRelay.withVisibility(this.owned(userId), port, visibility);
-      this.record = next;
-      await this.ctx.storage.put('record', next);
-      return toView(next);
-    });
+  private async preview(request: Request, info: PreviewRequestInfo): Promise<Response> {
+    if (this.lifecycle.record?.status === 'running') await this.lifecycle.touch();
+    if (request.headers.get('Upgrade')?.toLowerCase() === 'websocket') return this.previews.upgrade(request, info);
+    return this.previews.http(request, info);
   }
 
   private acceptAgent(agentId: string): Response {
-    const r = this.record;
-    if (!r || r.status === 'destroyed' || r.agentId !== agentId) {
-      return Response.json({ error: { code: ErrorCode.Forbidden, message: 'this session is not placed on that agent' } }, { status: 403 });
-    }
+    const r = this.lifecycle.record;
+    if (!r || r.status === 'destroyed' || r.agentId !== agentId) throw new AppError(ErrorCode.Forbidden, 'this session is not placed on that agent');
     for (const old of this.ctx.getWebSockets('agent')) safeClose(old, CloseCode.Replaced, 'replaced by a newer data socket');
     const pair = new WebSocketPair();
-    const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server, ['agent']);
-    server.serializeAttachment({ role: 'agent', agentId } satisfies Attachment);
-    const waiters = this.agentWaiters;
-    this.agentWaiters = [];
-    // Let the socket finish opening before waiters send on it.
-    setTimeout(() => waiters.forEach((w) => w()), 0);
+    this.ctx.acceptWebSocket(pair[1], ['agent']);
+    pair[1].serializeAttachment({ role: 'agent', agentId } satisfies Attachment);
+    this.agent.attached();
     log('info', 'agent data socket attached', { sessionId: r.id, agentId });
     this.ctx.waitUntil(
       new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.previews.declarePorts()).catch((err: unknown) => log('warn', 'declaring ports failed', { error: String(err) })),
     );
-    return new Response(null, { status: 101, webSocket: client });
-  }
-
-  private async onAgentMessage(message: string | ArrayBuffer): Promise<void> {
-    if (typeof message !== 'string') {
-      try {
-        const frame = decodeBinaryFrame(message);
-        if (frame.kind === FrameKind.Output) this.relay.onAgentBinary(frame);
-        else if (!this.previews.onBinary(frame)) this.streams.onBinary(frame);
-        await this.touch();
-      } catch (err) {
-        if (!(err instanceof FrameDecodeError)) throw err;
-        log('warn', 'bad binary frame from agent', { error: err.message });
-      }
-      return;
-    }
-    const parsed = parseFrame(AgentToEdgeFrame, message);
-    if (!parsed.ok) return log('warn', 'bad frame from agent', { code: parsed.error.code, message: parsed.error.message });
-    const f = parsed.frame;
-    if (f.type === 'res') this.pending.settle(f);
-    else if (f.type === 'event') this.onAgentEvent(f.event, f.data);
-    else if (f.type === 'error') log('warn', 'agent reported an error', { error: f.error });
-  }
-
-  private onAgentEvent(event: string, data: unknown): void {
-    if (this.streams.onEvent(event, data)) {
-      return;
-    } else if (event === 'fs.change') {
-      this.files.onChange(data);
-    } else if (this.previews.onEvent(event, data)) {
-      return;
-    } else {
-      this.relay.onAgentEvent(event, data);
-    }
+    return new Response(null, { status: 101, webSocket: pair[0] });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const att = ws.deserializeAttachment() as Attachment | null;
-    if (att?.role === 'agent') return this.onAgentMessage(message);
-    if (att?.role === 'preview') return this.previews.fromBrowser(att.streamBase, message);
-    await this.touch();
-    if (typeof message !== 'string') {
-      return sendJson(ws, { type: 'error', payload: { code: ErrorCode.ProtocolError, message: 'binary frames are not accepted here' } });
+    const att = attachmentOf(ws);
+    if (att?.role === 'agent') {
+      return this.agent.onMessage(message, {
+        output: (frame) => this.relay.onAgentBinary(frame),
+        binary: (frame) => void (this.previews.onBinary(frame) || this.streams.onBinary(frame)),
+        event: (event, data) => void (this.streams.onEvent(event, data) || this.files.onEvent(event, data) || this.previews.onEvent(event, data) || this.relay.onAgentEvent(event, data)),
+        activity: () => this.lifecycle.touch(),
+      });
     }
-    const parsed = parseFrame(ClientFrame, message);
-    if (!parsed.ok) {
-      return sendJson(ws, { type: 'error', ...(parsed.id ? { id: parsed.id } : {}), payload: { code: parsed.error.code, message: parsed.error.message } });
+    if (att?.role === 'preview') {
+      ws.serializeAttachment({ ...att, sent: att.sent + 1 } satisfies Attachment);
+      return this.previews.fromBrowser(att.streamBase, att.sent, message);
     }
-    const frame = parsed.frame;
-    const id = frame.id;
-    try {
-      if (await this.relay.handleClient(ws, frame.type, id, frame.payload)) return;
-      if (await this.files.client(ws, frame.type, id, frame.payload)) return;
-    } catch (err) {
-      const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-      if (!(err instanceof AppError)) log('error', 'client request failed', { type: frame.type, error: String(err) });
-      return sendJson(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
-    }
-    switch (frame.type) {
-      case 'ping':
-        return sendJson(ws, { type: 'pong', ...(id !== undefined ? { id } : {}), payload: { time: Date.now() } });
-      case 'start_preview':
-        try {
-          return sendJson(ws, { type: 'preview_ready', ...(id !== undefined ? { id } : {}), payload: await this.previews.start((frame.payload as { port?: unknown } | undefined)?.port) });
-        } catch (err) {
-          const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-          return sendJson(ws, { type: 'error', ...(id !== undefined ? { id } : {}), payload: { code: e.code, message: e.message } });
-        }
-      case 'get_session':
-        return sendJson(ws, { type: 'session', ...(id !== undefined ? { id } : {}), payload: { session: toView(this.record!) } });
-      default:
-        return sendJson(ws, {
-          type: 'error',
-          ...(id !== undefined ? { id } : {}),
-          payload: { code: ErrorCode.ProtocolError, message: `unknown message type "${frame.type}"` },
-        });
-    }
+    if (att?.role !== 'client') return safeClose(ws, 1008, 'socket has no identity');
+    await this.lifecycle.touch();
+    await handleClientMessage(ws, message, {
+      send: sendJson,
+      processes: (s, type, id, payload) => this.relay.handleClient(s, type, id, payload),
+      files: (s, type, id, payload) => this.files.client(s, type, id, payload),
+      startPreview: (port) => this.previews.start(port),
+      session: () => this.lifecycle.record && toView(this.lifecycle.record),
+    });
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     safeClose(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = attachmentOf(ws);
     if (att?.role === 'preview') return this.previews.browserClosed(att.streamBase, code, reason);
-    this.socketGone(ws);
+    this.socketGone(ws, att);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
-    this.socketGone(ws);
+    this.socketGone(ws, attachmentOf(ws));
   }
 
-  private socketGone(ws: WebSocket): void {
-    const att = ws.deserializeAttachment() as Attachment | null;
+  private socketGone(ws: WebSocket, att: Attachment | undefined): void {
     if (att?.role === 'agent') {
-      if (!this.agentSocket()) {
-        this.pending.failOwner('agent', new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
+      if (this.agent.gone()) {
         this.streams.failAll();
-        this.previews.failAll(new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed'));
+        this.previews.failAll(new AppError(ErrorCode.AgentUnavailable, "the agent's data socket closed"));
       }
-    } else {
+    } else if (att?.role === 'client') {
       this.relay.clientGone(ws);
       this.files.clientGone(ws);
+      this.clientStore.forget(att.sid);
     }
   }
 
   override async alarm(): Promise<void> {
-    const r = this.record;
-    if (!r) return;
-    const { idleTimeoutMs, idleWarningMs } = sessionSettings(this.env);
-    const step = idleStep(r, Date.now(), idleTimeoutMs, idleWarningMs);
-    switch (step.kind) {
-      case 'none':
-        return;
-      case 'wait':
-        return this.ctx.storage.setAlarm(step.until);
-      case 'warn':
-        this.broadcast({ type: 'idle_warning', payload: { stopAt: new Date(step.stopAt).toISOString(), inMs: step.stopAt - Date.now() } });
-        this.record = { ...r, idleWarnedAt: Date.now() };
-        await this.ctx.storage.put('record', this.record);
-        return this.ctx.storage.setAlarm(step.stopAt);
-      case 'stop': {
-        log('info', 'stopping an idle session', { sessionId: r.id, idleMs: Date.now() - r.lastActiveAt });
-        const result = await this.stop(r.userId, 'idle');
-        if (!result.ok) {
-          log('warn', 'idle stop failed; will retry', { sessionId: r.id, error: result.error });
-          await this.ctx.storage.setAlarm(Date.now() + 30_000);
-        }
-        return;
-      }
-    }
+    await this.lifecycle.alarm();
   }
 
-  private async scheduleIdle(): Promise<void> {
-    const r = this.record;
-    if (!r || r.status !== 'running') {
-      await this.ctx.storage.deleteAlarm();
-      return;
-    }
-    const { idleTimeoutMs, idleWarningMs } = sessionSettings(this.env);
-    const step = idleStep(r, Date.now(), idleTimeoutMs, idleWarningMs);
-    await this.ctx.storage.setAlarm(step.kind === 'wait' ? step.until : Date.now());
-  }
-
-  private broadcast(frame: ServerFrame): void {
+  private broadcast(frame: { type: string; payload: unknown }): void {
     const text = JSON.stringify(frame);
-    for (const ws of this.ctx.getWebSockets('client')) {
-      try {
-        ws.send(text);
-      } catch {
-        // Closing already.
-      }
-    }
+    for (const ws of this.ctx.getWebSockets('client')) trySend(ws, text);
   }
 }
-
-/** An internal request's failure as the one error shape; unexpected errors are logged, not shown. */
-function errorJson(err: unknown, what: string): Response {
-  const e = err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error');
-  if (!(err instanceof AppError)) log('error', what, { error: String(err) });
-  return Response.json({ error: e.toBody() }, { status: e.status });
-}
-

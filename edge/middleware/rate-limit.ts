@@ -12,7 +12,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { loadConfig } from '../config';
 import type { AppEnv } from '../env';
-import { errorResponse } from '../errors';
+import { refuse } from '../errors';
 import { log } from '../log';
 import { clientKey } from '../ratelimit/client-ip';
 import { bindingDecision, rateLimitHeaders, type RateLimitRule } from '../ratelimit/window';
@@ -51,7 +51,7 @@ export function rateLimit({ rules, key = defaultKey }: RateLimitOptions): Middle
         bucket: decision?.bucket,
         retryAfterSeconds: Number(headers['Retry-After'] ?? 1),
       });
-      return errorResponse(err, headers);
+      return refuse(c.req.raw, err, headers);
     }
     await next();
     for (const [name, value] of Object.entries(headers)) c.header(name, value);

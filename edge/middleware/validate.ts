@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import { joinBytes } from '../../shared/bytes';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { loadConfig } from '../config';
+import { discardBody, drain, DRAIN_LIMIT } from '../relay/body';
 import type { AppEnv } from '../env';
 
 export interface JsonBodyOptions {
@@ -50,6 +51,11 @@ export function jsonBody<S extends z.ZodType>(
   };
 }
 
+/** Reads a JSON body of at most `limit` bytes: 413 past it (the rest drained), 400 `invalid_json` for bytes that are not UTF-8 JSON. */
+export async function readJson(req: Request, limit: number): Promise<unknown> {
+  return parseJson(await readLimited(req, limit));
+}
+
 export function toIssues(error: z.ZodError): ValidationIssue[] {
   return error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
 }
@@ -61,7 +67,10 @@ function tooLarge(limit: number): AppError {
 /** Reads the body, refusing as soon as it is known to be over `limit`, without buffering more than that. */
 async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
   const declared = req.headers.get('Content-Length');
-  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  if (declared !== null && Number(declared) > limit) {
+    await discardBody(req, Math.min(limit * 4, DRAIN_LIMIT));
+    throw tooLarge(limit);
+  }
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -71,32 +80,13 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
-      await discardRest(reader, size, limit);
+      // Read and drop the rest (up to a bound) before the 413 goes out: see ../relay/body.ts.
+      await drain(reader, Math.min(limit * 4, DRAIN_LIMIT) - size);
       throw tooLarge(limit);
     }
     chunks.push(value);
   }
   return joinBytes(chunks, size);
-}
-
-/**
- * Reads and drops the rest of an oversized body, up to a bound, before the 413
- * goes out: answering while the client is still sending leaves the connection
- * unusable behind some proxies (wrangler dev's among them), failing the
- * client's next request. Past the bound the stream is cancelled instead.
- */
-async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>, seen: number, limit: number): Promise<void> {
-  const bound = Math.min(limit * 4, 16 * 1024 * 1024);
-  let size = seen;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return;
-    size += value.byteLength;
-    if (size > bound) {
-      await reader.cancel().catch(() => undefined);
-      return;
-    }
-  }
 }
 
 function parseJson(bytes: Uint8Array): unknown {

@@ -17,6 +17,8 @@ const hopByHop = new Set([
   'content-length',
   'cf-connecting-ip',
   'x-mominai-host',
+  // The Worker's descriptor for the Session DO (../relay/upgrade.ts): never the dev server's business.
+  'x-session-call',
 ]);
 
 /** Request headers for the dev server: no hop-by-hop ones, no preview cookie or edge credentials. */

@@ -14,6 +14,7 @@ import { jsonBody } from '../middleware/validate';
 import { unwrap } from '../relay/rpc-result';
 import type { SessionRecord } from '../session/record';
 import { toView } from '../session/record';
+import type { FileOp } from '../session/file-relay';
 import { sessionSettings } from '../session/settings';
 
 export const containerRoutes = new Hono<AppEnv>();
@@ -117,19 +118,9 @@ function workspacePathFrom(c: { req: { path: string } }, marker: string): string
   return decoded === '' ? '/workspace' : decoded;
 }
 
-async function forwardFileOp(c: Context<AppEnv>, op: string, path: string): Promise<Response> {
-  // Header values are bytes: the path travels percent-encoded.
-  const headers = new Headers({ 'X-User-Id': c.get('principal').userId, 'X-File-Op': op, 'X-File-Path': encodeURIComponent(path) });
-  for (const name of ['Content-Type', 'Content-Length', 'If-None-Match']) {
-    const v = c.req.header(name);
-    if (v) headers.set(name, v);
-  }
-  const method = c.req.method;
-  const hasBody = method === 'PUT' || method === 'POST';
-  const url = new URL(c.req.url);
-  return sessionOf(c.env, c.req.param('sessionId') ?? '').fetch(
-    new Request(`https://session.internal/files${url.search}`, { method: hasBody ? 'POST' : 'GET', headers, ...(hasBody ? { body: c.req.raw.body } : {}) }),
-  );
+/** A file request, handed to the Session DO as it came (body streamed), with the user and the decoded path as typed arguments. */
+async function forwardFileOp(c: Context<AppEnv>, op: FileOp, path: string): Promise<Response> {
+  return sessionOf(c.env, c.req.param('sessionId') ?? '').fileRequest(c.get('principal').userId, op, path, c.req.raw);
 }
 
 containerRoutes.on(['GET', 'HEAD'], '/:sessionId/files/*', (c) => forwardFileOp(c, c.req.method === 'HEAD' ? 'head' : 'get', workspacePathFrom(c, '/files/')));

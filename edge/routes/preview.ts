@@ -13,9 +13,10 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import { signToken, verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
 import type { AppEnv } from '../env';
-import { errorResponse } from '../errors';
+import { refuse } from '../errors';
 import { cookieName, previewSettings, targetFromHost, targetFromPath, type PreviewTarget } from '../preview/settings';
 import type { PreviewRequestInfo } from '../session/preview-relay';
+import { sessionPreview } from '../relay/upgrade';
 import { sessionOf } from './containers';
 
 const AUTH_PATH = '/__mominai/auth';
@@ -55,21 +56,8 @@ async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Respon
     prefix: target.prefix,
     origin,
     cookieName: cookieName(target.sessionId),
-    urlFor: () => '',
   };
-  const headers = new Headers(c.req.raw.headers);
-  headers.set('X-Preview-Info', encodeURIComponent(JSON.stringify(info)));
-  headers.delete('X-User-Id');
-  headers.delete('X-Agent-Id');
-  headers.delete('X-File-Op');
-  const method = c.req.method;
-  const init: RequestInit = { method, headers, redirect: 'manual' };
-  if (method !== 'GET' && method !== 'HEAD') init.body = c.req.raw.body;
-  try {
-    return await sessionOf(c.env, target.sessionId).fetch(new Request(c.req.raw.url, init));
-  } catch (err) {
-    return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
-  }
+  return sessionOf(c.env, target.sessionId).fetch(sessionPreview(c.req.raw, info));
 }
 
 /** Exchanges a signed link for the preview cookie, then sends the browser to the clean URL. */
@@ -106,7 +94,7 @@ export function previewByHost(): MiddlewareHandler<AppEnv> {
     try {
       return await handle(c, target);
     } catch (err) {
-      return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
+      return refuse(c.req.raw, err);
     }
   };
 }
@@ -116,11 +104,11 @@ export function previewByPath(): MiddlewareHandler<AppEnv> {
   return async function previewByPath(c, next) {
     if (!c.req.path.startsWith('/preview/')) return next();
     const target = targetFromPath(new URL(c.req.url));
-    if (!target) return errorResponse(new AppError(ErrorCode.NotFound, 'no such preview'));
+    if (!target) return refuse(c.req.raw, new AppError(ErrorCode.NotFound, 'no such preview'));
     try {
       return await handle(c, target);
     } catch (err) {
-      return errorResponse(err instanceof AppError ? err : new AppError(ErrorCode.Internal, 'Internal server error'));
+      return refuse(c.req.raw, err);
     }
   };
 }

@@ -8,7 +8,7 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import { OutputFormat } from '../../shared/protocol/client';
 import type { AppEnv } from '../env';
 import { requireUser } from '../middleware/auth';
-import { internalUpgrade } from '../relay/upgrade';
+import { sessionUpgrade } from '../relay/upgrade';
 import { fleetOf, sessionOf } from './containers';
 
 export const wsRoutes = new Hono<AppEnv>();
@@ -30,5 +30,5 @@ wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
   if (!output.success) throw new AppError(ErrorCode.ValidationFailed, 'output must be text or binary');
   const url = new URL(c.req.url);
   const origin = `${url.protocol === 'wss:' || url.protocol === 'https:' ? 'https:' : 'http:'}//${c.req.header('Host') ?? url.host}`;
-  return sessionOf(c.env, sessionId).fetch(internalUpgrade(c.req.raw, { 'X-User-Id': userId, 'X-Public-Origin': origin, 'X-Output-Format': output.data }));
+  return sessionOf(c.env, sessionId).fetch(sessionUpgrade(c.req.raw, { kind: 'client', userId, origin, output: output.data }));
 });

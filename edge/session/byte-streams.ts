@@ -11,6 +11,7 @@ import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
 import { StreamAbort } from '../../shared/protocol/files';
 import { AckEvent } from '../../shared/protocol/session-data';
+import { drain } from '../relay/body';
 
 export interface StreamSink {
   sendBinary(bytes: Uint8Array): boolean;
@@ -318,49 +319,12 @@ export class EdgeByteStreams {
   }
 }
 
-/** Bytes of an unwanted body read and dropped before giving up on it (see drain). */
-const DRAIN_LIMIT = 16 * 1024 * 1024;
-
-/**
- * Reads and discards what is left of a refused request body, up to a bound,
- * then cancels it. Answering before the client has finished sending breaks
- * the connection in some HTTP proxies (wrangler dev's among them), so a
- * refusal of a modest upload still reaches the client cleanly.
- */
-export async function drain(reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader, limit = DRAIN_LIMIT): Promise<void> {
-  let dropped = 0;
-  let scratch = new Uint8Array(64 * 1024);
-  const readOne = async (): Promise<number | null> => {
-    if (!isByob(reader)) {
-      const { done, value } = await reader.read();
-      return done ? null : value.byteLength;
-    }
-    const { done, value } = await reader.read(scratch);
-    if (done || !value) return null;
-    scratch = new Uint8Array(value.buffer); // the read moved the buffer
-    return value.byteLength;
-  };
-  try {
-    while (dropped < limit) {
-      const n = await readOne();
-      if (n === null) return;
-      dropped += n;
-    }
-    await reader.cancel();
-  } catch {
-    // The body failed on its own: nothing left to drain.
-  }
-}
-
-function isByob(r: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader): r is ReadableStreamBYOBReader {
-  return typeof (r as { readAtLeast?: unknown }).readAtLeast === 'function';
-}
-
 /** A BYOB reader with workerd's `readAtLeast`, when the stream is a byte stream (request bodies are); else undefined. */
 function byobReader(body: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
   try {
     const reader = body.getReader({ mode: 'byob' });
-    if (typeof (reader as { readAtLeast?: unknown }).readAtLeast === 'function') return reader;
+    // workerd's BYOB readers have readAtLeast; a runtime without it gets the default reader.
+    if (typeof reader.readAtLeast === 'function') return reader;
     reader.releaseLock();
   } catch {
     // Not a byte stream: the default reader it is.

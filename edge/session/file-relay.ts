@@ -21,12 +21,26 @@ import {
 } from '../../shared/api/files';
 import { FrameKind } from '../../shared/protocol/binary';
 import type { ServerFrame } from '../../shared/protocol/client';
-import { drain, type EdgeByteStreams } from './byte-streams';
+import type { EdgeByteStreams } from './byte-streams';
+import { discardBody } from '../relay/body';
+import { parsePayload } from './payload';
+import { readJson } from '../middleware/validate';
 import { contentTypeFor } from './content-types';
 import type { AgentLink } from './process-relay';
+import { MAX_WATCHES_PER_SOCKET, type ClientStore, type Watch } from './client-store';
+
+/** Bodies of mkdir and rename (a path or two). */
+const SMALL_JSON_BYTES = 64 * 1024;
+/** The JSON form of a write (`{content, encoding?}`) is for modest files: at most 32 MiB of JSON, or what MAX_FILE_SIZE needs in base64. */
+export function jsonWriteLimit(maxFileSize: number): number {
+  return Math.min(Math.ceil(maxFileSize / 3) * 4 + 64 * 1024, 32 * 1024 * 1024);
+}
 
 /** Largest file `read_file` returns inside one WebSocket frame (base64 grows it by a third). */
 const WS_READ_LIMIT = 512 * 1024;
+
+/** The REST file operations (the Worker's routes name one each). */
+export type FileOp = 'get' | 'head' | 'put' | 'delete' | 'mkdir' | 'rename' | 'tar-get' | 'tar-put';
 
 export interface FileRelayDeps {
   agent(): Promise<AgentLink>;
@@ -35,16 +49,15 @@ export interface FileRelayDeps {
   maxFileSize: number;
   send(ws: WebSocket, frame: ServerFrame): void;
   clients(): WebSocket[];
-}
-
-interface Watch {
-  path: string;
-  recursive: boolean;
+  /** A client socket's id (from its attachment), keying its watches in `store`. */
+  socketId(ws: WebSocket): string | undefined;
+  /** Where watches are kept, so a DO that wakes from hibernation still sends `file_changed`. */
+  store: ClientStore;
 }
 
 export class FileRelay {
-  private readonly watches = new Map<WebSocket, Watch[]>();
-  private watching = false;
+  /** Watches by socket id: a cache of the store's, filled on first use after a wake. */
+  private readonly watches = new Map<string, Watch[]>();
 
   constructor(private readonly deps: FileRelayDeps) {}
 
@@ -91,7 +104,7 @@ export class FileRelay {
   }
 
   /** REST: one internal request from the Worker. */
-  async http(op: string, path: string, request: Request, url: URL): Promise<Response> {
+  async http(op: FileOp, path: string, request: Request, url: URL): Promise<Response> {
     switch (op) {
       case 'get': {
         const stat = await this.call<{ type: string }>('fs.stat', { path });
@@ -131,22 +144,14 @@ export class FileRelay {
       case 'put': {
         const parents = /^(1|true)$/.test(url.searchParams.get('parents') ?? '');
         const declared = Number(request.headers.get('Content-Length') ?? '0');
-        if (declared > this.deps.maxFileSize) {
-          if (request.body) await drain(request.body.getReader());
-          throw new AppError(ErrorCode.PayloadTooLarge, `file is larger than ${this.deps.maxFileSize} bytes`, { maxBytes: this.deps.maxFileSize });
-        }
         const type = (request.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
         let body: ReadableStream<Uint8Array> | null = request.body;
         if (type === 'application/json') {
-          let json: unknown;
-          try {
-            json = await request.json();
-          } catch {
-            throw new AppError(ErrorCode.InvalidJson, 'body is not valid JSON');
-          }
-          const parsed = WriteFileJsonBody.safeParse(json);
-          if (!parsed.success) throw new AppError(ErrorCode.ValidationFailed, 'body must be {content, encoding?}');
-          body = bytesStream(decodeContent(parsed.data.content, parsed.data.encoding));
+          const parsed = parsePayload(WriteFileJsonBody, await readJson(request, jsonWriteLimit(this.deps.maxFileSize)));
+          body = bytesStream(decodeContent(parsed.content, parsed.encoding));
+        } else if (declared > this.deps.maxFileSize) {
+          await discardBody(request);
+          throw new AppError(ErrorCode.PayloadTooLarge, `file is larger than ${this.deps.maxFileSize} bytes`, { maxBytes: this.deps.maxFileSize });
         }
         // A raw body's announced length goes along: a body that ends short (a
         // client that gave up, behind a proxy that closed the stream cleanly) fails.
@@ -157,11 +162,11 @@ export class FileRelay {
       case 'delete':
         return Response.json(await this.call('fs.delete', { path, recursive: /^(1|true)$/.test(url.searchParams.get('recursive') ?? '') }));
       case 'mkdir': {
-        const p = parseJson(MkdirRequest, await request.json().catch(() => badJson()));
+        const p = parsePayload(MkdirRequest, await readJson(request, SMALL_JSON_BYTES));
         return Response.json(await this.call('fs.mkdir', p), { status: 201 });
       }
       case 'rename': {
-        const p = parseJson(RenameRequest, await request.json().catch(() => badJson()));
+        const p = parsePayload(RenameRequest, await readJson(request, SMALL_JSON_BYTES));
         return Response.json(await this.call('fs.rename', p));
       }
       case 'tar-get': {
@@ -186,7 +191,7 @@ export class FileRelay {
     const reply = (t: string, p: unknown) => this.deps.send(ws, { type: t, ...(id !== undefined ? { id } : {}), payload: p });
     switch (type) {
       case 'read_file': {
-        const p = parseJson(ReadFileRequest, payload);
+        const p = parsePayload(ReadFileRequest, payload);
         const stat = await this.call<{ size: number; type: string }>('fs.stat', { path: p.path });
         if (stat.type === 'directory') throw new AppError(ErrorCode.BadRequest, 'that path is a folder; use list_dir');
         if (stat.size > WS_READ_LIMIT) {
@@ -206,41 +211,53 @@ export class FileRelay {
         return true;
       }
       case 'write_file': {
-        const p = parseJson(WriteFileRequest, payload);
+        const p = parsePayload(WriteFileRequest, payload);
         const written = await this.upload('fs.write', { path: p.path, parents: p.parents ?? false }, bytesStream(decodeContent(p.content, p.encoding)));
         reply('file_written', written);
         return true;
       }
       case 'list_dir':
-        reply('dir_listing', await this.call('fs.list', parseJson(ListDirRequest, payload)));
+        reply('dir_listing', await this.call('fs.list', parsePayload(ListDirRequest, payload)));
         return true;
       case 'mkdir':
-        reply('dir_created', await this.call('fs.mkdir', parseJson(MkdirRequest, payload)));
+        reply('dir_created', await this.call('fs.mkdir', parsePayload(MkdirRequest, payload)));
         return true;
       case 'delete_file': {
-        const p = parseJson(DeleteFileRequest, payload);
+        const p = parsePayload(DeleteFileRequest, payload);
         reply('file_deleted', await this.call('fs.delete', { path: p.path, recursive: p.recursive ?? false }));
         return true;
       }
       case 'rename':
-        reply('file_renamed', await this.call('fs.rename', parseJson(RenameRequest, payload)));
+        reply('file_renamed', await this.call('fs.rename', parsePayload(RenameRequest, payload)));
         return true;
       case 'watch': {
-        const p = parseJson(WatchRequest, payload);
+        const p = parsePayload(WatchRequest, payload);
+        const sid = this.deps.socketId(ws);
+        if (!sid) throw new AppError(ErrorCode.Internal, 'this socket has no id');
         const { version } = await this.call<{ version: number }>('fs.watch', {});
-        this.watching = true;
-        const list = this.watches.get(ws) ?? [];
-        list.push({ path: normalise(p.path), recursive: p.recursive });
-        this.watches.set(ws, list);
-        reply('watching', { path: normalise(p.path), version });
+        const list = this.watchesOf(sid);
+        const watch = { path: normalise(p.path), recursive: p.recursive };
+        if (!list.some((w) => w.path === watch.path && w.recursive === watch.recursive)) {
+          if (list.length >= MAX_WATCHES_PER_SOCKET) throw new AppError(ErrorCode.Conflict, `at most ${MAX_WATCHES_PER_SOCKET} watches per socket`);
+          list.push(watch);
+          this.deps.store.addWatch(sid, watch);
+        }
+        reply('watching', { path: watch.path, version });
         return true;
       }
       case 'changes_since':
-        reply('changes', await this.call('fs.changes_since', parseJson(ChangesSinceRequest, payload)));
+        reply('changes', await this.call('fs.changes_since', parsePayload(ChangesSinceRequest, payload)));
         return true;
       default:
         return false;
     }
+  }
+
+  /** Agent events about files (`fs.change`); true when handled. */
+  onEvent(event: string, data: unknown): boolean {
+    if (event !== 'fs.change') return false;
+    this.onChange(data);
+    return true;
   }
 
   /** A change from the agent's watcher: to every client watching a path that covers it. */
@@ -249,17 +266,21 @@ export class FileRelay {
     if (!parsed.success) return;
     const change = parsed.data;
     for (const ws of this.deps.clients()) {
-      const list = this.watches.get(ws);
-      if (list?.some((w) => covers(w, change.path))) this.deps.send(ws, { type: 'file_changed', payload: change });
+      const sid = this.deps.socketId(ws);
+      if (sid && this.watchesOf(sid).some((w) => covers(w, change.path))) this.deps.send(ws, { type: 'file_changed', payload: change });
     }
   }
 
-  clientGone(ws: WebSocket): void {
-    this.watches.delete(ws);
+  private watchesOf(sid: string): Watch[] {
+    let list = this.watches.get(sid);
+    if (!list) this.watches.set(sid, (list = this.deps.store.watches(sid)));
+    return list;
   }
 
-  get anyWatching(): boolean {
-    return this.watching;
+  /** A client left (the DO drops its stored state). */
+  clientGone(ws: WebSocket): void {
+    const sid = this.deps.socketId(ws);
+    if (sid) this.watches.delete(sid);
   }
 }
 
@@ -273,16 +294,6 @@ function covers(w: Watch, path: string): boolean {
   if (path === w.path) return true;
   if (!path.startsWith(`${w.path}/`)) return false;
   return w.recursive || !path.slice(w.path.length + 1).includes('/');
-}
-
-function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new AppError(ErrorCode.ValidationFailed, 'invalid request');
-  return r.data;
-}
-
-function badJson(): never {
-  throw new AppError(ErrorCode.InvalidJson, 'body is not valid JSON');
 }
 
 function decodeContent(content: string, encoding: 'utf8' | 'base64' | undefined): Uint8Array {

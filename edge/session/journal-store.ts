@@ -10,7 +10,7 @@
 import type { StreamName } from '../../shared/protocol/session-data';
 import { joinBytes } from '../../shared/bytes';
 import type { StreamJournal } from './journal';
-import type { ProcessStore } from './process-store';
+import type { ProcessStorePort } from './process-store';
 
 const ROW_BYTES = 1024 * 1024;
 /** Stored rows are trimmed once the journal's start has moved this far (storage holds at most this much extra). */
@@ -24,7 +24,7 @@ export class JournalStore {
   /** Per stream: the journal start its stored rows were last trimmed to. */
   private readonly trimmedTo = new Map<string, number>();
 
-  constructor(private readonly store: ProcessStore) {}
+  constructor(private readonly store: ProcessStorePort) {}
 
   storedEnd(processId: string, stream: StreamName): number {
     return this.ends.get(key(processId, stream)) ?? 0;

@@ -21,6 +21,7 @@ import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-da
 import { encodeBinaryFrame, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { StreamJournal, type Chunk } from './journal';
+import type { ClientStore } from './client-store';
 
 /** Per stream; larger than the agent's window, so a client keeping up is never overtaken (see ProcessRelay acks). */
 export const JOURNAL_BYTES = 8 * 1024 * 1024;
@@ -42,6 +43,7 @@ interface Cursor {
 }
 
 interface ClientState {
+  sid: string;
   cursors: Map<string, Cursor>;
   exitsSent: Set<string>;
   binary: boolean;
@@ -50,8 +52,12 @@ interface ClientState {
 export interface FanoutDeps {
   send(ws: WebSocket, frame: ServerFrame): void;
   sendBinary(ws: WebSocket, bytes: Uint8Array): void;
-  /** Whether this client asked for binary output (read once per client). */
-  wantsBinary(ws: WebSocket): boolean;
+  /** The client sockets open now (after a wake too: the runtime keeps them). */
+  clients(): WebSocket[];
+  /** A client socket's id and whether it asked for binary output (from its attachment); undefined for other sockets. */
+  socketInfo(ws: WebSocket): { sid: string; binary: boolean } | undefined;
+  /** Where each socket's follows and acked offsets are kept, so a wake rebuilds them. */
+  store: ClientStore;
   /** The data-socket stream id of a process's stream (what binary frames carry). */
   streamIdOf(processId: string, stream: StreamName): number;
   /** The agent's bytes resumed at `offset`, past the journal's end: everything before it is gone. */
@@ -82,17 +88,34 @@ export class OutputFanout {
     return j;
   }
 
-  private state(ws: WebSocket): ClientState {
-    let s = this.clients.get(ws);
-    if (!s) {
-      s = { cursors: new Map(), exitsSent: new Set(), binary: this.deps.wantsBinary(ws) };
-      this.clients.set(ws, s);
+  /**
+   * A client's cursors: cached in memory, rebuilt from the store when missing
+   * (the DO woke with the socket still open). A rebuilt cursor resumes at the
+   * last acknowledged offset, so bytes sent but not acknowledged before the
+   * wake come again, at the same offsets.
+   */
+  private state(ws: WebSocket): ClientState | undefined {
+    const cached = this.clients.get(ws);
+    if (cached) return cached;
+    const info = this.deps.socketInfo(ws);
+    if (!info) return undefined;
+    const s: ClientState = { sid: info.sid, cursors: new Map(), exitsSent: new Set(), binary: info.binary };
+    const now = Date.now();
+    for (const f of this.deps.store.follows(info.sid)) {
+      s.cursors.set(OutputFanout.key(f.processId, f.stream), { next: f.acked, acked: f.acked, pausedNotified: false, lastAckAt: now, announced: false });
     }
+    this.clients.set(ws, s);
     return s;
   }
 
+  /** A client left (its stored state is dropped by the DO, for every relay at once). */
   forget(ws: WebSocket): void {
     this.clients.delete(ws);
+  }
+
+  /** Drops the in-memory cursors (as an eviction does); the store keeps what a wake needs. */
+  dropCache(): void {
+    this.clients.clear();
   }
 
   /** Subscribes every connected client to a new process, from offset 0. */
@@ -103,10 +126,12 @@ export class OutputFanout {
   /** Subscribes one client from the given offsets (missing streams from 0) and sends what it missed. */
   subscribe(ws: WebSocket, processId: string, from: Partial<Record<StreamName, number>>): void {
     const s = this.state(ws);
+    if (!s) return;
     s.exitsSent.delete(processId);
     for (const stream of this.deps.streamsOf(processId)) {
       const next = from[stream] ?? 0;
       s.cursors.set(OutputFanout.key(processId, stream), { next, acked: next, pausedNotified: false, lastAckAt: Date.now(), announced: false });
+      this.deps.store.setFollow(s.sid, { processId, stream, acked: next });
     }
     this.pump(ws, processId);
   }
@@ -117,14 +142,16 @@ export class OutputFanout {
     const appended = journal.append(offset, data);
     if (!appended) return;
     if (appended.gapFrom !== undefined) this.deps.onGap(processId, stream, appended.chunk.offset);
-    for (const ws of this.clients.keys()) this.pump(ws, processId);
+    for (const ws of this.deps.clients()) this.pump(ws, processId);
   }
 
   ack(ws: WebSocket, processId: string, stream: StreamName, offset: number): void {
     const s = this.state(ws);
-    const c = s.cursors.get(OutputFanout.key(processId, stream));
-    if (!c) return;
-    c.acked = Math.max(c.acked, Math.min(offset, c.next));
+    const c = s?.cursors.get(OutputFanout.key(processId, stream));
+    if (!s || !c) return;
+    const acked = Math.max(c.acked, Math.min(offset, c.next));
+    if (acked !== c.acked) this.deps.store.setFollow(s.sid, { processId, stream, acked });
+    c.acked = acked;
     c.pausedNotified = false;
     c.lastAckAt = Date.now();
     this.pump(ws, processId);
@@ -137,8 +164,8 @@ export class OutputFanout {
   slowestActive(processId: string, stream: StreamName, now: number): number | undefined {
     const key = OutputFanout.key(processId, stream);
     let floor: number | undefined;
-    for (const s of this.clients.values()) {
-      const c = s.cursors.get(key);
+    for (const ws of this.deps.clients()) {
+      const c = this.state(ws)?.cursors.get(key);
       if (!c || now - c.lastAckAt > CLIENT_STALL_MS) continue;
       floor = floor === undefined ? c.acked : Math.min(floor, c.acked);
     }
@@ -147,7 +174,7 @@ export class OutputFanout {
 
   /** Sends a client whatever it may have of a process now, then the exit if it has everything. */
   pump(ws: WebSocket, processId: string): void {
-    const s = this.clients.get(ws);
+    const s = this.state(ws);
     if (!s) return;
     let subscribed = false;
     let caughtUp = true;
@@ -163,6 +190,8 @@ export class OutputFanout {
     const exit = this.deps.exitOf(processId);
     if (subscribed && exit && caughtUp && !s.exitsSent.has(processId)) {
       s.exitsSent.add(processId);
+      // Everything of this process has reached the client: a wake need not rebuild it.
+      this.deps.store.dropFollows(s.sid, processId);
       this.deps.send(ws, {
         type: 'command_exit',
         payload: { processId, exitCode: exit.exitCode, ...(exit.signal ? { signal: exit.signal } : {}), reason: exit.reason },

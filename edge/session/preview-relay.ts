@@ -7,6 +7,7 @@
  * public ports to anyone; otherwise only the owner (401 without a preview
  * cookie, 403 for another user).
  */
+import { z } from 'zod';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
 import { declaredContentLength, decodeHttpHead, HttpErrorEvent, PortEvent, WsCloseEvent, type HttpResponseHead } from '../../shared/protocol/preview';
@@ -25,22 +26,23 @@ import { HeadWaiters, type ArrivedHead } from './head-waiters';
  */
 const HEAD_TIMEOUT_MS = 65_000;
 
-export interface PreviewRequestInfo {
-  userId: string | null;
-  port: number | null;
-  path: string;
-  prefix: string;
-  origin: string;
-  cookieName: string;
-  /** The URL of a port's preview, for `port` and `server-ready` frames. */
-  urlFor(port: number): string;
-}
+/** What the Worker learned of a preview request (who, which port and path, under which prefix and origin). */
+export const PreviewRequestInfo = z.object({
+  userId: z.string().nullable(),
+  port: z.number().int().min(1).max(65535).nullable(),
+  path: z.string(),
+  prefix: z.string(),
+  origin: z.string(),
+  cookieName: z.string(),
+});
+export type PreviewRequestInfo = z.infer<typeof PreviewRequestInfo>;
 
 export interface PreviewRelayDeps {
   agent(): Promise<AgentLink>;
   streams: EdgeByteStreams;
   nextStreamIds(n: number): number;
   record(): SessionRecord | undefined;
+  /** Writes the record (through the lifecycle's commit, so the Fleet's index follows). */
   saveRecord(next: SessionRecord): Promise<void>;
   /** Where browsers reach this edge (from the last client connect), or '' before any did. */
   publicOrigin(): string;
@@ -52,7 +54,6 @@ export interface PreviewRelayDeps {
 
 export class PreviewRelay {
   readonly openPorts = new Set<number>();
-  private readonly wsOffsets = new Map<number, number>();
   /** HTTP requests waiting for the agent's answer (an HttpHead frame or http.error), by streamBase. */
   private readonly heads = new HeadWaiters(HEAD_TIMEOUT_MS);
 
@@ -76,9 +77,7 @@ export class PreviewRelay {
   }
 
   /** `start_preview`: makes `port` the preview port and resolves once something accepts connections on it. */
-  async start(port: unknown): Promise<{ port: number; url: string; pathUrl: string }> {
-    const p = Number(port);
-    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new AppError(ErrorCode.ValidationFailed, 'port must be 1-65535');
+  async start(p: number): Promise<{ port: number; url: string; pathUrl: string }> {
     const record = this.deps.record();
     if (!record) throw new AppError(ErrorCode.NotFound, 'no such session');
     await this.deps.saveRecord({ ...record, previewPort: p });
@@ -156,16 +155,16 @@ export class PreviewRelay {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.deps.acceptPreviewSocket(server, streamBase);
-    this.wsOffsets.set(streamBase, 0);
     const headers = new Headers();
     if (result.protocol) headers.set('Sec-WebSocket-Protocol', result.protocol);
     return new Response(null, { status: 101, webSocket: client, headers });
   }
 
-  /** A message from the browser on a relayed socket. */
-  fromBrowser(streamBase: number, message: string | ArrayBuffer): void {
-    const offset = this.wsOffsets.get(streamBase) ?? 0;
-    this.wsOffsets.set(streamBase, offset + 1);
+  /**
+   * A message from the browser on a relayed socket; `offset` counts the
+   * socket's earlier messages (kept in its attachment, so it survives hibernation).
+   */
+  fromBrowser(streamBase: number, offset: number, message: string | ArrayBuffer): void {
     const text = typeof message === 'string';
     const payload = text ? new TextEncoder().encode(message) : new Uint8Array(message);
     try {
@@ -176,7 +175,6 @@ export class PreviewRelay {
   }
 
   browserClosed(streamBase: number, code: number, reason: string): void {
-    this.wsOffsets.delete(streamBase);
     void this.deps.agent().then(
       (a) => a.sendEvent('ws.close', { streamBase, code: code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 ? code : 1000, reason: reason.slice(0, 120) }),
       () => undefined,
@@ -245,7 +243,6 @@ export class PreviewRelay {
     if (event === 'ws.close') {
       const c = WsCloseEvent.safeParse(data);
       if (c.success) {
-        this.wsOffsets.delete(c.data.streamBase);
         for (const ws of this.deps.previewSockets(c.data.streamBase)) safeClose(ws, c.data.code, c.data.reason);
       }
       return true;
@@ -262,9 +259,5 @@ export class PreviewRelay {
       return true;
     }
     return false;
-  }
-
-  get activeSockets(): number {
-    return this.wsOffsets.size;
   }
 }

@@ -31,8 +31,10 @@ import { joinBytes } from '../../shared/bytes';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
 import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
-import type { ProcessRow, ProcessStore } from './process-store';
+import type { ProcessRow, ProcessStorePort } from './process-store';
 import { JournalStore } from './journal-store';
+import type { ClientStore } from './client-store';
+import { parsePayload } from './payload';
 
 export interface AgentLink {
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
@@ -41,13 +43,15 @@ export interface AgentLink {
 }
 
 export interface RelayDeps {
-  store: ProcessStore;
+  store: ProcessStorePort;
   agent(): Promise<AgentLink>;
   clients(): WebSocket[];
   send(ws: WebSocket, frame: { type: string; id?: string | number; payload: unknown }): void;
   sendBinary(ws: WebSocket, bytes: Uint8Array): void;
-  /** Whether a client connected with `output=binary`. */
-  wantsBinary(ws: WebSocket): boolean;
+  /** A client socket's id and output format, from its attachment. */
+  socketInfo(ws: WebSocket): { sid: string; binary: boolean } | undefined;
+  /** Per-socket follows and acked offsets, kept for a wake from hibernation. */
+  clientStore: ClientStore;
 }
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
@@ -80,7 +84,9 @@ export class ProcessRelay {
     this.fanout = new OutputFanout({
       send: deps.send,
       sendBinary: deps.sendBinary,
-      wantsBinary: deps.wantsBinary,
+      clients: deps.clients,
+      socketInfo: deps.socketInfo,
+      store: deps.clientStore,
       streamIdOf: (id, stream) => {
         const row = this.row(id);
         if (!row) throw new Error(`no such process ${id}`);
@@ -121,13 +127,13 @@ export class ProcessRelay {
     const reply = (t: string, p: unknown) => this.deps.send(ws, { type: t, ...(id !== undefined ? { id } : {}), payload: p });
     switch (type) {
       case 'container_command': {
-        const p = parse(ContainerCommandPayload, payload);
+        const p = parsePayload(ContainerCommandPayload, payload);
         const processId = await this.spawn({ command: ['sh', '-c', p.command], display: p.command, tty: false, cwd: p.cwd, env: p.env, timeoutMs: p.timeoutMs });
         reply('process_started', { processId });
         return true;
       }
       case 'exec_command': {
-        const p = parse(ExecCommandPayload, payload);
+        const p = parsePayload(ExecCommandPayload, payload);
         const processId = await this.spawn({
           command: [p.command, ...p.args],
           display: [p.command, ...p.args].join(' '),
@@ -142,14 +148,14 @@ export class ProcessRelay {
         return true;
       }
       case 'open_terminal': {
-        const p = parse(OpenTerminalPayload, payload);
+        const p = parsePayload(OpenTerminalPayload, payload);
         const command = p.shell ? [p.shell] : ['sh', '-c', TERMINAL_SHELL];
         const processId = await this.spawn({ command, display: p.shell ?? 'terminal', tty: true, cwd: p.cwd, env: p.env, cols: p.cols, rows: p.rows });
         reply('process_started', { processId, tty: true });
         return true;
       }
       case 'stdin': {
-        const p = parse(StdinPayload, payload);
+        const p = parsePayload(StdinPayload, payload);
         const row = this.running(p.processId);
         const bytes = p.encoding === 'base64' ? base64ToBytes(p.data) : new TextEncoder().encode(p.data);
         const frame: BinaryFrame = { kind: FrameKind.Input, flags: 0, streamId: row.streamBase, offset: row.stdinOffset, payload: bytes };
@@ -160,14 +166,14 @@ export class ProcessRelay {
         return true;
       }
       case 'resize': {
-        const p = parse(ResizePayload, payload);
+        const p = parsePayload(ResizePayload, payload);
         this.running(p.processId);
         await (await this.deps.agent()).request('proc.resize', p);
         reply('resized', { processId: p.processId, cols: p.cols, rows: p.rows });
         return true;
       }
       case 'kill': {
-        const p = parse(KillPayload, payload);
+        const p = parsePayload(KillPayload, payload);
         this.running(p.processId);
         await (await this.deps.agent()).request('proc.kill', p);
         reply('killed', { processId: p.processId, signal: p.signal ?? 'SIGTERM' });
@@ -178,12 +184,12 @@ export class ProcessRelay {
         return true;
       }
       case 'history': {
-        const p = parse(HistoryPayload, payload ?? {});
+        const p = parsePayload(HistoryPayload, payload ?? {});
         reply('history', { commands: this.deps.store.history(p.limit).map((r) => this.describe(r)) });
         return true;
       }
       case 'resume': {
-        const p = parse(ResumePayload, payload);
+        const p = parsePayload(ResumePayload, payload);
         const row = this.row(p.processId);
         if (!row) throw new AppError(ErrorCode.NotFound, 'no such process');
         const stream = p.stream ?? (row.tty ? 'pty' : 'stdout');
@@ -193,7 +199,7 @@ export class ProcessRelay {
         return true;
       }
       case 'ack': {
-        const p = parse(AckPayload, payload);
+        const p = parsePayload(AckPayload, payload);
         this.fanout.ack(ws, p.processId, p.stream, p.offset);
         this.scheduleAck();
         return true;
@@ -446,14 +452,6 @@ export class ProcessRelay {
   clientGone(ws: WebSocket): void {
     this.fanout.forget(ws);
   }
-}
-
-function parse<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: Array<{ path: PropertyKey[]; message: string }> } } }, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (r.success) return r.data;
-  throw new AppError(ErrorCode.ValidationFailed, 'invalid payload', {
-    issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
-  });
 }
 
 function base64ToBytes(b64: string): Uint8Array {

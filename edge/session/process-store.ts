@@ -26,6 +26,12 @@ export interface ProcessRow {
 
 export const HISTORY_LIMIT = 1000;
 
+/** What the relays use of the store (test/helpers/memory-stores.ts has an in-memory one). */
+export type ProcessStorePort = Pick<
+  ProcessStore,
+  'nextStreamBase' | 'insert' | 'finish' | 'setStdinOffset' | 'get' | 'running' | 'history' | 'appendChunk' | 'trimChunks' | 'loadJournals'
+>;
+
 export class ProcessStore {
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS processes (

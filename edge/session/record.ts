@@ -3,8 +3,9 @@
  * final; `creating` is never re-entered; everything else moves along the
  * table below, so a late or duplicated event cannot resurrect a session.
  */
+import { z } from 'zod';
 import { AppError, ErrorCode } from '../../shared/errors';
-import type { SessionStatus, SessionView } from '../../shared/api/containers';
+import { SessionStatus, type SessionView } from '../../shared/api/containers';
 
 export interface SessionRecord {
   id: string;
@@ -28,6 +29,27 @@ export interface SessionRecord {
   /** Ports anyone may open without the owner's cookie. */
   publicPorts?: number[];
 }
+
+/** The record as storage holds it, decoded on load (never cast). */
+export const SessionRecordSchema = z.object({
+  id: z.string(),
+  userId: z.string(),
+  agentId: z.string(),
+  name: z.string(),
+  image: z.string(),
+  status: SessionStatus,
+  ports: z.array(z.number().int()),
+  env: z.array(z.string()),
+  createdAt: z.number(),
+  lastActiveAt: z.number(),
+  limits: z.object({ cpu: z.number(), memory: z.number() }),
+  error: z.string().optional(),
+  containerId: z.string().optional(),
+  address: z.string().optional(),
+  idleWarnedAt: z.number().optional(),
+  previewPort: z.number().int().optional(),
+  publicPorts: z.array(z.number().int()).optional(),
+});
 
 const allowed: Record<SessionStatus, readonly SessionStatus[]> = {
   creating: ['running', 'error', 'destroyed'],

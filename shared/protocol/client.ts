@@ -80,4 +80,6 @@ export const ResumePayload = z.object({
   offsets: z.object({ stdout: z.number().int().nonnegative(), stderr: z.number().int().nonnegative(), pty: z.number().int().nonnegative() }).partial().optional(),
 });
 export const AckPayload = z.object({ processId: ProcessRef, stream: OutputStream, offset: z.number().int().nonnegative() });
+/** `start_preview {port}`: the port previews open by default; the reply comes once something listens on it. */
+export const StartPreviewPayload = z.object({ port: z.number().int().min(1).max(65535) });
 export const HistoryPayload = z.object({ limit: z.number().int().min(1).max(1000).default(100) }).default({ limit: 100 });

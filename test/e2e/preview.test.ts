@@ -241,6 +241,39 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
   });
 
+  it("lists the session with the same previewPort, publicPorts and lastActiveAt as its own record after start_preview, a public port and activity", async () => {
+    type View = { id: string; previewPort: number | null; publicPorts: number[]; lastActiveAt: string };
+    const compare = async () => {
+      // GET …/:id counts as activity itself, so it goes first; the list must then show what it showed.
+      const one = await api<{ session: View }>(stack, 'GET', `/api/containers/${sessionId}`, { token: owner.token });
+      expect(one.status).toBe(200);
+      const list = await api<{ sessions: View[] }>(stack, 'GET', '/api/containers', { token: owner.token });
+      expect(list.status).toBe(200);
+      const listed = list.body.sessions.find((s) => s.id === sessionId);
+      const pick = (v: View | undefined) => v && { previewPort: v.previewPort, publicPorts: v.publicPorts, lastActiveAt: v.lastActiveAt };
+      expect(pick(listed)).toEqual(pick(one.body.session));
+      return one.body.session;
+    };
+    // start_preview ran in beforeAll.
+    expect((await compare()).previewPort).toBe(3000);
+    const made = await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } });
+    expect(made.status).toBe(200);
+    expect((await compare()).publicPorts).toEqual([3000]);
+    const before = (await compare()).lastActiveAt;
+    // Activity: a client command, more than the one-second activity granularity later.
+    const sock = await TestSocket.open(stack, owner.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - Date.parse(before)))));
+    const started = await sock.request('container_command', { command: 'true' });
+    expect(started.type).toBe('process_started');
+    sock.close();
+    const after = await compare();
+    expect(Date.parse(after.lastActiveAt)).toBeGreaterThanOrEqual(t0);
+    await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'private' } });
+    expect((await compare()).publicPorts).toEqual([]);
+  });
+
   it('refuses ports the session neither declared nor listens on, and hosts smuggled in the URL or headers', async () => {
     const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=22`, { token: owner.token });
     const host22 = new URL(link.body.url).host;

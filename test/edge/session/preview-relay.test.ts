@@ -51,7 +51,7 @@ const record: SessionRecord = {
   publicPorts: [3000],
 };
 
-const info: PreviewRequestInfo = { userId: null, port: 3000, path: '/x', prefix: '/preview/ses_1', origin: 'http://edge.test', cookieName: 'c', urlFor: () => '' };
+const info: PreviewRequestInfo = { userId: null, port: 3000, path: '/x', prefix: '/preview/ses_1', origin: 'http://edge.test', cookieName: 'c' };
 
 function setup() {
   const events: Array<{ event: string; data: Record<string, unknown> }> = [];
