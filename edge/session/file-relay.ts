@@ -24,6 +24,7 @@ import type { ServerFrame } from '../../shared/protocol/client';
 import type { EdgeByteStreams } from './byte-streams';
 import { discardBody } from '../relay/body';
 import { parsePayload } from './payload';
+import { decodeText, isUtf8, toBase64 } from './encoding';
 import { readJson } from '../middleware/validate';
 import { contentTypeFor } from './content-types';
 import type { AgentLink } from './process-relay';
@@ -148,7 +149,7 @@ export class FileRelay {
         let body: ReadableStream<Uint8Array> | null = request.body;
         if (type === 'application/json') {
           const parsed = parsePayload(WriteFileJsonBody, await readJson(request, jsonWriteLimit(this.deps.maxFileSize)));
-          body = bytesStream(decodeContent(parsed.content, parsed.encoding));
+          body = bytesStream(decodeText(parsed.content, parsed.encoding, 'content'));
         } else if (declared > this.deps.maxFileSize) {
           await discardBody(request);
           throw new AppError(ErrorCode.PayloadTooLarge, `file is larger than ${this.deps.maxFileSize} bytes`, { maxBytes: this.deps.maxFileSize });
@@ -202,7 +203,7 @@ export class FileRelay {
         const encoding = p.encoding ?? (isUtf8(bytes) ? 'utf8' : 'base64');
         reply('file_content', {
           path: head.path,
-          content: encoding === 'utf8' ? new TextDecoder().decode(bytes) : base64(bytes),
+          content: encoding === 'utf8' ? new TextDecoder().decode(bytes) : toBase64(bytes),
           encoding,
           size: bytes.byteLength,
           mtime: head.mtime,
@@ -212,7 +213,7 @@ export class FileRelay {
       }
       case 'write_file': {
         const p = parsePayload(WriteFileRequest, payload);
-        const written = await this.upload('fs.write', { path: p.path, parents: p.parents ?? false }, bytesStream(decodeContent(p.content, p.encoding)));
+        const written = await this.upload('fs.write', { path: p.path, parents: p.parents ?? false }, bytesStream(decodeText(p.content, p.encoding, 'content')));
         reply('file_written', written);
         return true;
       }
@@ -296,17 +297,6 @@ function covers(w: Watch, path: string): boolean {
   return w.recursive || !path.slice(w.path.length + 1).includes('/');
 }
 
-function decodeContent(content: string, encoding: 'utf8' | 'base64' | undefined): Uint8Array {
-  if (encoding !== 'base64') return new TextEncoder().encode(content);
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(content) || content.length % 4 !== 0) {
-    throw new AppError(ErrorCode.ValidationFailed, 'content is not valid base64');
-  }
-  const bin = atob(content);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream({
     start(c) {
@@ -314,19 +304,4 @@ function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
       c.close();
     },
   });
-}
-
-function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function base64(bytes: Uint8Array): string {
-  let bin = '';
-  for (let i = 0; i < bytes.byteLength; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
 }

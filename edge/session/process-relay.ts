@@ -30,11 +30,13 @@ import {
 import { joinBytes } from '../../shared/bytes';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
-import { CLIENT_STALL_MS, JOURNAL_BYTES, OutputFanout } from './output-fanout';
+import { OutputFanout } from './output-fanout';
+import { OutputAcks } from './output-acks';
 import type { ProcessRow, ProcessStorePort } from './process-store';
 import { JournalStore } from './journal-store';
 import type { ClientStore } from './client-store';
 import { parsePayload } from './payload';
+import { decodeText } from './encoding';
 
 export interface AgentLink {
   request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
@@ -55,11 +57,6 @@ export interface RelayDeps {
 }
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
-const ACK_EVERY_BYTES = 256 * 1024;
-/** Output no client has acknowledged yet is written to storage (then acknowledged to the agent) once this much waits… */
-const PERSIST_AT_BYTES = 3.5 * 1024 * 1024;
-/** …or once it has waited this long. */
-const PERSIST_AFTER_MS = 50;
 /** What a finished process keeps in storage of each stream's tail, for clients that come after an edge restart. */
 const EXIT_TAIL_BYTES = 1024 * 1024;
 /** What `POST …/exec` returns of each stream at most (its last bytes). */
@@ -71,13 +68,11 @@ export class ProcessRelay {
   private readonly rows = new Map<string, ProcessRow>();
   private readonly byStream = new Map<number, { processId: string; stream: StreamName }>();
   private readonly exits = new Map<string, ProcExitEvent>();
-  private readonly ackedToAgent = new Map<number, number>();
   private readonly exitWaiters = new Map<string, Array<(e: ProcExitEvent) => void>>();
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stored: JournalStore;
+  private readonly acks: OutputAcks;
   /** Processes whose proc.spawn has not been answered: a proc.state sent before the agent took it cannot list them. */
   private readonly spawning = new Set<string>();
-  private persistTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: RelayDeps) {
     this.stored = new JournalStore(deps.store);
@@ -92,7 +87,7 @@ export class ProcessRelay {
         if (!row) throw new Error(`no such process ${id}`);
         return row.streamBase + StreamIndex[stream];
       },
-      // Chunks are written to storage behind the flow (see sendAcks), not as they arrive.
+      // Chunks are written to storage behind the flow (./output-acks.ts), not as they arrive.
       onGap: (processId, stream, offset) => this.stored.restartAt(processId, stream, offset),
       exitOf: (id) => this.exits.get(id) ?? this.storedExit(id),
       streamsOf: (id) => {
@@ -100,6 +95,7 @@ export class ProcessRelay {
         return row ? (row.tty ? ['pty'] : ['stdout', 'stderr']) : [];
       },
     });
+    this.acks = new OutputAcks({ agent: deps.agent, fanout: this.fanout, stored: this.stored, streams: () => this.byStream });
   }
 
   private row(id: string): ProcessRow | undefined {
@@ -157,7 +153,7 @@ export class ProcessRelay {
       case 'stdin': {
         const p = parsePayload(StdinPayload, payload);
         const row = this.running(p.processId);
-        const bytes = p.encoding === 'base64' ? base64ToBytes(p.data) : new TextEncoder().encode(p.data);
+        const bytes = decodeText(p.data, p.encoding, 'data');
         const frame: BinaryFrame = { kind: FrameKind.Input, flags: 0, streamId: row.streamBase, offset: row.stdinOffset, payload: bytes };
         if (!(await this.deps.agent()).sendBinary(encodeBinaryFrame(frame))) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
         row.stdinOffset += bytes.byteLength;
@@ -201,7 +197,7 @@ export class ProcessRelay {
       case 'ack': {
         const p = parsePayload(AckPayload, payload);
         this.fanout.ack(ws, p.processId, p.stream, p.offset);
-        this.scheduleAck();
+        this.acks.schedule();
         return true;
       }
       default:
@@ -290,74 +286,13 @@ export class ProcessRelay {
     const target = this.byStream.get(frame.streamId) ?? this.lookupStream(frame.streamId);
     if (!target) return;
     this.fanout.ingest(target.processId, target.stream, frame.offset, frame.payload);
-    this.scheduleAck();
+    this.acks.schedule();
   }
 
   private lookupStream(streamId: number): { processId: string; stream: StreamName } | undefined {
     const base = streamId - (streamId % STREAMS_PER_PROCESS);
     for (const r of this.deps.store.running()) if (r.streamBase === base) this.remember(r);
     return this.byStream.get(streamId);
-  }
-
-  private scheduleAck(): void {
-    let urgent = false;
-    for (const [streamId, t] of this.byStream) {
-      const j = this.fanout.journals.get(OutputFanout.key(t.processId, t.stream));
-      if (j && j.end - (this.ackedToAgent.get(streamId) ?? 0) >= ACK_EVERY_BYTES) urgent = true;
-    }
-    if (urgent) return void this.sendAcks();
-    this.ackTimer ??= setTimeout(() => void this.sendAcks(), 10);
-  }
-
-  /**
-   * Acknowledges output to the agent: what the journal holds, but never more
-   * than the journal can keep ahead of the slowest active client, so a client
-   * that keeps up never sees a gap. A client that stops acknowledging for
-   * CLIENT_STALL_MS stops holding the process back (it gets a gap later).
-   *
-   * An acknowledged byte must outlive this DO's memory (the agent drops it),
-   * unless every active client already has it. So bytes the clients have
-   * acknowledged are acknowledged at once, without storage; bytes they have
-   * not are written to storage first, once the agent has PERSIST_AT_BYTES
-   * waiting or PERSIST_AFTER_MS have passed (`force`). A client keeping up
-   * thus costs no storage writes, and one that is slow or absent costs the
-   * writes of what it has not read (rows of up to 1 MiB: ./journal-store.ts).
-   */
-  private async sendAcks(force = false): Promise<void> {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    const agent = await this.deps.agent().catch(() => undefined);
-    if (!agent) return;
-    const now = Date.now();
-    let heldBack = false;
-    let waiting = false;
-    for (const [streamId, t] of this.byStream) {
-      const key = OutputFanout.key(t.processId, t.stream);
-      const j = this.fanout.journals.get(key);
-      if (!j) continue;
-      const floor = this.fanout.slowestActive(t.processId, t.stream, now);
-      let target = floor === undefined ? j.end : Math.min(j.end, floor + JOURNAL_BYTES - STREAM_WINDOW_BYTES);
-      if (target < j.end) heldBack = true;
-      const acked = this.ackedToAgent.get(streamId) ?? 0;
-      if (target <= acked) continue;
-      const safe = Math.max(this.stored.storedEnd(t.processId, t.stream), floor ?? 0);
-      if (target > safe) {
-        if (force || target - acked >= PERSIST_AT_BYTES) {
-          this.stored.write(t.processId, t.stream, j, Math.max(safe, j.start), target);
-        } else {
-          waiting = true;
-          target = safe;
-          if (target <= acked) continue;
-        }
-      }
-      if (agent.sendEvent('ack', { streamId, offset: target })) this.ackedToAgent.set(streamId, target);
-    }
-    if (waiting && !force) this.persistTimer ??= setTimeout(() => {
-      this.persistTimer = undefined;
-      void this.sendAcks(true);
-    }, PERSIST_AFTER_MS);
-    // Look again when a held-back client may count as stalled.
-    if (heldBack) this.ackTimer = setTimeout(() => void this.sendAcks(), CLIENT_STALL_MS + 50);
   }
 
   /** A JSON event from the agent on the data socket. */
@@ -369,15 +304,14 @@ export class ProcessRelay {
       const parsed = ProcStateEvent.safeParse(data);
       if (!parsed.success) return;
       const alive = new Set(parsed.data.processes.map((p) => p.processId));
-      // Acks restart from what the journals hold: the agent resends anything past them.
-      this.ackedToAgent.clear();
+      this.acks.reset();
       for (const r of this.deps.store.running()) {
         if (!alive.has(r.id) && !this.spawning.has(r.id)) {
           const end = (s: StreamName) => this.fanout.journals.get(OutputFanout.key(r.id, s))?.end ?? 0;
           this.onExit({ processId: r.id, exitCode: null, reason: 'lost', endOffsets: { stdout: end('stdout'), stderr: end('stderr'), pty: end('pty') } });
         }
       }
-      this.scheduleAck();
+      this.acks.schedule();
     }
   }
 
@@ -451,16 +385,5 @@ export class ProcessRelay {
 
   clientGone(ws: WebSocket): void {
     this.fanout.forget(ws);
-  }
-}
-
-function base64ToBytes(b64: string): Uint8Array {
-  try {
-    const bin = atob(b64);
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    throw new AppError(ErrorCode.ValidationFailed, 'data is not valid base64');
   }
 }
