@@ -1,7 +1,9 @@
 /**
  * Agent sockets. The join token is checked here, before any Durable Object
- * sees the request; a refusal is a plain 401 with the error body, which the
- * agent logs as the reason.
+ * sees the request: its signature, type, audience and expiry, then that the
+ * agent it names is registered and neither revoked nor expired (D1, see
+ * ../fleet/agent-store.ts). A refusal is a plain 401 with the error body,
+ * which the agent logs as the reason.
  *   GET /agent/connect               the control socket (Fleet DO)
  *   GET /agent/sessions/:sessionId   a session's data socket (Session DO); the
  *                                    session must be placed on this agent.
@@ -10,11 +12,18 @@ import { Hono, type Context } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
+import { openAgentStore } from '../fleet/agent-store';
 import type { AppEnv } from '../env';
 import { internalUpgrade } from '../relay/upgrade';
 import { fleetOf, sessionOf } from './containers';
 
 export const agentRoutes = new Hono<AppEnv>();
+
+const refusals = {
+  unknown: 'agent not registered: make its token with npm run agent:token',
+  revoked: 'agent token revoked',
+  expired: 'agent registration expired: make a new token with npm run agent:token',
+} as const;
 
 async function verifyAgent(c: Context<AppEnv>): Promise<{ agentId: string; name: string }> {
   const config = loadConfig(c.env);
@@ -22,6 +31,8 @@ async function verifyAgent(c: Context<AppEnv>): Promise<{ agentId: string; name:
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match?.[1]) throw new AppError(ErrorCode.Unauthorized, 'agent token missing: send Authorization: Bearer <token>');
   const { sub, payload } = await verifyToken(config.agentSecret, 'agent', match[1]);
+  const standing = await (await openAgentStore(c.env.DB)).standing(sub);
+  if (standing !== 'active') throw new AppError(ErrorCode.InvalidToken, refusals[standing]);
   if (c.req.header('Upgrade')?.toLowerCase() !== 'websocket') {
     throw new AppError(ErrorCode.BadRequest, 'expected a WebSocket upgrade');
   }

@@ -1,0 +1,154 @@
+/**
+ * MominaiClient against the real stack (workerd edge, agent, dockerd):
+ * accounts, sessions, files of any size, watches that see commands' work,
+ * tar uploads, errors, and a connection that never loses output.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { WebSocket as WsSocket } from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeTar, MominaiClient, MominaiError, type FileChange, type GapInfo, type SessionConnection } from '@mominai/client';
+import { hasDocker } from '../helpers/docker';
+import type { TestStack } from '../helpers/stack';
+import { MiB, newClient, readAll, startStack, waitFor } from './setup';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
+  let stack: TestStack;
+  let client: MominaiClient;
+  let sessionId: string;
+  let conn: SessionConnection;
+
+  beforeAll(async () => {
+    stack = await startStack('busybox', 'sdk-agent');
+    client = await newClient(stack, 'sdk');
+    const session = await client.sessions.create({ name: 'sdk test' });
+    sessionId = session.id;
+    conn = await client.connect(sessionId);
+  });
+  afterAll(async () => {
+    conn?.close();
+    if (sessionId) await client.sessions.delete(sessionId).catch(() => undefined);
+    await stack?.stop();
+  });
+
+  describe('accounts and sessions', () => {
+    it('registers, logs in and knows who it is', async () => {
+      const me = await client.me();
+      expect(me.id).toMatch(/^usr_/);
+      const other = new MominaiClient({ baseUrl: stack.baseUrl });
+      const account = { email: `login-${Date.now()}@example.com`, password: 'a long enough password', username: `login_${Date.now().toString(36)}` };
+      const registered = await other.register(account);
+      other.setToken(undefined);
+      const logged = await other.login({ email: account.email, password: account.password });
+      expect(logged.user).toEqual(registered.user);
+      expect(await other.me()).toEqual(registered.user);
+    });
+
+    it('creates, lists, gets and runs a command to completion in a session', async () => {
+      const s = await client.sessions.get(sessionId);
+      expect(s).toMatchObject({ id: sessionId, name: 'sdk test', status: 'running' });
+      expect((await client.sessions.list()).map((x) => x.id)).toContain(sessionId);
+      const r = await client.sessions.exec(sessionId, { command: 'echo out; echo err >&2; exit 3' });
+      expect(r).toMatchObject({ exitCode: 3, reason: 'exit', stdout: 'out\n', stderr: 'err\n', truncated: false });
+    });
+
+    it('reports API errors as MominaiError with code, status and retryable', async () => {
+      const err = await client.sessions.get('ses_00000000000000000000dead').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(MominaiError);
+      expect(err).toMatchObject({ code: 'not_found', status: 404, retryable: false });
+      const anon = new MominaiClient({ baseUrl: stack.baseUrl });
+      await expect(anon.me()).rejects.toMatchObject({ code: 'unauthorized', status: 401 });
+    });
+  });
+
+  describe('files', () => {
+    it('writes and reads back a 20 MiB file through REST, byte for byte', async () => {
+      const data = randomBytes(20 * MiB);
+      const files = client.files(sessionId);
+      const written = await files.write('big/twenty.bin', data, { parents: true });
+      expect(written).toMatchObject({ path: '/workspace/big/twenty.bin', size: 20 * MiB });
+      const back = await files.read('big/twenty.bin');
+      expect(back.byteLength).toBe(20 * MiB);
+      expect(sha(back)).toBe(sha(data));
+      expect(await files.stat('big/twenty.bin')).toMatchObject({ type: 'file', size: 20 * MiB });
+    });
+
+    it('uploads a tar of 500 files in one request', async () => {
+      const entries = Array.from({ length: 500 }, (_, i) => ({ name: `tree/d${i % 10}/f${i}.txt`, type: 'file' as const, data: new TextEncoder().encode(`file ${i}\n`) }));
+      const result = await client.files(sessionId).tarUpload('', encodeTar(entries));
+      expect(result).toMatchObject({ files: 500 });
+      const listing = await conn.files.list('tree/d3');
+      expect(listing.length).toBe(50);
+      expect(new TextDecoder().decode(await conn.files.read('tree/d3/f13.txt'))).toBe('file 13\n');
+    });
+
+    it('sees through a watch a file that a command made', async () => {
+      const changes: FileChange[] = [];
+      const watch = await conn.files.watch('made', { recursive: true }, (c) => changes.push(c));
+      const seen = waitFor<FileChange>((l) => conn.on('file-change', l), (c) => c.path === '/workspace/made/by-command.txt', 30_000, 'the change');
+      const proc = await conn.run('mkdir -p made && echo hi > made/by-command.txt');
+      expect((await proc.exit).exitCode).toBe(0);
+      await seen;
+      expect(changes.some((c) => c.path === '/workspace/made/by-command.txt')).toBe(true);
+      watch.close();
+    });
+
+    it('fails with not_found for a missing file, conflict for an existing folder and a non-empty one', async () => {
+      await expect(conn.files.read('no/such.txt')).rejects.toMatchObject({ code: 'not_found', status: 404 });
+      await conn.files.mkdir('exists');
+      await expect(conn.files.mkdir('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
+      await conn.files.write('exists/inner.txt', 'x');
+      await expect(conn.files.delete('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    });
+  });
+
+  describe('processes that never lose output', () => {
+    it('delivers exactly the 5 MiB a process printed although its socket is killed three times', async () => {
+      const data = randomBytes(5 * MiB);
+      await client.files(sessionId).write('five.bin', data);
+      const before = conn.reconnects;
+      const proc = await conn.run('cat five.bin');
+      const kills = [1 * MiB, 2 * MiB, 3 * MiB];
+      const reopened: Array<Promise<unknown>> = [];
+      const got = await readAll(proc.stdout, (total) => {
+        if (kills.length && total >= kills[0]!) {
+          kills.shift();
+          reopened.push(waitFor((l) => conn.on('open', l), () => true, 30_000, 'the reconnect'));
+          (conn.socket as unknown as WsSocket).terminate();
+        }
+      });
+      expect(kills).toEqual([]);
+      await Promise.all(reopened);
+      expect(await proc.exit).toEqual({ exitCode: 0, reason: 'exit' });
+      expect(got.byteLength).toBe(5 * MiB);
+      expect(Buffer.compare(Buffer.from(got), data)).toBe(0);
+      expect(conn.reconnects - before).toBe(3);
+    });
+
+    it('reports one gap to a client that stayed away while more than the journal was printed', async () => {
+      const size = 20 * MiB;
+      const data = randomBytes(size);
+      await client.files(sessionId).write('twenty.bin', data);
+      const gaps: GapInfo[] = [];
+      const proc = await conn.run('cat twenty.bin');
+      proc.on('gap', (g) => gaps.push(g));
+      conn.disconnect();
+      // Another client learns when the process has ended, without following its output.
+      const watcher = await client.connect(sessionId);
+      const end = await watcher.attach(proc.processId, { offsets: { stdout: size, stderr: 0 } });
+      expect(await end.exit).toEqual({ exitCode: 0, reason: 'exit' });
+      watcher.close();
+      conn.reconnect();
+      const got = await readAll(proc.stdout);
+      expect(gaps).toHaveLength(1);
+      const gap = gaps[0]!;
+      expect(gap.stream).toBe('stdout');
+      expect(gap.toOffset).toBeGreaterThan(gap.fromOffset);
+      expect(got.byteLength).toBe(size - (gap.toOffset - gap.fromOffset));
+      // What came is the file with exactly the gap's bytes missing.
+      const expected = Buffer.concat([data.subarray(0, gap.fromOffset), data.subarray(gap.toOffset)]);
+      expect(Buffer.compare(Buffer.from(got), expected)).toBe(0);
+    });
+  });
+});
