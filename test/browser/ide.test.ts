@@ -1,0 +1,186 @@
+/**
+ * The IDE page in a real browser (Debian's Chromium through playwright-core)
+ * against the real stack: the edge in workerd serving the page from its
+ * static assets, a real agent, containers in dockerd. Each test signs up on
+ * a fresh page and creates its own session, so it passes on its own; each
+ * saves a screenshot under test-results/browser/ and fails on any uncaught
+ * page error or console error. The first test prints the page's figures.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, WebSocketRoute } from 'playwright-core';
+import { buildWeb, type WebBuild } from '../../scripts/build-web';
+import { hasDocker, requireDocker } from '../helpers/docker';
+import { ensureTestImage } from '../helpers/images';
+import { TestStack, type TestAgent } from '../helpers/stack';
+import { chromiumAvailable, launchChromium, ms, withPage } from './harness';
+import { IdePage, newAccount } from './ide-page';
+
+const IMAGE = 'mominai/node:test';
+const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+
+if (requireDocker && !chromiumAvailable()) throw new Error('REQUIRE_DOCKER=1 but no Chromium at /usr/bin/chromium (apt-get install chromium)');
+
+describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page (Chromium, real stack)', () => {
+  const stack = new TestStack();
+  let agent: TestAgent;
+  let browser: Browser;
+  let web: WebBuild;
+
+  beforeAll(async () => {
+    web = await buildWeb();
+    await ensureTestImage('node');
+    await stack.startEdge();
+    agent = await stack.startAgent({ name: 'browser-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack.stop();
+  });
+
+  /** Signs up on a fresh page and opens a new running session with a shell prompt. */
+  async function startSession(ide: IdePage, tag: string, ports: number[] = []): Promise<void> {
+    await ide.open();
+    await ide.register(newAccount(tag));
+    await ide.clickNewSession({ image: IMAGE, ports });
+    await ide.waitForStatus('running');
+    await ide.waitForPrompt();
+  }
+
+  it('registers, creates a session and shows it running, with a shell prompt (and prints the page figures)', async () => {
+    await withPage(browser, 'register-create-running', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      const loadMs = await ide.open();
+      await ide.register(newAccount('reg'));
+      const t0 = Date.now();
+      await ide.clickNewSession({ image: IMAGE, ports: [3000] });
+      await ide.waitForStatus('running');
+      const runningMs = Date.now() - t0;
+      await ide.waitForPrompt();
+      const promptMs = Date.now() - t0;
+
+      expect(await ide.status()).toBe('running');
+      expect(await page.locator('[data-testid=session-list] li[data-session-id]').count()).toBe(1);
+      expect(await page.getByTestId('connection-state').textContent()).toBe('connected');
+      const nav = await page.evaluate(() => {
+        const n = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+        return { domInteractive: n.domInteractive, loadEventEnd: n.loadEventEnd };
+      });
+      const figures = [
+        `bundle: ${web.files.map((f) => `${f.name} ${kib(f.bytes)} (gzip ${kib(f.gzipBytes)})`).join(', ')}; gzip total ${kib(web.gzipTotal)}`,
+        `page load to interactive (sign-in form ready): ${ms(loadMs)} (domInteractive ${ms(nav.domInteractive)}, load event end ${ms(nav.loadEventEnd)})`,
+        `"new session" click to status running: ${ms(runningMs)}; to the first terminal prompt: ${ms(promptMs)}`,
+      ];
+      process.stdout.write(`[ide figures]\n  ${figures.join('\n  ')}\n`);
+    });
+  });
+
+  it('runs a command typed into the terminal and shows its output', async () => {
+    await withPage(browser, 'terminal-echo', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'term');
+      await ide.run('echo hello-$((6*7))');
+      const text = await ide.waitForTerminal(/^hello-42$/m);
+      expect(text.split('\n').filter((l) => l === 'hello-42')).toEqual(['hello-42']);
+    });
+  });
+
+  it('edits server.js, runs it, and shows the page in the preview iframe on the preview host; an edit shows after reload', async () => {
+    const server = (version: string) =>
+      [
+        "const fs = require('fs');",
+        `const TEXT = 'hello from the preview, ${version}';`,
+        "require('http')",
+        '  .createServer((req, res) => {',
+        '    // Reads this file on every request, so a saved edit shows on reload without a restart.',
+        "    const text = /const TEXT = '(.*)'/.exec(fs.readFileSync(__filename, 'utf8'))[1];",
+        "    res.setHeader('Content-Type', 'text/html; charset=utf-8');",
+        '    res.end(`<!doctype html><title>preview</title><h1>${text}</h1>`);',
+        '  })',
+        "  .listen(3000, '0.0.0.0');",
+        '',
+      ].join('\n');
+    await withPage(browser, 'preview', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'prev', [3000]);
+      await ide.newFile('server.js');
+      await ide.replaceEditorText(server('v1'));
+      await ide.saveWithShortcut();
+      await ide.run('node server.js');
+
+      const heading = page.frameLocator('[data-testid=preview-frame]').locator('h1');
+      await heading.filter({ hasText: 'hello from the preview, v1' }).waitFor({ timeout: 90_000 });
+      expect(await heading.textContent()).toBe('hello from the preview, v1');
+      const sessionId = (await page.locator('[data-testid=session-list] li[data-session-id]').getAttribute('data-session-id'))!;
+      expect(await page.getByTestId('preview-url').textContent()).toBe(`http://3000-${sessionId}.preview.localhost:${stack.port}/`);
+      const frameUrl = page.frames().find((f) => f !== page.mainFrame())!.url();
+      expect(new URL(frameUrl).host).toBe(`3000-${sessionId}.preview.localhost:${stack.port}`);
+
+      await ide.replaceEditorText(server('v2'));
+      await page.getByTestId('save').click();
+      await page.getByTestId('editor-status').filter({ hasText: /^saved$/ }).waitFor();
+      await page.getByTestId('preview-reload').click();
+      await heading.filter({ hasText: 'hello from the preview, v2' }).waitFor({ timeout: 30_000 });
+      expect(await heading.textContent()).toBe('hello from the preview, v2');
+    });
+  });
+
+  it('shows files and folders a command made in the tree without a refresh', async () => {
+    await withPage(browser, 'tree-follows-commands', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'tree');
+      expect(await ide.treeItem('made-by-command.txt').count()).toBe(0);
+      await ide.run('echo made > made-by-command.txt && mkdir folder-by-command');
+      await ide.treeItem('made-by-command.txt').waitFor({ timeout: 30_000 });
+      await ide.treeItem('folder-by-command').waitFor({ timeout: 30_000 });
+      expect(await ide.treeItem('made-by-command.txt').getAttribute('data-type')).toBe('file');
+      expect(await ide.treeItem('folder-by-command').getAttribute('data-type')).toBe('directory');
+    });
+  });
+
+  it('keeps every line of a command once and in order when the page loses its WebSocket mid-output', async () => {
+    const routes: Array<{ page: WebSocketRoute; server: WebSocketRoute }> = [];
+    await withPage(
+      browser,
+      'terminal-survives-drop',
+      async ({ page }) => {
+        const ide = new IdePage(page, stack.baseUrl);
+        await startSession(ide, 'drop');
+        const socketsBefore = routes.length;
+        await ide.run('for i in $(seq 1 400); do echo "line-$i"; sleep 0.01; done; echo "done-$((1+1))"');
+        await ide.waitForTerminal(/^line-40$/m);
+        // Cut the page's socket in the middle of the output, both ends, as a network drop would.
+        const live = routes[routes.length - 1]!;
+        await live.page.close({ code: 4000, reason: 'test drop' });
+        await live.server.close({ code: 4000, reason: 'test drop' });
+        const text = await ide.waitForTerminal(/^done-2$/m, 90_000);
+
+        expect(routes.length).toBeGreaterThan(socketsBefore);
+        const lines = text.split('\n').filter((l) => /^line-\d+$/.test(l));
+        expect(lines).toEqual(Array.from({ length: 400 }, (_, i) => `line-${i + 1}`));
+        expect(await page.getByTestId('connection-state').textContent()).toBe('reconnected');
+      },
+      async (context) => {
+        await context.routeWebSocket(/\/ws\?/, (ws) => {
+          const server = ws.connectToServer();
+          routes.push({ page: ws, server });
+        });
+      },
+    );
+  });
+
+  it('shows stopped after Stop and running again after Start', async () => {
+    await withPage(browser, 'stop-start', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'stop');
+      await page.getByTestId('session-stop').click();
+      await ide.waitForStatus('stopped');
+      expect(await ide.status()).toBe('stopped');
+      await page.getByTestId('session-start').click();
+      await ide.waitForStatus('running');
+      expect(await ide.status()).toBe('running');
+    });
+  });
+});
