@@ -14,6 +14,7 @@ import { setLogLevel } from './log';
 import { apiCors } from './middleware/cors';
 import { rateLimit } from './middleware/rate-limit';
 import type { RateLimitRule } from './ratelimit/window';
+import { adminRoutes } from './routes/admin';
 import { agentRoutes } from './routes/agent';
 import { authRoutes } from './routes/auth';
 import { containerRoutes } from './routes/containers';
@@ -59,6 +60,7 @@ export function createApp(): Hono<AppEnv> {
   );
   app.route('/health', healthRoutes);
   app.route('/agent', agentRoutes);
+  app.route('/api/admin', adminRoutes);
   app.route('/api/auth', authRoutes);
   app.route('/api/containers', containerRoutes);
   app.route('/ws', wsRoutes);

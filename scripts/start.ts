@@ -1,16 +1,19 @@
 /**
  * `npm start`: the whole system on this machine. Starts the edge (wrangler dev,
- * workerd, local D1 and Durable Objects under STATE_DIR), then one agent
- * connected to it (Docker when an engine answers, else local mode), prints
- * where everything is, and stops both on Ctrl-C or SIGTERM. A child that dies
- * on its own is restarted after a pause.
+ * workerd, local D1 and Durable Objects under STATE_DIR), registers this
+ * machine's agent with it (through the operator's /api/admin/agents, which
+ * records it in the edge's D1 and mints its token; the agent keeps its id in
+ * STATE_DIR/agent.json across starts), starts the agent (Docker when an
+ * engine answers, else local mode), prints where everything is, and stops
+ * both on Ctrl-C or SIGTERM. A child that dies on its own is restarted after a pause.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { decodeJwt } from 'jose';
 import { Backoff } from '../shared/backoff';
 import { newId } from '../shared/ids';
-import { signToken } from '../edge/auth/tokens';
+import { AdminError, registerAgent } from './lib/admin-client';
 import { loadSecrets } from './lib/secrets';
 import { edgeVarsFromEnv, spawnAgent, spawnEdge, waitForHealth, type Managed } from './lib/stack';
 
@@ -36,10 +39,40 @@ try {
 }
 
 const agentFile = path.join(stateDir, 'agent.json');
-const agentId: string = fs.existsSync(agentFile) ? (JSON.parse(fs.readFileSync(agentFile, 'utf8')) as { id: string }).id : newId('agt');
-fs.writeFileSync(agentFile, JSON.stringify({ id: agentId }) + '\n');
-const agentName = env.AGENT_NAME || os.hostname();
-const agentToken = env.AGENT_TOKEN || (await signToken({ secret: secrets!.AGENT_SECRET, typ: 'agent', sub: agentId, claims: { name: agentName } }));
+const storedAgentId = (() => {
+  try {
+    const id: unknown = JSON.parse(fs.readFileSync(agentFile, 'utf8')).id;
+    return typeof id === 'string' && /^agt_[0-9a-f]{8,64}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+let agentId: string = storedAgentId ?? newId('agt');
+// The agent name is also the registry's: letters, digits, _ . - only.
+const agentName = (env.AGENT_NAME || os.hostname()).replace(/[^\w.-]/g, '-').slice(0, 64) || 'agent';
+let agentToken = env.AGENT_TOKEN ?? '';
+if (agentToken) {
+  // A token given from outside names its agent; wait for that one.
+  try {
+    const sub = decodeJwt(agentToken).sub;
+    if (sub) agentId = sub;
+  } catch {
+    fail('AGENT_TOKEN is not a JWT: make one with npm run agent:token -- --name <name>');
+  }
+}
+
+/** Registers (or renews) this machine's agent with the running edge; a revoked id is replaced by a new one. */
+async function registerLocalAgent(): Promise<string> {
+  const target = { edgeUrl: baseUrl, operatorToken: secrets!.OPERATOR_TOKEN };
+  try {
+    return (await registerAgent(target, { id: agentId, name: agentName })).token;
+  } catch (err) {
+    if (!(err instanceof AdminError && err.code === 'conflict')) throw err;
+    say('this agent was revoked; registering a new one', { revoked: agentId });
+    agentId = newId('agt');
+    return (await registerAgent(target, { id: agentId, name: agentName })).token;
+  }
+}
 
 const connectHost = host === '0.0.0.0' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
 const baseUrl = `http://${connectHost}:${port}`;
@@ -97,9 +130,21 @@ try {
   await edge.stop();
   fail(`the edge did not come up: ${err instanceof Error ? err.message : String(err)}`);
 }
+if (!agentToken) {
+  try {
+    agentToken = await registerLocalAgent();
+  } catch (err) {
+    await edge.stop();
+    fail(`could not register the agent with the edge: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  fs.writeFileSync(agentFile, JSON.stringify({ id: agentId }) + '\n');
+}
 agent = startAgent();
 try {
-  const health = await waitForHealth(baseUrl, (h) => h.agents.some((a) => a.id === agentId && a.connected), { timeoutMs: 60_000 });
+  const health = await waitForHealth(baseUrl, (h) => h.agents.some((a) => a.id === agentId && a.connected), {
+    timeoutMs: 60_000,
+    operatorToken: secrets!.OPERATOR_TOKEN,
+  });
   const me = health.agents.find((a) => a.id === agentId);
   say('ready', {
     ide: `${baseUrl}/`,

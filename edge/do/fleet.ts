@@ -1,57 +1,86 @@
 /**
  * Fleet DO (one instance, named "fleet"): the server of every agent control
- * socket. It uses the WebSocket Hibernation API, so an idle fleet costs
- * nothing; the agent records live in SQLite (./fleet/registry.ts).
+ * socket, placement, and the session index. It uses the WebSocket
+ * Hibernation API, so an idle fleet costs nothing; agent records live in
+ * SQLite (../fleet/registry.ts), the agent registry in D1 (../fleet/agent-store.ts).
  *
- * The Worker has already verified the agent's join token before a request
- * reaches here and passes the identity in `X-Agent-Id` / `X-Agent-Name`; a DO
- * is reachable only through its Worker, so those headers are trusted.
+ * The Worker has already verified the agent's join token (and that the agent
+ * is registered, unrevoked and unexpired) before a request reaches here, and
+ * passes the identity in `X-Agent-Id` / `X-Agent-Name`; a DO is reachable
+ * only through its Worker, so those headers are trusted.
+ *
+ * Each socket has a random connection id: requests sent on it are settled
+ * only by `res` frames arriving on it. A second socket of the same agent
+ * replaces the first only once it has said hello.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { z } from 'zod';
 import { AppError, ErrorCode, fromUnknown } from '../../shared/errors';
-import {
-  AgentToEdgeFrame,
-  CloseCode,
-  type ContainerFigures,
-  parseFrame,
-  type EdgeToAgentFrame,
-  type HelloFrame,
-} from '../../shared/protocol/tunnel';
+import { AgentToEdgeFrame, CloseCode, parseFrame, type EdgeToAgentFrame, type HelloFrame } from '../../shared/protocol/tunnel';
 import { PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../../shared/protocol/version';
+import type { SessionStatus, SessionView } from '../../shared/api/containers';
 import { loadConfig } from '../config';
 import type { Env } from '../env';
-import type { SessionView } from '../../shared/api/containers';
-import { AgentRegistry, type AgentRecord } from '../fleet/registry';
+import { openAgentStore } from '../fleet/agent-store';
+import { AGENT_UNAVAILABLE, SerialByKey, sessionsToMark } from '../fleet/availability';
+import type { FleetSnapshot } from '../fleet/health-view';
+import { effectiveCapacity, noPlaceReason, placementCandidates, type PlacementLimits } from '../fleet/placement';
 import { planReconcile } from '../fleet/reconcile';
+import { AgentRegistry, type AgentView } from '../fleet/registry';
 import { chooseAgent, SessionIndex, type IndexedSession } from '../fleet/sessions';
 import { log, setLogLevel } from '../log';
 import { PendingRequests } from '../relay/pending';
+import { capture, type RpcResult } from '../relay/rpc-result';
 import { safeClose, sendJson } from '../relay/socket';
 import { socketLink } from '../relay/socket-link';
-import { capture, type RpcResult } from '../relay/rpc-result';
 
-interface Attachment {
-  agentId: string;
-  name: string;
-  openedAt: number;
-  hello: boolean;
-}
+const Attachment = z.object({
+  agentId: z.string(),
+  name: z.string(),
+  /** Random per socket: the owner of the requests sent on it. */
+  conn: z.string(),
+  openedAt: z.number(),
+  hello: z.boolean(),
+});
+type Attachment = z.infer<typeof Attachment>;
 
 /** A socket that has not said hello within this long is closed. */
 const HELLO_TIMEOUT_MS = 10_000;
 
-export type AgentView = Omit<AgentRecord, 'sessions' | 'connectedAt' | 'containers'>;
+export type { AgentView };
+
+/** One agent as the operator's admin view shows it: what it says, what the edge allows, and its load. */
+export interface AgentLoad {
+  id: string;
+  name: string;
+  mode: AgentView['mode'];
+  connected: boolean;
+  draining: boolean;
+  lastSeen: string | null;
+  capacity: { claimed: number; maxSessions: number };
+  /** Sessions holding a place (running or being created). */
+  running: number;
+  /** Live sessions of any state (not destroyed). */
+  sessions: number;
+  free: number;
+}
 
 export class FleetDO extends DurableObject<Env> {
   private readonly registry: AgentRegistry;
   private readonly sessions: SessionIndex;
   private readonly pending = new PendingRequests();
+  private readonly serial = new SerialByKey();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.registry = new AgentRegistry(ctx.storage.sql);
     this.sessions = new SessionIndex(ctx.storage.sql);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
+  }
+
+  private get limits(): PlacementLimits {
+    const { agentMaxSessions, allowLocalAgents } = loadConfig(this.env);
+    return { agentMaxSessions, allowLocalAgents };
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -64,19 +93,17 @@ export class FleetDO extends DurableObject<Env> {
 
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    for (const old of this.ctx.getWebSockets(agentId)) {
-      safeClose(old, CloseCode.Replaced, 'replaced by a newer connection of the same agent');
-    }
+    // An older socket of this agent stays until this one has said hello (see onHello).
     this.ctx.acceptWebSocket(server, [agentId]);
-    const attachment: Attachment = { agentId, name, openedAt: Date.now(), hello: false };
+    const attachment: Attachment = { agentId, name, conn: crypto.randomUUID(), openedAt: Date.now(), hello: false };
     server.serializeAttachment(attachment);
     await this.ensureAlarm();
-    log('info', 'agent socket opened', { agentId, name });
+    log('info', 'agent socket opened', { agentId, name, conn: attachment.conn });
     return new Response(null, { status: 101, webSocket: client });
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = attachmentOf(ws);
     if (!att) return safeClose(ws, CloseCode.ProtocolError, 'socket has no identity');
     if (typeof message !== 'string') {
       return send(ws, { type: 'error', error: { code: ErrorCode.ProtocolError, message: 'the control socket takes no binary frames' } });
@@ -88,7 +115,7 @@ export class FleetDO extends DurableObject<Env> {
     }
     const frame = parsed.frame;
     try {
-      if (frame.type === 'hello') return this.onHello(ws, att, frame);
+      if (frame.type === 'hello') return await this.onHello(ws, att, frame);
       if (!att.hello) {
         return send(ws, { type: 'error', error: { code: ErrorCode.ProtocolError, message: 'say hello first' } });
       }
@@ -104,7 +131,8 @@ export class FleetDO extends DurableObject<Env> {
             error: { code: ErrorCode.NotFound, message: `unknown method "${frame.method}"` },
           });
         case 'res':
-          if (!this.pending.settle(frame)) log('debug', 'late or unknown response', { agentId: att.agentId, id: frame.id });
+          // Only the socket a request went out on can settle it.
+          if (!this.pending.settle(frame, att.conn)) log('debug', 'late, unknown or foreign response', { agentId: att.agentId, id: frame.id });
           return;
         case 'event':
           log('debug', 'agent frame', { agentId: att.agentId, type: frame.type });
@@ -120,7 +148,7 @@ export class FleetDO extends DurableObject<Env> {
     }
   }
 
-  private onHello(ws: WebSocket, att: Attachment, frame: HelloFrame): void {
+  private async onHello(ws: WebSocket, att: Attachment, frame: HelloFrame): Promise<void> {
     if (!SUPPORTED_PROTOCOL_VERSIONS.includes(frame.protocolVersion)) {
       const error = new AppError(
         ErrorCode.UnsupportedVersion,
@@ -129,35 +157,40 @@ export class FleetDO extends DurableObject<Env> {
       send(ws, { type: 'error', error: error.toBody() });
       return safeClose(ws, CloseCode.UnsupportedVersion, error.message);
     }
-    const config = loadConfig(this.env);
-    this.registry.upsertOnHello(att.agentId, { ...frame.agent }, frame.sessions, Date.now());
-    ws.serializeAttachment({ ...att, name: frame.agent.name, hello: true } satisfies Attachment);
-    send(ws, {
-      type: 'welcome',
-      protocolVersion: PROTOCOL_VERSION,
-      agentId: att.agentId,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
+    const { agentId } = att;
+    // Sessions are brought in line with what the agent reports before it shows as connected.
+    let orphans: string[] = [];
+    await this.serial.run(agentId, async () => {
+      const plan = planReconcile(this.sessions.byAgent(agentId), frame.sessions);
+      orphans = plan.orphans;
+      for (const u of plan.updates) await this.applyStatus(agentId, u.sessionId, u.status, u.note ?? null);
     });
-    log('info', 'agent connected', { agentId: att.agentId, name: frame.agent.name, mode: frame.agent.mode, sessions: frame.sessions.length });
-    this.ctx.waitUntil(this.reconcile(att.agentId, frame));
+    if (ws.readyState !== WebSocket.READY_STATE_OPEN) return;
+    this.registry.upsertOnHello(agentId, { ...frame.agent }, frame.sessions, Date.now());
+    ws.serializeAttachment({ ...att, name: frame.agent.name, hello: true } satisfies Attachment);
+    for (const old of this.ctx.getWebSockets(agentId)) {
+      const o = attachmentOf(old);
+      if (old === ws || !o) continue;
+      this.pending.failOwner(o.conn, new AppError(ErrorCode.AgentUnavailable, 'the agent connected again'));
+      safeClose(old, CloseCode.Replaced, 'replaced by a newer connection of the same agent');
+      log('warn', 'agent socket replaced', { agentId, oldConn: o.conn, oldOpenedAt: new Date(o.openedAt).toISOString(), newConn: att.conn });
+    }
+    send(ws, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, agentId, heartbeatIntervalMs: loadConfig(this.env).heartbeatIntervalMs });
+    log('info', 'agent connected', { agentId, name: frame.agent.name, mode: frame.agent.mode, sessions: frame.sessions.length });
+    for (const sessionId of orphans) {
+      log('warn', 'removing a container no session owns', { agentId, sessionId });
+      this.ctx.waitUntil(this.callAgent(agentId, 'session.remove', { sessionId }, 60_000).then(() => undefined));
+    }
   }
 
-  /** Brings the index in line with what a (re)connected agent reports; removes containers nobody owns. */
-  private async reconcile(agentId: string, frame: HelloFrame): Promise<void> {
-    const plan = planReconcile(this.sessions.byAgent(agentId), frame.sessions);
-    for (const u of plan.updates) {
-      try {
-        const stub = this.env.SESSION.get(this.env.SESSION.idFromName(u.sessionId));
-        const view = await stub.applyStatus(u.status, u.note ?? null);
-        if (view) this.sessions.update(view);
-        log('info', 'reconciled session', { agentId, sessionId: u.sessionId, status: u.status });
-      } catch (err) {
-        log('error', 'reconcile failed', { agentId, sessionId: u.sessionId, error: String(err) });
-      }
-    }
-    for (const sessionId of plan.orphans) {
-      log('warn', 'removing a container no session owns', { agentId, sessionId });
-      await this.callAgent(agentId, 'session.remove', { sessionId }, 60_000);
+  /** Tells a Session DO its status changed under it, and keeps the index in step. */
+  private async applyStatus(agentId: string, sessionId: string, status: SessionStatus, note: string | null): Promise<void> {
+    try {
+      const view = await this.env.SESSION.get(this.env.SESSION.idFromName(sessionId)).applyStatus(status, note);
+      if (view) this.sessions.update(view);
+      log('info', 'reconciled session', { agentId, sessionId, status, ...(note ? { note } : {}) });
+    } catch (err) {
+      log('error', 'reconcile failed', { agentId, sessionId, error: String(err) });
     }
   }
 
@@ -171,27 +204,62 @@ export class FleetDO extends DurableObject<Env> {
   }
 
   private onSocketGone(ws: WebSocket, why: string): void {
-    const att = ws.deserializeAttachment() as Attachment | null;
+    const att = attachmentOf(ws);
     if (!att) return;
-    const others = this.ctx.getWebSockets(att.agentId).filter((s) => s !== ws && s.readyState === WebSocket.READY_STATE_OPEN);
-    if (others.length === 0) {
-      this.registry.markDisconnected(att.agentId);
-      this.pending.failOwner(att.agentId, new AppError(ErrorCode.AgentUnavailable, 'the agent disconnected'));
-      log('info', 'agent disconnected', { agentId: att.agentId, why });
+    this.pending.failOwner(att.conn, new AppError(ErrorCode.AgentUnavailable, 'the agent disconnected'));
+    if (!att.hello) return;
+    const others = this.ctx.getWebSockets(att.agentId).filter((s) => s !== ws && s.readyState === WebSocket.READY_STATE_OPEN && attachmentOf(s)?.hello);
+    if (others.length === 0) this.agentGone(att.agentId, why);
+  }
+
+  /** The agent has no socket left: it is disconnected and its sessions are marked unavailable until it returns. */
+  private agentGone(agentId: string, why: string): void {
+    if (!this.registry.get(agentId)?.connected) return;
+    this.registry.markDisconnected(agentId);
+    log('info', 'agent disconnected', { agentId, why });
+    this.ctx.waitUntil(
+      this.serial.run(agentId, async () => {
+        for (const sessionId of sessionsToMark(this.sessions.byAgent(agentId))) {
+          if (this.registry.get(agentId)?.connected) return;
+          await this.applyStatus(agentId, sessionId, 'error', AGENT_UNAVAILABLE);
+        }
+      }),
+    );
+  }
+
+  /** Closes every socket of an agent whose token may no longer be used, at once. */
+  private cutOff(agentId: string, why: string): void {
+    for (const ws of this.ctx.getWebSockets(agentId)) {
+      const att = attachmentOf(ws);
+      if (att) this.pending.failOwner(att.conn, new AppError(ErrorCode.AgentUnavailable, 'the agent was revoked'));
+      safeClose(ws, CloseCode.Unauthorized, why);
     }
+    log('warn', 'agent cut off', { agentId, why });
+    this.agentGone(agentId, why);
   }
 
   override async alarm(): Promise<void> {
     const { heartbeatIntervalMs } = loadConfig(this.env);
     const now = Date.now();
     for (const id of this.registry.lapsed(now - Math.floor(heartbeatIntervalMs * 1.5))) {
-      this.registry.markDisconnected(id);
-      for (const ws of this.ctx.getWebSockets(id)) safeClose(ws, CloseCode.HeartbeatTimeout, 'heartbeat lapsed');
+      // Only sockets that said hello lapsed; a new one still saying hello is left alone.
+      for (const ws of this.ctx.getWebSockets(id)) if (attachmentOf(ws)?.hello) safeClose(ws, CloseCode.HeartbeatTimeout, 'heartbeat lapsed');
       log('warn', 'agent heartbeat lapsed', { agentId: id });
+      this.agentGone(id, 'heartbeat lapsed');
     }
+    const withSockets = new Set<string>();
     for (const ws of this.ctx.getWebSockets()) {
-      const att = ws.deserializeAttachment() as Attachment | null;
-      if (att && !att.hello && now - att.openedAt > HELLO_TIMEOUT_MS) safeClose(ws, CloseCode.ProtocolError, 'no hello');
+      const att = attachmentOf(ws);
+      if (!att) continue;
+      withSockets.add(att.agentId);
+      if (!att.hello && now - att.openedAt > HELLO_TIMEOUT_MS) safeClose(ws, CloseCode.ProtocolError, 'no hello');
+    }
+    // Revoked (or expired) while connected: closed within one tick (half a heartbeat interval).
+    try {
+      const store = await openAgentStore(this.env.DB);
+      for (const id of await store.refused([...withSockets])) this.cutOff(id, 'agent token revoked or expired');
+    } catch (err) {
+      log('error', 'could not check the agent registry', { error: String(err) });
     }
     if (this.registry.anyConnected() || this.ctx.getWebSockets().length > 0) {
       await this.ctx.storage.setAlarm(now + Math.max(100, Math.floor(heartbeatIntervalMs / 2)));
@@ -205,26 +273,66 @@ export class FleetDO extends DurableObject<Env> {
     }
   }
 
-  /** RPC: the agents as /health shows them. */
-  async listAgents(): Promise<AgentView[]> {
-    return this.registry.list().map(({ sessions: _s, connectedAt: _c, containers: _k, ...view }) => view);
+  /** RPC: everything /health shows, in one round trip. */
+  async healthSnapshot(): Promise<FleetSnapshot> {
+    const records = this.registry.list();
+    const live = this.sessions.countByStatus();
+    const total = [...live].reduce((n, [status, count]) => (status === 'destroyed' ? n : n + count), 0);
+    return {
+      agents: records.map(({ sessions: _s, connectedAt: _c, containers: _k, ...view }) => view),
+      sessions: { total, active: live.get('running') ?? 0 },
+      containers: records.filter((a) => a.connected).flatMap((a) => a.containers.map((c) => ({ agentId: a.id, ...c }))),
+    };
+  }
+
+  /** RPC: every agent the fleet has seen, with its load, for `GET /api/admin/agents`. */
+  async agentLoads(): Promise<AgentLoad[]> {
+    const running = this.sessions.countByAgent();
+    const live = this.sessions.liveByAgent();
+    return this.registry.list().map((a) => {
+      const maxSessions = effectiveCapacity(a.capacity.maxSessions, this.limits);
+      const used = running.get(a.id) ?? 0;
+      return {
+        id: a.id,
+        name: a.name,
+        mode: a.mode,
+        connected: a.connected,
+        draining: a.draining,
+        lastSeen: a.lastSeen === null ? null : new Date(a.lastSeen).toISOString(),
+        capacity: { claimed: a.capacity.maxSessions, maxSessions },
+        running: used,
+        sessions: live.get(a.id) ?? 0,
+        free: Math.max(0, maxSessions - used),
+      };
+    });
+  }
+
+  /** RPC: turns draining on or off (no new placements; running sessions go on). */
+  async setDraining(agentId: string, draining: boolean): Promise<RpcResult<AgentLoad>> {
+    return capture(async () => {
+      if (!this.registry.setDraining(agentId, draining)) throw new AppError(ErrorCode.NotFound, `agent ${agentId} has never connected to this edge`);
+      log('info', draining ? 'agent draining' : 'agent no longer draining', { agentId });
+      return (await this.agentLoads()).find((a) => a.id === agentId)!;
+    });
+  }
+
+  /** RPC: the agents were revoked in the registry: close their sockets now. */
+  async revokeAgents(agentIds: string[]): Promise<void> {
+    for (const id of agentIds) this.cutOff(id, 'agent token revoked');
   }
 
   /**
-   * RPC: picks the connected agent with the most free places and records the
-   * session there as `creating`, or says why it cannot.
+   * RPC: picks the agent with the most free places among those that accept
+   * new sessions and records the session there as `creating`, or says why it cannot.
    */
   async placeSession(view: SessionView, userId: string, maxPerUser: number): Promise<RpcResult<{ agentId: string }>> {
     return capture(() => {
       if (this.sessions.countForUser(userId) >= maxPerUser) {
         throw new AppError(ErrorCode.Conflict, `session limit reached: at most ${maxPerUser} sessions per user`, { limit: maxPerUser });
       }
-      const agents = this.registry.list().map((a) => ({ id: a.id, connected: a.connected, maxSessions: a.capacity.maxSessions }));
-      const agentId = chooseAgent(agents, this.sessions.countByAgent());
-      if (!agentId) {
-        const anyConnected = agents.some((a) => a.connected);
-        throw new AppError(ErrorCode.NoCapacity, anyConnected ? 'every agent is full' : 'no agent is connected');
-      }
+      const agents = this.registry.list();
+      const agentId = chooseAgent(placementCandidates(agents, this.limits), this.sessions.countByAgent());
+      if (!agentId) throw new AppError(ErrorCode.NoCapacity, noPlaceReason(agents, this.limits));
       this.sessions.insert({ id: view.id, userId, agentId, status: 'creating', view: { ...view, agentId } }, Date.now());
       return { agentId };
     });
@@ -233,12 +341,21 @@ export class FleetDO extends DurableObject<Env> {
   /** RPC: sends a request to an agent and waits for its answer. */
   async callAgent(agentId: string, method: string, params: unknown, timeoutMs = 30_000): Promise<RpcResult<unknown>> {
     return capture(async () => {
-      const ws = this.ctx
-        .getWebSockets(agentId)
-        .find((s) => s.readyState === WebSocket.READY_STATE_OPEN && (s.deserializeAttachment() as Attachment | null)?.hello);
-      if (!ws) throw new AppError(ErrorCode.AgentUnavailable, 'the session\'s agent is not connected');
-      return socketLink(ws, this.pending, agentId).request(method, params, timeoutMs);
+      const ws = this.ctx.getWebSockets(agentId).find((s) => s.readyState === WebSocket.READY_STATE_OPEN && attachmentOf(s)?.hello);
+      const att = ws ? attachmentOf(ws) : undefined;
+      if (!ws || !att) throw new AppError(ErrorCode.AgentUnavailable, "the session's agent is not connected");
+      // A stopped session holds no place: starting it again needs one.
+      if (method === 'session.start') this.ensurePlace(agentId);
+      return socketLink(ws, this.pending, att.conn).request(method, params, timeoutMs);
     });
+  }
+
+  private ensurePlace(agentId: string): void {
+    const agent = this.registry.get(agentId);
+    const max = effectiveCapacity(agent?.capacity.maxSessions ?? 0, this.limits);
+    if ((this.sessions.countByAgent().get(agentId) ?? 0) >= max) {
+      throw new AppError(ErrorCode.NoCapacity, "the session's agent is full; stop another session first");
+    }
   }
 
   /** RPC: index upkeep, called by Session DOs when their record changes. */
@@ -251,24 +368,18 @@ export class FleetDO extends DurableObject<Env> {
   async getSession(sessionId: string): Promise<IndexedSession | null> {
     return this.sessions.get(sessionId) ?? null;
   }
+  /** RPC: whether a session was placed and not removed; Worker routes ask before they touch its Session DO. */
+  async sessionExists(sessionId: string): Promise<boolean> {
+    return this.sessions.has(sessionId);
+  }
   async listSessions(userId: string): Promise<SessionView[]> {
     return this.sessions.byUser(userId).map((s) => s.view);
   }
-  /** RPC: live sessions (not destroyed) and the running ones among them, for /health. */
-  async sessionCounts(): Promise<{ total: number; active: number }> {
-    const all = this.sessions.all().filter((s) => s.status !== 'destroyed');
-    return { total: all.length, active: all.filter((s) => s.status === 'running').length };
-  }
+}
 
-  /** RPC: per-container figures the agents last reported, for /health. */
-  async containerDetails(): Promise<Array<ContainerFigures & { agentId: string }>> {
-    const out: Array<ContainerFigures & { agentId: string }> = [];
-    for (const a of this.registry.list()) {
-      if (!a.connected) continue;
-      for (const c of a.containers) out.push({ agentId: a.id, ...c });
-    }
-    return out;
-  }
+function attachmentOf(ws: WebSocket): Attachment | undefined {
+  const parsed = Attachment.safeParse(ws.deserializeAttachment());
+  return parsed.success ? parsed.data : undefined;
 }
 
 function send(ws: WebSocket, frame: EdgeToAgentFrame): void {

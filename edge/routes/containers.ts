@@ -9,6 +9,7 @@ import { CreateContainerBody, ExecBody, PortVisibilityBody } from '../../shared/
 import { previewLink } from './preview';
 import { newId } from '../../shared/ids';
 import type { AppEnv, Env } from '../env';
+import { requireSession } from '../fleet/cached';
 import { requireUser } from '../middleware/auth';
 import { jsonBody } from '../middleware/validate';
 import { unwrap } from '../relay/rpc-result';
@@ -19,6 +20,11 @@ import { sessionSettings } from '../session/settings';
 
 export const containerRoutes = new Hono<AppEnv>();
 containerRoutes.use('*', requireUser());
+// Only sessions the Fleet index knows reach a Session DO, so a stranger's random id creates no storage.
+containerRoutes.use('/:sessionId/*', async (c, next) => {
+  await requireSession(c.env, c.req.param('sessionId'));
+  await next();
+});
 
 const sessionIdPattern = /^ses_[0-9a-f]{8,64}$/;
 

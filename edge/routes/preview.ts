@@ -17,6 +17,7 @@ import { refuse } from '../errors';
 import { cookieName, previewSettings, targetFromHost, targetFromPath, type PreviewTarget } from '../preview/settings';
 import type { PreviewRequestInfo } from '../session/preview-relay';
 import { sessionPreview } from '../relay/upgrade';
+import { requireSession } from '../fleet/cached';
 import { sessionOf } from './containers';
 
 const AUTH_PATH = '/__mominai/auth';
@@ -57,6 +58,7 @@ async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Respon
     origin,
     cookieName: cookieName(target.sessionId),
   };
+  await requireSession(c.env, target.sessionId);
   return sessionOf(c.env, target.sessionId).fetch(sessionPreview(c.req.raw, info));
 }
 

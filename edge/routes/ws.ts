@@ -9,6 +9,7 @@ import { OutputFormat } from '../../shared/protocol/client';
 import type { AppEnv } from '../env';
 import { requireUser } from '../middleware/auth';
 import { sessionUpgrade } from '../relay/upgrade';
+import { requireSession } from '../fleet/cached';
 import { fleetOf, sessionOf } from './containers';
 
 export const wsRoutes = new Hono<AppEnv>();
@@ -30,5 +31,6 @@ wsRoutes.get('/', requireUser({ from: 'query' }), async (c) => {
   if (!output.success) throw new AppError(ErrorCode.ValidationFailed, 'output must be text or binary');
   const url = new URL(c.req.url);
   const origin = `${url.protocol === 'wss:' || url.protocol === 'https:' ? 'https:' : 'http:'}//${c.req.header('Host') ?? url.host}`;
+  await requireSession(c.env, sessionId);
   return sessionOf(c.env, sessionId).fetch(sessionUpgrade(c.req.raw, { kind: 'client', userId, origin, output: output.data }));
 });

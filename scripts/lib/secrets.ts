@@ -1,13 +1,15 @@
 /**
  * Development secrets: generated once per STATE_DIR and kept there (git-ignored),
  * prefixed so the edge refuses them in production. Real deployments set
- * AGENT_SECRET and JWT_SECRET in the environment (or as Worker secrets).
+ * AGENT_SECRET, JWT_SECRET and OPERATOR_TOKEN in the environment (or as
+ * Worker secrets). OPERATOR_TOKEN opens the operator's view (full /health,
+ * /api/admin/*), which `npm start` and the agent scripts use to register agents.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
-export const SECRET_NAMES = ['AGENT_SECRET', 'JWT_SECRET'] as const;
+export const SECRET_NAMES = ['AGENT_SECRET', 'JWT_SECRET', 'OPERATOR_TOKEN'] as const;
 export type Secrets = Record<(typeof SECRET_NAMES)[number], string>;
 export const DEV_SECRET_PREFIX = 'dev-';
 
@@ -38,4 +40,20 @@ export function loadSecrets(stateDir: string, env: NodeJS.ProcessEnv = process.e
     fs.writeFileSync(file, JSON.stringify(stored, null, 2) + '\n', { mode: 0o600 });
   }
   return out as Secrets;
+}
+
+/**
+ * The operator token for the agent scripts: OPERATOR_TOKEN, else the
+ * development one `npm start` keeps in STATE_DIR. Never generates one (a new
+ * token would not match the running edge's).
+ */
+export function operatorTokenFor(stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.OPERATOR_TOKEN) return env.OPERATOR_TOKEN;
+  const file = path.join(stateDir, 'secrets.json');
+  const stored: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+  const token = typeof stored === 'object' && stored !== null ? (stored as Record<string, unknown>).OPERATOR_TOKEN : undefined;
+  if (typeof token !== 'string' || token === '') {
+    throw new Error(`no operator token: set OPERATOR_TOKEN, or start the edge once with npm start so ${file} holds a development one`);
+  }
+  return token;
 }

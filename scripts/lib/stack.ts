@@ -233,17 +233,21 @@ export interface Health {
   [key: string]: unknown;
 }
 
-/** Polls /health until `until` holds or the time runs out. */
+/**
+ * Polls /health until `until` holds or the time runs out. With the operator
+ * token it reads the full view (agents by id); without, the quiet one (counts).
+ */
 export async function waitForHealth(
   baseUrl: string,
   until: (h: Health) => boolean,
-  { timeoutMs = 30_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+  { timeoutMs = 30_000, intervalMs = 100, operatorToken }: { timeoutMs?: number; intervalMs?: number; operatorToken?: string } = {},
 ): Promise<Health> {
   const deadline = Date.now() + timeoutMs;
+  const headers: Record<string, string> = operatorToken ? { Authorization: `Bearer ${operatorToken}` } : {};
   let last: unknown;
   for (;;) {
     try {
-      const res = await fetch(`${baseUrl}/health`, { signal: AbortSignal.timeout(5_000) });
+      const res = await fetch(`${baseUrl}/health`, { headers, signal: AbortSignal.timeout(5_000) });
       if (res.ok) {
         const h = (await res.json()) as Health;
         last = h;

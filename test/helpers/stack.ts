@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { newId } from '../../shared/ids';
 import { signToken } from '../../edge/auth/tokens';
+import { registerAgent } from '../../scripts/lib/admin-client';
 import { spawnAgent, spawnEdge, waitForHealth, type EdgeRunner, type Health, type Managed } from '../../scripts/lib/stack';
 
 export async function freePort(): Promise<number> {
@@ -39,7 +40,14 @@ export interface StackOptions {
   /** What runs the edge Worker; EDGE_RUNNER or `wrangler` when unset (see spawnEdge). */
   runner?: EdgeRunner;
   /** Another stack's state folder and secrets, to start an edge on what it left. */
-  reuse?: { stateDir: string; secrets: { AGENT_SECRET: string; JWT_SECRET: string } };
+  reuse?: { stateDir: string; secrets: StackSecrets };
+}
+
+export interface StackSecrets {
+  AGENT_SECRET: string;
+  JWT_SECRET: string;
+  /** The operator's bearer token (full /health, /api/admin/*). */
+  OPERATOR_TOKEN: string;
 }
 
 /** Removes whatever Docker objects the given agents made (containers by label, their networks). */
@@ -59,7 +67,7 @@ async function removeDockerLeftovers(agents: Array<{ id: string; name: string }>
 }
 
 export class TestStack {
-  readonly secrets: { AGENT_SECRET: string; JWT_SECRET: string };
+  readonly secrets: StackSecrets;
   readonly stateDir: string;
   port = 0;
   edge: Managed | undefined;
@@ -71,6 +79,7 @@ export class TestStack {
     this.secrets = opts.reuse?.secrets ?? {
       AGENT_SECRET: `test-agent-${'x'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
       JWT_SECRET: `test-jwt-${'y'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
+      OPERATOR_TOKEN: `test-operator-${'z'.repeat(24)}-${Math.random().toString(36).slice(2)}`,
     };
   }
 
@@ -103,14 +112,28 @@ export class TestStack {
     this.edge = undefined;
   }
 
-  async agentToken(opts: { id?: string; name?: string; ttlSeconds?: number; secret?: string } = {}): Promise<string> {
-    return signToken({
-      secret: opts.secret ?? this.secrets.AGENT_SECRET,
-      typ: 'agent',
-      sub: opts.id ?? newId('agt'),
-      claims: { name: opts.name ?? 'test-agent' },
-      ...(opts.ttlSeconds === undefined ? {} : { ttlSeconds: opts.ttlSeconds }),
-    });
+  /**
+   * An agent join token. As an operator does it, by default: the agent is
+   * registered with the edge (POST /api/admin/agents, so the edge must be up)
+   * and the edge's token is returned. A token signed here instead, without
+   * registering: with `register: false`, another `secret`, or an id that is
+   * no agent id (tokens meant to be refused). `ttlSeconds` re-signs the
+   * registered agent's token with that lifetime.
+   */
+  async agentToken(opts: { id?: string; name?: string; ttlSeconds?: number; secret?: string; register?: boolean } = {}): Promise<string> {
+    const id = opts.id ?? newId('agt');
+    const name = opts.name ?? 'test-agent';
+    const register = opts.register !== false && opts.secret === undefined && /^agt_[0-9a-f]{8,64}$/.test(id);
+    if (register) {
+      const { token } = await registerAgent({ edgeUrl: this.baseUrl, operatorToken: this.secrets.OPERATOR_TOKEN }, { id, name });
+      if (opts.ttlSeconds === undefined) return token;
+    }
+    return signToken({ secret: opts.secret ?? this.secrets.AGENT_SECRET, typ: 'agent', sub: id, claims: { name }, ttlSeconds: opts.ttlSeconds ?? 3600 });
+  }
+
+  /** The operator's Authorization header. */
+  get operatorAuth(): { Authorization: string } {
+    return { Authorization: `Bearer ${this.secrets.OPERATOR_TOKEN}` };
   }
 
   async startAgent(opts: { id?: string; name?: string; token?: string; env?: Record<string, string> } = {}): Promise<TestAgent> {
@@ -179,7 +202,7 @@ export class TestStack {
   }
 
   health(until: (h: Health) => boolean, timeoutMs = 30_000): Promise<Health> {
-    return waitForHealth(this.baseUrl, until, { timeoutMs });
+    return waitForHealth(this.baseUrl, until, { timeoutMs, operatorToken: this.secrets.OPERATOR_TOKEN });
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,300 @@
+/**
+ * Tenant isolation on the real stack (workerd edge, real or scripted agents):
+ * one `describe` per point of the tenant-isolation issue. Each test is an
+ * attack that worked before the point was built.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { decodeJwt, SignJWT } from 'jose';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../shared/ids';
+import { ROOT } from '../../scripts/lib/stack';
+import { api, registerUser, type TestUser } from '../helpers/client';
+import { FakeAgent } from '../helpers/fake-agent';
+import { TestStack } from '../helpers/stack';
+
+const HEARTBEAT_MS = 1000;
+const run = promisify(execFile);
+
+/** Runs one of the operator's scripts against the stack, as an operator would. */
+async function script(stack: TestStack, file: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', file), ...args], {
+    cwd: ROOT,
+    timeout: 60_000,
+    env: { ...process.env, EDGE_URL: stack.wsUrl, OPERATOR_TOKEN: stack.secrets.OPERATOR_TOKEN, STATE_DIR: stack.stateDir },
+  });
+}
+
+function hex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** SQLite databases under a folder, recursively: one per Durable Object that has storage (its -wal/-shm files come and go). */
+function countDatabases(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? countDatabases(path.join(dir, e.name)) : e.name.endsWith('.sqlite') ? 1 : 0;
+  return n;
+}
+
+function rawGet(port: number, reqPath: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: reqPath, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+function upgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('unexpected-response', (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.once('open', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.once('error', reject);
+  });
+}
+
+describe('tenant isolation (real stack)', () => {
+  const stack = new TestStack({
+    edgeVars: { HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', AGENT_MAX_SESSIONS: '7' },
+  });
+  let user: TestUser;
+
+  beforeAll(async () => {
+    await stack.startEdge();
+    user = await registerUser(stack, 'iso');
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  describe('5. agents cannot impersonate each other', () => {
+    it("ignores a second agent's forged res carrying the id of another agent's request", async () => {
+      const a = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'honest' }), name: 'honest', maxSessions: 5 });
+      // B takes no sessions, so every placement goes to A.
+      const b = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'forger' }), name: 'forger', maxSessions: 0 });
+      await Promise.all([a.waitFor((f) => f.type === 'welcome'), b.waitFor((f) => f.type === 'welcome')]);
+      a.answer = (req) => (req.method === 'session.remove' ? { ok: true, result: { removed: true } } : null);
+      const creating = api<{ error: { code: string; message: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+      const req = await a.request('session.create');
+      // B answers A's request (as if it had guessed or seen the id): a running session on B's word.
+      b.send({ type: 'res', id: req.id, ok: true, result: { sessionId: req.params.sessionId, userId: user.id, state: 'running' } });
+      // A frame after it on the same socket proves the edge has read the forged answer.
+      b.send({ type: 'heartbeat', seq: 4242, system: b.system(), activeSessions: 0 });
+      await b.waitFor((f) => f.type === 'heartbeat_ack' && f.seq === 4242);
+      a.send({ type: 'res', id: req.id, ok: false, error: { code: 'image_not_found', message: 'the honest agent has no such image' } });
+      const res = await creating;
+      expect(res.status).toBe(404);
+      expect(res.body.error).toEqual({ code: 'image_not_found', message: 'the honest agent has no such image' });
+      a.close();
+      b.close();
+    });
+
+    it('makes request ids that are 128 random bits', async () => {
+      const a = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'ids' }), name: 'ids', maxSessions: 5 });
+      a.answer = (req) => (req.method === 'session.remove' ? { ok: true, result: { removed: true } } : { ok: false, error: { code: 'image_not_found', message: 'no' } });
+      await a.waitFor((f) => f.type === 'welcome');
+      for (let i = 0; i < 2; i++) await api(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+      const ids = a.requests.map((r) => r.id);
+      expect(ids.length).toBe(4);
+      for (const id of ids) expect(id).toMatch(/^r[0-9a-f]{32}$/);
+      a.close();
+    });
+
+    it('registers an agent with npm run agent:token (id, name, created, expires in D1) and prints a token that expires in 90 days', async () => {
+      const { stdout, stderr } = await script(stack, 'agent-token.ts', ['--name', 'box-one']);
+      const token = stdout.trim();
+      const claims = decodeJwt(token);
+      expect(claims.exp! - claims.iat!).toBe(90 * 86_400);
+      expect(claims.name).toBe('box-one');
+      const record = JSON.parse(stderr.trim().split('\n').pop()!) as Record<string, string>;
+      expect(record).toMatchObject({ msg: 'agent registered', id: claims.sub, name: 'box-one', revokedAt: null });
+      const listed = await api<{ agents: Array<Record<string, unknown>> }>(stack, 'GET', '/api/admin/agents', { headers: stack.operatorAuth });
+      expect(listed.status).toBe(200);
+      const listedAgent = listed.body.agents.find((x) => x.id === claims.sub);
+      expect(listedAgent).toMatchObject({ name: 'box-one', createdAt: record.createdAt, expiresAt: record.expiresAt, revokedAt: null, connected: false });
+      const lag = Date.parse(record.expiresAt!) - claims.exp! * 1000;
+      expect(lag >= 0 && lag < 1000).toBe(true);
+      const short = decodeJwt((await script(stack, 'agent-token.ts', ['--name', 'box-two', '--ttl', '2h'])).stdout.trim());
+      expect(short.exp! - short.iat!).toBe(7200);
+    });
+
+    it('refuses a validly signed token whose agent was never registered', async () => {
+      const token = await stack.agentToken({ register: false });
+      await expect(FakeAgent.open(stack, { token })).rejects.toMatchObject({ status: 401 });
+    });
+
+    it('disconnects a revoked agent within a heartbeat (npm run agent:revoke) and refuses it after', async () => {
+      const agent = await stack.startAgent({ name: 'to-revoke' });
+      await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected), 60_000);
+      const { stdout } = await script(stack, 'agent-revoke.ts', [agent.id]);
+      const match = new RegExp(`^revoked ${agent.id} \\(to-revoke\\) at (\\S+)$`).exec(stdout.trim());
+      expect(match).not.toBeNull();
+      const lost = await agent.waitForLog((l) => l.msg === 'connection to edge lost');
+      expect(lost.code).toBe(4001);
+      expect(Date.parse(String(lost.time)) - Date.parse(match![1]!)).toBeLessThan(HEARTBEAT_MS);
+      const refused = await agent.waitForLog((l) => l.msg === 'edge refused this agent');
+      expect(refused.status).toBe(401);
+      expect(String(refused.reason)).toMatch(/agent token revoked/);
+      const h = await stack.health((x) => x.agents.some((a) => a.id === agent.id && !a.connected));
+      expect(h.agents.find((a) => a.id === agent.id)?.connected).toBe(false);
+      // Registering it again is refused too: a revoked id stays revoked.
+      await expect(stack.agentToken({ id: agent.id, name: 'to-revoke' })).rejects.toMatchObject({ status: 409, code: 'conflict' });
+      await agent.proc.stop();
+    });
+
+    it('lets a second socket of the same agent replace the first only once it has said hello, and logs it', async () => {
+      const id = newId('agt');
+      const token = await stack.agentToken({ id, name: 'twice' });
+      const first = await FakeAgent.open(stack, { token, name: 'twice' });
+      await first.waitFor((f) => f.type === 'welcome');
+      const second = await FakeAgent.open(stack, { token, name: 'twice', hello: false });
+      // The silent second socket changes nothing: the first keeps answering heartbeats.
+      first.send({ type: 'heartbeat', seq: 77, system: first.system(), activeSessions: 0 });
+      await first.waitFor((f) => f.type === 'heartbeat_ack' && f.seq === 77);
+      expect(first.ws.readyState).toBe(WebSocket.OPEN);
+      second.sayHello();
+      await second.waitFor((f) => f.type === 'welcome');
+      expect(await first.closed).toEqual({ code: 4003, reason: 'replaced by a newer connection of the same agent' });
+      const deadline = Date.now() + 10_000;
+      while (!stack.edgeLogs.some((l) => l.includes('"agent socket replaced"') && l.includes(id)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(stack.edgeLogs.find((l) => l.includes('"agent socket replaced"') && l.includes(id))).toMatch(/"level":"warn"/);
+      second.close();
+    });
+
+    it("caps an agent's claimed capacity at AGENT_MAX_SESSIONS", async () => {
+      const id = newId('agt');
+      const greedy = await FakeAgent.open(stack, { token: await stack.agentToken({ id, name: 'greedy' }), name: 'greedy', maxSessions: 1e15 });
+      await greedy.waitFor((f) => f.type === 'welcome');
+      const h = await stack.health((x) => x.agents.some((a) => a.id === id && a.connected));
+      expect((h.agents.find((a) => a.id === id) as unknown as { capacity: unknown }).capacity).toEqual({ maxSessions: 7, claimed: 1e15, activeSessions: 0 });
+      greedy.close();
+    });
+  });
+
+  describe('6. a quiet /health', () => {
+    it('tells anyone counts and status only; the operator sees ids, host names, versions and modes', async () => {
+      const id = newId('agt');
+      const fake = await FakeAgent.open(stack, {
+        token: await stack.agentToken({ id, name: 'secret-box' }),
+        name: 'secret-box',
+        mode: 'local',
+        hostname: 'very-secret-host.internal',
+      });
+      const sessionId = `ses_${hex(12)}`;
+      fake.containers = [{ sessionId, state: 'running' }];
+      await fake.waitFor((f) => f.type === 'heartbeat_ack');
+      const full = await stack.health((x) => x.agents.some((a) => a.id === id && a.connected));
+      const fullText = JSON.stringify(full);
+      for (const seen of [sessionId, id, 'very-secret-host.internal', 'secret-box', '20.10.99', 'local']) expect(fullText).toContain(seen);
+
+      const anon = await fetch(`${stack.baseUrl}/health`);
+      expect(anon.status).toBe(200);
+      const quiet = (await anon.json()) as Record<string, unknown>;
+      const text = JSON.stringify(quiet);
+      for (const key of ['status', 'timestamp', 'uptime', 'sessions', 'containers', 'previews', 'config', 'system', 'agents']) expect(quiet).toHaveProperty(key);
+      for (const hidden of ['ses_', 'usr_', 'agt_', 'very-secret-host', 'secret-box', '20.10.99', 'fake-1.0', 'local', 'isolation']) expect(text).not.toContain(hidden);
+      expect(quiet.agents).toEqual([]);
+      expect(quiet.status).toBe('ok');
+
+      // A wrong operator token gets the quiet view, not an error and not the full one.
+      const wrong = await fetch(`${stack.baseUrl}/health`, { headers: { Authorization: `Bearer ${stack.secrets.OPERATOR_TOKEN}x` } });
+      expect(JSON.stringify(await wrong.json())).not.toContain(id);
+      // An operator JWT opens the full view as well.
+      const jwt = await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256', typ: 'operator' })
+        .setIssuer('mominai-edge')
+        .setAudience('mominai:operator')
+        .setSubject('ops')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(stack.secrets.JWT_SECRET));
+      const viaJwt = await fetch(`${stack.baseUrl}/health`, { headers: { Authorization: `Bearer ${jwt}` } });
+      expect(JSON.stringify(await viaJwt.json())).toContain(id);
+      fake.close();
+    });
+  });
+
+  describe('7. no storage for strangers', () => {
+    it('leaves no Durable Object storage after 1,000 requests for random session ids', async () => {
+      const doRoot = path.join(stack.stateDir, 'edge', 'v3', 'do');
+      const sessionFiles = () =>
+        fs.existsSync(doRoot)
+          ? fs
+              .readdirSync(doRoot)
+              .filter((d) => d.includes('SessionDO'))
+              .reduce((n, d) => n + countDatabases(path.join(doRoot, d)), 0)
+          : 0;
+      const before = sessionFiles();
+      const kinds = ['path', 'host', 'ws', 'files'] as const;
+      const statuses: Record<string, number[]> = { path: [], host: [], ws: [], files: [] };
+      for (let batch = 0; batch < 40; batch++) {
+        await Promise.all(
+          Array.from({ length: 25 }, async (_, i) => {
+            const kind = kinds[(batch * 25 + i) % 4]!;
+            const sid = `ses_${hex(12)}`;
+            if (kind === 'path') statuses.path!.push((await rawGet(stack.port, `/preview/${sid}/`, {})).status);
+            else if (kind === 'host') statuses.host!.push((await rawGet(stack.port, '/', { Host: `3000-${sid}.preview.localhost:${stack.port}` })).status);
+            else if (kind === 'ws') statuses.ws!.push(await upgradeStatus(`${stack.wsUrl}/ws?token=${user.token}&sessionId=${sid}`));
+            else statuses.files!.push((await api(stack, 'GET', `/api/containers/${sid}/files/a.txt`, { token: user.token })).status);
+          }),
+        );
+      }
+      for (const k of kinds) {
+        expect(statuses[k]!.length).toBe(250);
+        expect(new Set(statuses[k])).toEqual(new Set([404]));
+      }
+      expect(sessionFiles()).toBe(before);
+    });
+  });
+
+  describe('8. tokens', () => {
+    const userToken = (claims: Record<string, unknown>, exp: boolean) => {
+      let jwt = new SignJWT({ iss: 'mominai-edge', sub: user.id, ...claims }).setProtectedHeader({ alg: 'HS256', typ: 'user' }).setIssuedAt();
+      if (exp) jwt = jwt.setExpirationTime('10m');
+      return jwt.sign(new TextEncoder().encode(stack.secrets.JWT_SECRET));
+    };
+
+    it('accepts a user token with exp and the exact audience (the control case)', async () => {
+      const res = await api(stack, 'GET', '/api/auth/me', { token: await userToken({ aud: 'mominai:user' }, true) });
+      expect(res.status).toBe(200);
+    });
+
+    it('refuses a user token without exp with 401', async () => {
+      const res = await api(stack, 'GET', '/api/auth/me', { token: await userToken({ aud: 'mominai:user' }, false) });
+      expect(res).toMatchObject({ status: 401, body: { error: { code: 'invalid_token', message: 'token rejected: exp claim missing' } } });
+    });
+
+    it('refuses a user token whose aud is an array holding the audience with 401', async () => {
+      const res = await api(stack, 'GET', '/api/auth/me', { token: await userToken({ aud: ['mominai:user', 'mominai:other'] }, true) });
+      expect(res).toMatchObject({ status: 401, body: { error: { code: 'invalid_token', message: 'token rejected: aud claim invalid' } } });
+    });
+
+    it('refuses an agent token without exp on the tunnel with 401', async () => {
+      const id = newId('agt');
+      await stack.agentToken({ id, name: 'no-exp' });
+      const token = await new SignJWT({ name: 'no-exp' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'agent' })
+        .setIssuer('mominai-edge')
+        .setAudience('mominai:agent')
+        .setSubject(id)
+        .setIssuedAt()
+        .sign(new TextEncoder().encode(stack.secrets.AGENT_SECRET));
+      await expect(FakeAgent.open(stack, { token })).rejects.toMatchObject({ status: 401 });
+    });
+  });
+});
