@@ -113,6 +113,7 @@ export class SessionConnection {
   private readonly watches: WatchSet;
   /** Number of times the socket was replaced after a drop. */
   reconnects = 0;
+  private sessionNow: SessionView | undefined;
 
   constructor(
     readonly sessionId: string,
@@ -141,6 +142,11 @@ export class SessionConnection {
 
   get state(): ConnectionState {
     return this.stateNow;
+  }
+
+  /** The session as the edge last described it (`ready`, `container_status`). */
+  get session(): SessionView | undefined {
+    return this.sessionNow;
   }
 
   /** The socket in use now (undefined between sockets). Closing it is how tests simulate a network drop. */
@@ -311,6 +317,7 @@ export class SessionConnection {
   private onReady(payload: unknown): void {
     const parsed = SessionEnvelope.safeParse(payload);
     if (!parsed.success) return this.protocolError('ready without a session');
+    this.sessionNow = parsed.data.session;
     const reconnect = this.opened;
     if (reconnect) this.reconnects += 1;
     this.opened = true;
@@ -407,7 +414,10 @@ export class SessionConnection {
       case 'file_changed':
         return check(FileChanged, (p) => this.watches.onChange(p));
       case 'container_status':
-        return check(ContainerStatus, (p) => this.events.emit('status', p));
+        return check(ContainerStatus, (p) => {
+          this.sessionNow = p.session ?? (this.sessionNow ? { ...this.sessionNow, status: p.status } : undefined);
+          this.events.emit('status', p);
+        });
       case 'idle_warning':
         return check(IdleWarning, (p) => this.events.emit('idle-warning', p));
       case 'port':
