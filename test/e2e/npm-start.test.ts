@@ -34,7 +34,12 @@ describe('npm start', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       const started = Date.now();
-      const h = await waitForHealth(`http://127.0.0.1:${port}`, (x) => x.agents.some((a) => a.connected), { timeoutMs: 60_000 });
+      // npm start writes the development operator token into STATE_DIR before it starts the edge.
+      const secretsFile = path.join(stateDir, 'secrets.json');
+      while (!fs.existsSync(secretsFile) && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 50));
+      const operatorToken = String((JSON.parse(fs.readFileSync(secretsFile, 'utf8')) as Record<string, unknown>).OPERATOR_TOKEN);
+      expect(operatorToken).toMatch(/^dev-/);
+      const h = await waitForHealth(`http://127.0.0.1:${port}`, (x) => x.agents.some((a) => a.connected), { timeoutMs: 60_000, operatorToken });
       const elapsed = Date.now() - started;
       expect(h.status).toBe('ok');
       expect(h.agents).toHaveLength(1);
@@ -51,6 +56,17 @@ describe('npm start', () => {
       while (!output.includes('"msg":"ready"') && Date.now() < readyBy) await new Promise((r) => setTimeout(r, 50));
       expect(output).toContain('"msg":"ready"');
       expect(output).toContain(`(${hasDocker ? 'docker' : 'local'} mode`);
+      // The agent is registered in the edge's D1, with an expiry 90 days out, under the id kept in STATE_DIR.
+      const keptId = (JSON.parse(fs.readFileSync(path.join(stateDir, 'agent.json'), 'utf8')) as { id: string }).id;
+      const admin = await fetch(`http://127.0.0.1:${port}/api/admin/agents`, { headers: { Authorization: `Bearer ${operatorToken}` } });
+      const { agents } = (await admin.json()) as { agents: Array<{ id: string; name: string; expiresAt: string; revokedAt: string | null; connected: boolean }> };
+      expect(agents).toHaveLength(1);
+      expect(agents[0]).toMatchObject({ id: keptId, name: 'npm-start-test', revokedAt: null, connected: true });
+      expect(Math.round((Date.parse(agents[0]!.expiresAt) - Date.now()) / 86_400_000)).toBe(90);
+      // Anyone else sees counts only.
+      const quiet = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { agents: unknown[]; system: { agentsConnected: number } };
+      expect(quiet.agents).toEqual([]);
+      expect(quiet.system.agentsConnected).toBe(1);
     } finally {
       child.kill('SIGTERM');
       const code = await exited;
