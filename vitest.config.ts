@@ -12,5 +12,7 @@ export default defineConfig({
     maxWorkers: 2,
     reporters: ['default'],
     sequence: { hooks: 'stack' },
+    // Agents the suites start inherit this: the locally built test images next to the default node:*.
+    env: { ALLOWED_IMAGES: 'node:*,mominai/*' },
   },
 });

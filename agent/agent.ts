@@ -38,6 +38,7 @@ export class Agent {
       mode: opts.runtime.mode,
       version: AGENT_VERSION,
       system: systemInfo(),
+      ...this.sandbox(),
     }));
     this.hosts = new SessionHosts({
       runtime: opts.runtime,
@@ -98,6 +99,7 @@ export class Agent {
         capacity: { maxSessions: config.maxSessions },
         docker,
         system: systemInfo(),
+        ...this.sandbox(),
       },
       sessions: sessions.map((s) => ({
         sessionId: s.sessionId,
@@ -105,6 +107,15 @@ export class Agent {
         ...(s.containerId ? { containerId: s.containerId } : {}),
         state: s.state,
       })),
+    };
+  }
+
+  /** What /health's operator view shows about the container boundary. */
+  private sandbox(): { egress: 'enforced' | 'unenforced'; isolation: 'container' | 'gvisor' | 'none' } {
+    const { runtime } = this.opts;
+    return {
+      egress: runtime.egress?.() ?? 'unenforced',
+      isolation: runtime.isolation ?? (runtime.mode === 'docker' ? 'container' : 'none'),
     };
   }
 

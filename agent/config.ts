@@ -3,6 +3,7 @@
  * documented and frozen. A bad value stops the agent with a message naming
  * the variable and what was wrong.
  */
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { levelFromEnv, type Level } from './logger';
@@ -41,6 +42,34 @@ export interface AgentConfig {
   readonly dockerHost: string | undefined;
   /** LOG_LEVEL (info) or DEBUG=*. */
   readonly logLevel: Level;
+  /** NODE_ENV=production: no local mode by accident, no unenforced egress policy unless EGRESS_POLICY=off. */
+  readonly production: boolean;
+  /** STATE_DIR (.data): holds secrets.json, so workspaces must never contain it. */
+  readonly stateDir: string;
+  /** EGRESS_POLICY (on): `off` installs no egress rules (then /health says egress unenforced). */
+  readonly egressPolicy: 'on' | 'off';
+  /** EGRESS_ALLOW_CIDRS (none): private IPv4 ranges containers may reach anyway, e.g. a registry on the LAN. */
+  readonly egressAllowCidrs: readonly string[];
+  /** DEFAULT_NETWORK (internet): a session's network when its create names none; `none` is loopback only. */
+  readonly defaultNetwork: 'internet' | 'none';
+  /** CONTAINER_USER (1000:1000): uid:gid of sessions whose image has no non-root user. */
+  readonly containerUser: { uid: number; gid: number };
+  /** ALLOW_ROOT_CONTAINERS (off): `1` lets images whose only user is root run as root. */
+  readonly allowRootContainers: boolean;
+  /** ALLOWED_IMAGES (`node:*,$DEFAULT_IMAGE`): comma-separated patterns (`*` any characters) a session image must match. */
+  readonly allowedImages: readonly string[];
+  /** CONTAINER_RUNTIME (runc): the engine runtime of session containers; `runsc` runs them under gVisor. */
+  readonly containerRuntime: string;
+  /** MAX_PROCESSES_PER_SESSION (64): commands and terminals running at once in one session. */
+  readonly maxProcessesPerSession: number;
+  /** MAX_WATCHES_PER_SESSION (16): file watches one session holds at once. */
+  readonly maxWatchesPerSession: number;
+  /** MAX_PREVIEW_WAITS_PER_SESSION (8): concurrent `start_preview` waits for a port. */
+  readonly maxPreviewWaitsPerSession: number;
+  /** MAX_PREVIEW_SOCKETS_PER_SESSION (256): preview requests and WebSockets relayed at once for one session. */
+  readonly maxPreviewSocketsPerSession: number;
+  /** WORKSPACE_QUOTA (5g): workspace bytes past which writes get 507; at twice it the container is stopped. */
+  readonly workspaceQuotaBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -56,12 +85,21 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   if (runtime !== 'auto' && runtime !== 'docker' && runtime !== 'local') {
     throw new ConfigError(`AGENT_RUNTIME must be auto, docker or local, not "${runtime}"`);
   }
+  const production = env.NODE_ENV === 'production';
+  const workspaceBase = path.resolve(env.USER_WORKSPACE_BASE || path.join(stateDir, 'workspaces'));
+  const secrets = path.join(stateDir, 'secrets.json');
+  if (secrets === workspaceBase || secrets.startsWith(workspaceBase + path.sep)) {
+    throw new ConfigError(`USER_WORKSPACE_BASE (${workspaceBase}) must not contain STATE_DIR's secrets.json: pick a folder inside or beside STATE_DIR`);
+  }
   return Object.freeze({
+    production,
+    stateDir,
+    ...sandboxSettings(env),
     edgeUrl,
     agentToken,
     agentId: tokenSubject(agentToken),
     agentName: (env.AGENT_NAME || os.hostname()).slice(0, 64),
-    workspaceBase: path.resolve(env.USER_WORKSPACE_BASE || path.join(stateDir, 'workspaces')),
+    workspaceBase,
     maxSessions: intFrom(env, 'MAX_SESSIONS', 50, 0, 10_000),
     cpuLimit: numberFrom(env, 'CONTAINER_CPU_LIMIT', 0.5, 0.01, 256),
     memoryLimitBytes: parseBytes('CONTAINER_MEMORY_LIMIT', env.CONTAINER_MEMORY_LIMIT || '512m'),
@@ -73,6 +111,44 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     dockerHost: env.DOCKER_HOST || undefined,
     logLevel: levelFromEnv(env),
   });
+}
+
+function sandboxSettings(env: NodeJS.ProcessEnv) {
+  const egressPolicy = env.EGRESS_POLICY || 'on';
+  if (egressPolicy !== 'on' && egressPolicy !== 'off') throw new ConfigError(`EGRESS_POLICY must be on or off, not "${egressPolicy}"`);
+  const defaultNetwork = env.DEFAULT_NETWORK || 'internet';
+  if (defaultNetwork !== 'internet' && defaultNetwork !== 'none') throw new ConfigError(`DEFAULT_NETWORK must be internet or none, not "${defaultNetwork}"`);
+  const user = /^(\d{1,10}):(\d{1,10})$/.exec(env.CONTAINER_USER || '1000:1000');
+  if (!user || Number(user[1]) === 0) throw new ConfigError(`CONTAINER_USER must be uid:gid with a uid other than 0, not "${env.CONTAINER_USER}"`);
+  const containerRuntime = env.CONTAINER_RUNTIME || 'runc';
+  if (!/^[a-z][a-z0-9_-]{0,31}$/.test(containerRuntime)) throw new ConfigError(`CONTAINER_RUNTIME must be a runtime name like runc or runsc, not "${containerRuntime}"`);
+  const allowedImages = (env.ALLOWED_IMAGES || `node:*,${env.DEFAULT_IMAGE || 'node:20-bullseye'}`)
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of allowedImages) {
+    if (!/^[A-Za-z0-9*][A-Za-z0-9._\-/:@+*]{0,254}$/.test(p)) throw new ConfigError(`ALLOWED_IMAGES holds "${p}", which is not an image pattern`);
+  }
+  return {
+    egressPolicy,
+    egressAllowCidrs: (env.EGRESS_ALLOW_CIDRS ?? '').split(',').map((c) => c.trim()).filter(Boolean).map(checkCidr),
+    defaultNetwork,
+    containerUser: { uid: Number(user[1]), gid: Number(user[2]) },
+    allowRootContainers: /^(1|true|yes)$/i.test(env.ALLOW_ROOT_CONTAINERS ?? ''),
+    allowedImages: Object.freeze(allowedImages),
+    containerRuntime,
+    maxProcessesPerSession: intFrom(env, 'MAX_PROCESSES_PER_SESSION', 64, 1, 10_000),
+    maxWatchesPerSession: intFrom(env, 'MAX_WATCHES_PER_SESSION', 16, 1, 10_000),
+    maxPreviewWaitsPerSession: intFrom(env, 'MAX_PREVIEW_WAITS_PER_SESSION', 8, 1, 10_000),
+    maxPreviewSocketsPerSession: intFrom(env, 'MAX_PREVIEW_SOCKETS_PER_SESSION', 256, 1, 100_000),
+    workspaceQuotaBytes: parseBytes('WORKSPACE_QUOTA', env.WORKSPACE_QUOTA || '5g', 1024 * 1024),
+  } as const;
+}
+
+function checkCidr(raw: string): string {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(raw);
+  if (!m?.[1] || !net.isIPv4(m[1]) || Number(m[2]) > 32) throw new ConfigError(`EGRESS_ALLOW_CIDRS holds "${raw}", which is not an IPv4 CIDR like 10.1.2.0/24`);
+  return raw;
 }
 
 function tokenSubject(token: string): string {

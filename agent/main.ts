@@ -2,7 +2,9 @@
 import { Agent } from './agent';
 import { ConfigError, loadAgentConfig } from './config';
 import { createLogger, levelFromEnv } from './logger';
-import { createRuntime } from './runtime/create-runtime';
+import { instrumentedDockerClient, startAgentMetrics } from './metrics/start';
+import { createRuntime, StartupRefused } from './runtime/create-runtime';
+import { tightenStateDir } from './runtime/host-permissions';
 
 async function main(): Promise<void> {
   const bootLogger = createLogger({ level: levelFromEnv(process.env), base: { component: 'agent' } });
@@ -17,9 +19,16 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, base: { component: 'agent', agent: config.agentName } });
-  const runtime = await createRuntime({ config, logger });
+  const runtime = await createRuntime({ config, logger, dockerFactory: instrumentedDockerClient });
   const agent = new Agent({ config, runtime, logger });
-  logger.info('agent starting', { edgeUrl: config.edgeUrl, mode: runtime.mode, maxSessions: config.maxSessions });
+  await startAgentMetrics(process.env, agent, logger);
+  logger.info('agent starting', {
+    edgeUrl: config.edgeUrl,
+    mode: runtime.mode,
+    isolation: runtime.isolation ?? (runtime.mode === 'docker' ? 'container' : 'none'),
+    egress: runtime.egress?.() ?? 'unenforced',
+    maxSessions: config.maxSessions,
+  });
   agent.start();
 
   let stopping = false;

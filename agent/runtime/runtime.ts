@@ -24,6 +24,8 @@ export interface SessionSpec {
   /** Ports the app may serve inside the container. */
   ports: number[];
   limits: SessionLimits;
+  /** `internet` (the egress policy applies) or `none` (loopback only); absent: the runtime's default. */
+  network?: 'internet' | 'none';
 }
 
 export type SessionState = 'running' | 'stopped' | 'missing';
@@ -81,8 +83,15 @@ export interface ProcessHandle {
   readonly exited: Promise<ExitInfo>;
 }
 
+export type EgressState = 'enforced' | 'unenforced';
+export type Isolation = 'container' | 'gvisor' | 'none';
+
 export interface Runtime {
   readonly mode: RuntimeMode;
+  /** What separates a session from the host (absent: `container` for docker, `none` for local). */
+  readonly isolation?: Isolation;
+  /** Whether the egress policy holds for this runtime's sessions (absent: unenforced). */
+  egress?(): EgressState;
   /** Engine status for hello and /health; never throws. */
   probe(): Promise<DockerStatus>;
   /** Sessions this runtime holds, found by label (Docker) or by its own records (local). */

@@ -42,7 +42,15 @@ export async function prepareWorkspace(
 ): Promise<PreparedWorkspace> {
   const dir = workspacePath(base, userId, sessionId);
   const created = !(await exists(dir));
-  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  // The parents are the agent user's alone (0700), whatever mode they had: nothing in a
+  // workspace (a setuid file, a world-readable secret) is reachable by another host user.
+  for (const parent of [base, path.dirname(dir)]) {
+    await fs.mkdir(parent, { recursive: true, mode: 0o700 });
+    await fs.chmod(parent, 0o700);
+  }
+  await fs.mkdir(dir, { mode: 0o755 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
   if (owner) {
     try {
       await fs.chown(dir, owner.uid, owner.gid);

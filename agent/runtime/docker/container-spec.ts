@@ -14,6 +14,7 @@ export const Labels = {
   user: `${LABEL_PREFIX}.user`,
   agent: `${LABEL_PREFIX}.agent`,
   ports: `${LABEL_PREFIX}.ports`,
+  network: `${LABEL_PREFIX}.network`,
 } as const;
 
 export const WORKSPACE_MOUNT = '/workspace';
@@ -51,10 +52,13 @@ export interface ContainerSpecInput {
   spec: SessionSpec;
   imageId: string;
   user: ContainerUser;
-  network: string;
+  /** The agent's bridge network, or null for a session with loopback only (`network: "none"`). */
+  network: string | null;
   workspace: string;
   /** The `dev.mominai.agent` label value. */
   agent: string;
+  /** Engine runtime (`runsc` for gVisor); absent: the engine's default. */
+  runtime?: string;
 }
 
 export function sessionLabels(spec: Pick<SessionSpec, 'sessionId' | 'userId' | 'ports'>, agent: string): Record<string, string> {
@@ -78,6 +82,8 @@ export function sessionLabels(spec: Pick<SessionSpec, 'sessionId' | 'userId' | '
 export function containerOptions(input: ContainerSpecInput): Docker.ContainerCreateOptions {
   const { spec, imageId, user, network, workspace, agent } = input;
   const exposed = Object.fromEntries(spec.ports.map((p) => [`${p}/tcp`, {}]));
+  // A user the image does not know has no home folder: give tools a writable one.
+  const env = user.name === undefined && user.uid !== 0 && !spec.env.some((e) => e.startsWith('HOME=')) ? ['HOME=/tmp', ...spec.env] : spec.env;
   return {
     name: containerName(spec.sessionId),
     Image: imageId,
@@ -86,10 +92,10 @@ export function containerOptions(input: ContainerSpecInput): Docker.ContainerCre
     Cmd: KEEPALIVE_CMD,
     User: user.user,
     WorkingDir: WORKSPACE_MOUNT,
-    Env: spec.env,
+    Env: env,
     Tty: false,
     OpenStdin: false,
-    Labels: sessionLabels(spec, agent),
+    Labels: { ...sessionLabels(spec, agent), [Labels.network]: network ? 'internet' : 'none' },
     // Documents the app's ports; nothing is published on the host.
     ExposedPorts: exposed,
     HostConfig: {
@@ -102,13 +108,14 @@ export function containerOptions(input: ContainerSpecInput): Docker.ContainerCre
       SecurityOpt: ['no-new-privileges'],
       Init: true,
       Privileged: false,
-      NetworkMode: network,
+      NetworkMode: network ?? 'none',
+      ...(input.runtime ? { Runtime: input.runtime } : {}),
       PortBindings: {},
       PublishAllPorts: false,
       Binds: [`${workspace}:${WORKSPACE_MOUNT}`],
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
     },
-    NetworkingConfig: { EndpointsConfig: { [network]: {} } },
+    ...(network ? { NetworkingConfig: { EndpointsConfig: { [network]: {} } } } : {}),
   };
 }

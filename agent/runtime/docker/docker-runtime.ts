@@ -7,13 +7,15 @@ import type Docker from 'dockerode';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { DockerStatus } from '../../../shared/protocol/tunnel';
 import type { Logger } from '../../logger';
-import type { ExecSpec, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
+import type { EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
 import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspacePath, type PreparedWorkspace } from '../workspace';
 import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
 import { startDockerExec } from './docker-exec';
 import { dockerMessage, isConflict, isNotFound, isNotModified } from './docker-errors';
+import { EgressPolicy, sweepStaleChains, type Iptables } from './egress-policy';
 import { DockerEvents } from './events';
-import { ImageUserResolver } from './image-user';
+import { checkImageAllowed } from './image-policy';
+import { ImageUserResolver, type UserPolicy } from './image-user';
 import { ImageStore } from './images';
 import { AgentNetwork, networkName } from './network';
 import { StatsSampler } from './stats-sampler';
@@ -33,11 +35,25 @@ export interface DockerRuntimeOptions {
   /** Seconds a stop waits for the main process before SIGKILL (default 5). */
   stopTimeoutSeconds?: number;
   now?: () => number;
+  /** The egress policy on the agent's bridge (absent: none installed, egress unenforced). */
+  egress?: { allowCidrs: readonly string[]; iptables?: Iptables; production?: boolean };
+  /** A session's network when its spec names none (default internet). */
+  defaultNetwork?: 'internet' | 'none';
+  /** Who runs images without a non-root user (default 1000:1000, never root). */
+  userPolicy?: UserPolicy;
+  /** ALLOWED_IMAGES patterns (absent: any image). */
+  allowedImages?: readonly string[];
+  /** The engine runtime of session containers (default the engine's, runc); `runsc` is gVisor. */
+  containerRuntime?: string;
 }
 
 export class DockerRuntime implements Runtime {
   readonly mode = 'docker' as const;
+  readonly isolation: Isolation;
   private readonly docker: Docker;
+  private policy: EgressPolicy | undefined;
+  private egressState: EgressState = 'unenforced';
+  private installing: Promise<EgressState> | undefined;
   private readonly log: Logger;
   private readonly agent: string;
   private readonly filters: string[];
@@ -56,7 +72,8 @@ export class DockerRuntime implements Runtime {
     this.agent = owner || 'agent';
     this.filters = [`${Labels.managed}=true`, ...(owner ? [`${Labels.agent}=${owner}`] : [])];
     this.images = new ImageStore({ docker: this.docker, logger: this.log, pullTimeoutMs: opts.pullTimeoutMs ?? 60_000 });
-    this.users = new ImageUserResolver(this.docker, this.log);
+    this.users = new ImageUserResolver(this.docker, this.log, opts.userPolicy);
+    this.isolation = opts.containerRuntime === 'runsc' ? 'gvisor' : 'container';
     this.network = new AgentNetwork(
       this.docker,
       networkName(opts.agentName || this.agent),
@@ -73,6 +90,50 @@ export class DockerRuntime implements Runtime {
 
   async probe(): Promise<DockerStatus> {
     return probeDocker(this.docker);
+  }
+
+  egress(): EgressState {
+    return this.egressState;
+  }
+
+  /**
+   * Makes the agent's network and installs the egress policy on its bridge
+   * (see ./egress-policy.ts); resolves with whether it holds. Never throws:
+   * a policy that cannot be installed is reported, and the caller decides.
+   */
+  prepareEgress(): Promise<EgressState> {
+    const egress = this.opts.egress;
+    if (!egress) return Promise.resolve('unenforced');
+    this.installing ??= (async (): Promise<EgressState> => {
+      try {
+        const { bridge } = await this.network.info();
+        const swept = await sweepStaleChains(egress.iptables);
+        if (swept.length > 0) this.log.info('removed egress chains of bridges that are gone', { bridges: swept });
+        const policy = new EgressPolicy({ bridge, allowCidrs: [...egress.allowCidrs], logger: this.log, ...(egress.iptables ? { iptables: egress.iptables } : {}) });
+        await policy.install();
+        this.policy = policy;
+        this.egressState = 'enforced';
+      } catch (err) {
+        this.egressState = 'unenforced';
+        this.log.error('the egress policy could not be installed: containers can reach the host, the LAN and metadata services', {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+      return this.egressState;
+    })().finally(() => {
+      this.installing = undefined;
+    });
+    return this.installing;
+  }
+
+  /** Before a container joins the bridge: the policy's jumps are still there (re-installed when someone removed them or the bridge changed). */
+  private async guardEgress(): Promise<void> {
+    if (!this.opts.egress) return;
+    const { bridge } = await this.network.info();
+    if (this.policy?.bridge === bridge && (await this.policy.jumpsInPlace())) return;
+    if ((await this.prepareEgress()) !== 'enforced' && this.opts.egress.production) {
+      throw new AppError(ErrorCode.AgentUnavailable, 'this agent cannot enforce its egress policy; it starts no containers');
+    }
   }
 
   async list(): Promise<SessionInfo[]> {
@@ -106,16 +167,29 @@ export class DockerRuntime implements Runtime {
     checkId('sessionId', spec.sessionId);
     checkId('userId', spec.userId);
     const started = Date.now();
+    if (this.opts.allowedImages) checkImageAllowed(spec.image, this.opts.allowedImages);
     if (await this.find(spec.sessionId)) throw new AppError(ErrorCode.Conflict, `session ${spec.sessionId} already has a container`);
     void this.events.start();
-    const [image, network] = await Promise.all([this.images.ensure(spec.image), this.network.ensure()]);
+    const isolated = (spec.network ?? this.opts.defaultNetwork ?? 'internet') === 'none';
+    const [image, network] = await Promise.all([
+      this.images.ensure(spec.image),
+      isolated ? Promise.resolve(null) : this.guardEgress().then(() => this.network.ensure()),
+    ]);
     const user = await this.users.resolve(image);
     let workspace: PreparedWorkspace | undefined;
     let container: Docker.Container | undefined;
     try {
       workspace = await prepareWorkspace(this.opts.workspaceBase, spec.userId, spec.sessionId, user, this.log);
       container = await this.docker.createContainer(
-        containerOptions({ spec, imageId: image.id, user, network, workspace: workspace.path, agent: this.agent }),
+        containerOptions({
+          spec,
+          imageId: image.id,
+          user,
+          network,
+          workspace: workspace.path,
+          agent: this.agent,
+          ...(this.opts.containerRuntime ? { runtime: this.opts.containerRuntime } : {}),
+        }),
       );
       await container.start();
       const info = await container.inspect();
@@ -134,6 +208,10 @@ export class DockerRuntime implements Runtime {
       if (workspace?.created) await removeWorkspace(this.opts.workspaceBase, spec.userId, spec.sessionId).catch(() => undefined);
       if (isNotFound(err) && /network/i.test(dockerMessage(err))) this.network.forget();
       if (isConflict(err)) throw new AppError(ErrorCode.Conflict, `session ${spec.sessionId} already has a container`);
+      // The engine reads the image's /etc/passwd itself at start and refuses one that is not a file.
+      if (/unable to find user/i.test(dockerMessage(err))) {
+        throw new AppError(ErrorCode.ImageNotAllowed, `Image "${spec.image}" cannot run: ${dockerMessage(err).replace(/\/var\/lib\/docker\S*merged/, '')}`, { image: spec.image });
+      }
       throw err;
     }
   }
@@ -144,6 +222,7 @@ export class DockerRuntime implements Runtime {
       // The folder may have been cleaned away while the session was stopped: the engine
       // would recreate it owned by root, so it is made again here for the container's user.
       const before = await container.inspect();
+      if (before.Config.Labels?.[Labels.network] !== 'none') await this.guardEgress();
       const user = /^(\d+)(?::(\d+))?$/.exec(before.Config.User || '0');
       const owner = user ? { uid: Number(user[1]), gid: Number(user[2] ?? user[1]) } : undefined;
       await prepareWorkspace(this.opts.workspaceBase, before.Config.Labels?.[Labels.user] ?? '', sessionId, owner, this.log);
@@ -214,9 +293,18 @@ export class DockerRuntime implements Runtime {
     return this.sampler.get(id);
   }
 
+  /** Stops sampling; on a clean exit the egress rules go too, unless containers still sit on the bridge (they outlive the agent). */
   async close(): Promise<void> {
     this.sampler.close();
     this.events.close();
+    if (!this.policy) return;
+    try {
+      const attached = (await this.docker.getNetwork(this.network.name).inspect()) as { Containers?: Record<string, unknown> };
+      if (Object.keys(attached.Containers ?? {}).length === 0) await this.policy.remove();
+      else this.log.info('egress policy kept: containers are still on the bridge', { containers: Object.keys(attached.Containers ?? {}).length });
+    } catch (err) {
+      if (isNotFound(err)) await this.policy.remove().catch(() => undefined);
+    }
   }
 
   private async find(sessionId: string): Promise<Docker.ContainerInfo | undefined> {

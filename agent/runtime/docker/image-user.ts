@@ -1,17 +1,21 @@
 /**
- * Which user a session's container runs as: the image's non-root user where
- * it has one.
+ * Which user a session's container runs as: never root unless the operator
+ * allows it (ALLOW_ROOT_CONTAINERS=1).
  *
- *   1. The image's USER, when set, resolved against its /etc/passwd.
+ *   1. The image's USER, when set and not root, resolved against its /etc/passwd.
  *   2. Else the passwd entry with uid 1000 (the convention of node, python and
  *      most dev images), else the first ordinary user (uid 1000-59999).
- *   3. Else root: the image has no other user.
+ *   3. Else CONTAINER_USER (1000:1000), a uid the image does not know; or
+ *      root, when allowed and the image has no other user.
  *
  * /etc/passwd is read from a created-but-never-started container with the
- * archive API (no process runs, about 30 ms) and the answer is cached per
- * image id, so each image is read once per agent run.
+ * archive API (no process runs, about 30 ms): at most 1 MiB, and only when it
+ * is a regular file, so an image cannot make the agent hold a huge or endless
+ * file. The probe container goes with its anonymous volumes. The answer is
+ * cached per image id, so each image is read once per agent run.
  */
 import type Docker from 'dockerode';
+import { extract } from 'tar-stream';
 import type { Logger } from '../../logger';
 import { isNotFound } from './docker-errors';
 import type { LocalImage } from './images';
@@ -32,10 +36,26 @@ interface PasswdEntry {
 
 export const ROOT: ContainerUser = { uid: 0, gid: 0, user: '0:0', name: 'root' };
 
+/** Largest /etc/passwd the probe reads; a bigger one counts as absent. */
+export const MAX_PASSWD_BYTES = 1024 * 1024;
+
+export interface UserPolicy {
+  /** Who runs an image without a non-root user of its own (CONTAINER_USER). */
+  fallback: { uid: number; gid: number };
+  /** ALLOW_ROOT_CONTAINERS: root instead of the fallback for such images. */
+  allowRoot: boolean;
+}
+
+export const DEFAULT_USER_POLICY: UserPolicy = { fallback: { uid: 1000, gid: 1000 }, allowRoot: false };
+
 export class ImageUserResolver {
   private readonly cache = new Map<string, Promise<ContainerUser>>();
 
-  constructor(private readonly docker: Docker, private readonly logger: Logger) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly logger: Logger,
+    private readonly policy: UserPolicy = DEFAULT_USER_POLICY,
+  ) {}
 
   resolve(image: LocalImage): Promise<ContainerUser> {
     let found = this.cache.get(image.id);
@@ -51,7 +71,7 @@ export class ImageUserResolver {
 
   private async read(image: LocalImage): Promise<ContainerUser> {
     const passwd = parsePasswd(await this.readFile(image.id, '/etc/passwd'));
-    const user = chooseUser(image.user, passwd);
+    const user = chooseUser(image.user, passwd, this.policy);
     this.logger.debug('container user chosen', { image: image.id.slice(0, 19), configUser: image.user, user: user.user, name: user.name });
     return user;
   }
@@ -66,12 +86,14 @@ export class ImageUserResolver {
     });
     try {
       const archive = (await container.getArchive({ path: file })) as NodeJS.ReadableStream;
-      return firstTarFile(await collect(archive)).toString('utf8');
+      const body = await readRegularFile(archive, MAX_PASSWD_BYTES);
+      if (body === undefined) this.logger.warn('image /etc/passwd is not a regular file of at most 1 MiB; ignored', { image: imageId.slice(0, 19) });
+      return body?.toString('utf8') ?? '';
     } catch (err) {
       if (isNotFound(err)) return '';
       throw err;
     } finally {
-      await container.remove({ force: true }).catch(() => undefined);
+      await container.remove({ force: true, v: true }).catch(() => undefined);
     }
   }
 }
@@ -88,12 +110,12 @@ export function parsePasswd(text: string): PasswdEntry[] {
   return entries;
 }
 
-export function chooseUser(configUser: string, passwd: PasswdEntry[]): ContainerUser {
+export function chooseUser(configUser: string, passwd: PasswdEntry[], policy: UserPolicy = DEFAULT_USER_POLICY): ContainerUser {
   if (configUser) {
     const [who = '', group] = configUser.split(':');
     const entry = /^\d+$/.test(who) ? passwd.find((e) => e.uid === Number(who)) : passwd.find((e) => e.name === who);
     const uid = /^\d+$/.test(who) ? Number(who) : entry?.uid;
-    if (uid !== undefined) {
+    if (uid !== undefined && uid !== 0) {
       const gid = group !== undefined && /^\d+$/.test(group) ? Number(group) : (entry?.gid ?? uid);
       return { uid, gid, user: `${uid}:${gid}`, ...(entry ? { name: entry.name } : {}) };
     }
@@ -101,29 +123,47 @@ export function chooseUser(configUser: string, passwd: PasswdEntry[]): Container
   const ordinary =
     passwd.find((e) => e.uid === 1000) ?? passwd.find((e) => e.uid >= 1000 && e.uid < 60000);
   if (ordinary) return { uid: ordinary.uid, gid: ordinary.gid, user: `${ordinary.uid}:${ordinary.gid}`, name: ordinary.name };
-  return ROOT;
+  if (policy.allowRoot) return ROOT;
+  const { uid, gid } = policy.fallback;
+  const known = passwd.find((e) => e.uid === uid);
+  return { uid, gid, user: `${uid}:${gid}`, ...(known ? { name: known.name } : {}) };
 }
 
-function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+/**
+ * The body of the archive's first entry when it is a regular file of at most
+ * `max` bytes; undefined otherwise. Stops reading the engine's stream as soon
+ * as the header says no, so memory stays at most `max` plus a tar block.
+ */
+export function readRegularFile(archive: NodeJS.ReadableStream, max: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('error', reject);
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    const tar = extract();
+    let settled = false;
+    const finish = (value: Buffer | undefined, err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      (archive as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      tar.destroy();
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(value);
+    };
+    tar.on('entry', (header, body, next) => {
+      if (header.type !== 'file' || (header.size ?? 0) > max) return finish(undefined);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      body.on('data', (data: unknown) => {
+        const c = Buffer.isBuffer(data) ? data : Buffer.from(String(data));
+        size += c.length;
+        if (size > max) return finish(undefined);
+        chunks.push(c);
+      });
+      body.on('end', () => {
+        finish(Buffer.concat(chunks));
+        next();
+      });
+    });
+    tar.on('finish', () => finish(undefined));
+    tar.on('error', (err: unknown) => finish(undefined, err));
+    archive.on('error', (err: unknown) => finish(undefined, err));
+    archive.pipe(tar);
   });
-}
-
-/** The body of the first regular file in a ustar archive (pax headers skipped). */
-export function firstTarFile(tar: Buffer): Buffer {
-  let offset = 0;
-  while (offset + 512 <= tar.length) {
-    const header = tar.subarray(offset, offset + 512);
-    if (header.every((b) => b === 0)) break;
-    const size = parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/, '').trim() || '0', 8);
-    const type = String.fromCharCode(header[156] ?? 0);
-    const body = offset + 512;
-    if (type === '0' || type === '\0') return tar.subarray(body, body + size);
-    offset = body + Math.ceil(size / 512) * 512;
-  }
-  return Buffer.alloc(0);
 }

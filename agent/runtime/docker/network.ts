@@ -12,8 +12,14 @@ export function networkName(agentName: string): string {
   return `mominai-${safe || 'agent'}`;
 }
 
+export interface NetworkInfo {
+  name: string;
+  /** The host's bridge interface, which the egress policy matches (`-i <bridge>`). */
+  bridge: string;
+}
+
 export class AgentNetwork {
-  private ready: Promise<string> | undefined;
+  private ready: Promise<NetworkInfo> | undefined;
 
   constructor(
     private readonly docker: Docker,
@@ -23,7 +29,12 @@ export class AgentNetwork {
   ) {}
 
   /** The network's name once it exists; created on first use, then remembered. */
-  ensure(): Promise<string> {
+  async ensure(): Promise<string> {
+    return (await this.info()).name;
+  }
+
+  /** The network's name and bridge interface once it exists. */
+  info(): Promise<NetworkInfo> {
     this.ready ??= this.create().catch((err: unknown) => {
       this.ready = undefined;
       throw err;
@@ -36,10 +47,9 @@ export class AgentNetwork {
     this.ready = undefined;
   }
 
-  private async create(): Promise<string> {
+  private async create(): Promise<NetworkInfo> {
     try {
-      await this.docker.getNetwork(this.name).inspect();
-      return this.name;
+      return toInfo(this.name, await this.docker.getNetwork(this.name).inspect());
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -48,6 +58,8 @@ export class AgentNetwork {
         Name: this.name,
         Driver: 'bridge',
         CheckDuplicate: true,
+        // Docker then turns IPv6 off inside the containers too: no fe80::/10 or fc00::/7 route exists for them.
+        EnableIPv6: false,
         Labels: this.labels,
         Options: { 'com.docker.network.bridge.enable_icc': 'false' },
       });
@@ -56,6 +68,10 @@ export class AgentNetwork {
       // Another agent process on this engine made it between our look and our create.
       if (!isConflict(err)) throw err;
     }
-    return this.name;
+    return toInfo(this.name, await this.docker.getNetwork(this.name).inspect());
   }
+}
+
+function toInfo(name: string, inspect: { Id: string; Options?: Record<string, string> }): NetworkInfo {
+  return { name, bridge: inspect.Options?.['com.docker.network.bridge.name'] || `br-${inspect.Id.slice(0, 12)}` };
 }

@@ -38,6 +38,12 @@ export const PASS_ENV = [
 
 export class LocalRuntime implements Runtime {
   readonly mode = 'local' as const;
+  readonly isolation = 'none' as const;
+
+  /** Local processes share the host's network: nothing restricts them. */
+  egress(): 'unenforced' {
+    return 'unenforced';
+  }
   private readonly store: SessionStore;
   private readonly log: Logger;
   private readonly now: () => number;

@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { CAP_ADD, containerOptions, Labels } from '../../../agent/runtime/docker/container-spec';
 import { Demultiplexer } from '../../../agent/runtime/docker/demux';
 import { killCommand } from '../../../agent/runtime/docker/exec-kill';
-import { chooseUser, firstTarFile, parsePasswd, ROOT } from '../../../agent/runtime/docker/image-user';
+import { pack } from 'tar-stream';
+import { Readable } from 'node:stream';
+import { chooseUser, parsePasswd, readRegularFile, ROOT } from '../../../agent/runtime/docker/image-user';
 import { networkName } from '../../../agent/runtime/docker/network';
 import { parseSample } from '../../../agent/runtime/docker/stats-sampler';
 import { shellQuote } from '../../../agent/runtime/local/local-process';
@@ -31,18 +33,49 @@ describe('choosing the container user', () => {
     expect(chooseUser('1001:5', passwd)).toMatchObject({ user: '1001:5' });
     expect(chooseUser('4242', passwd)).toMatchObject({ user: '4242:4242' });
   });
-  it('falls back to another ordinary user, then to root', () => {
+  it('falls back to another ordinary user, then to CONTAINER_USER, never root by default', () => {
     expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh\ndev:x:1500:1500::/h:/bin/sh'))).toMatchObject({ user: '1500:1500' });
-    expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false'))).toEqual(ROOT);
-    expect(chooseUser('', [])).toEqual(ROOT);
+    expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh\nnobody:x:65534:65534::/:/bin/false'))).toEqual({ uid: 1000, gid: 1000, user: '1000:1000' });
+    expect(chooseUser('', [])).toEqual({ uid: 1000, gid: 1000, user: '1000:1000' });
+    expect(chooseUser('root', parsePasswd('root:x:0:0::/:/bin/sh'))).toEqual({ uid: 1000, gid: 1000, user: '1000:1000' });
+    expect(chooseUser('0:0', [], { fallback: { uid: 2000, gid: 3000 }, allowRoot: false })).toEqual({ uid: 2000, gid: 3000, user: '2000:3000' });
   });
-  it('reads the first file out of a tar archive', () => {
-    const header = Buffer.alloc(512);
-    header.write('passwd', 0);
-    header.write('00000000005\0', 124);
-    header.write('0', 156);
-    const tar = Buffer.concat([header, Buffer.from('hello'), Buffer.alloc(507), Buffer.alloc(1024)]);
-    expect(firstTarFile(tar).toString()).toBe('hello');
+  it('runs root-only images as root only with ALLOW_ROOT_CONTAINERS', () => {
+    expect(chooseUser('', parsePasswd('root:x:0:0::/:/bin/sh'), { fallback: { uid: 1000, gid: 1000 }, allowRoot: true })).toEqual(ROOT);
+  });
+});
+
+describe('reading /etc/passwd out of an image archive', () => {
+  async function archive(entries: Array<{ name: string; type?: 'file' | 'directory' | 'symlink'; body?: Buffer; linkname?: string }>) {
+    const p = pack();
+    for (const e of entries) p.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) }, e.body);
+    p.finalize();
+    return p as unknown as NodeJS.ReadableStream;
+  }
+  it('returns a regular file up to the limit', async () => {
+    expect((await readRegularFile(await archive([{ name: 'passwd', body: Buffer.from('root:x:0:0::/:/bin/sh\n') }]), 1024))?.toString()).toBe(
+      'root:x:0:0::/:/bin/sh\n',
+    );
+  });
+  it('ignores a directory, a symlink and a file over the limit', async () => {
+    expect(await readRegularFile(await archive([{ name: 'passwd', type: 'directory' }]), 1024)).toBeUndefined();
+    expect(await readRegularFile(await archive([{ name: 'passwd', type: 'symlink', linkname: '/dev/zero' }]), 1024)).toBeUndefined();
+    expect(await readRegularFile(await archive([{ name: 'passwd', body: Buffer.alloc(2048, 97) }]), 1024)).toBeUndefined();
+  });
+  it('stops reading an endless stream after the header', async () => {
+    // The header of a 50 MiB file, then zeros for as long as anyone reads.
+    const packer = pack();
+    packer.entry({ name: 'passwd', size: 50 * 1024 * 1024 });
+    const header = await new Promise<Buffer>((resolve) => packer.once('data', (d: Buffer) => resolve(d.subarray(0, 512))));
+    let pushed = 0;
+    const endless = new Readable({
+      read() {
+        pushed++;
+        this.push(pushed === 1 ? header : Buffer.alloc(65536));
+      },
+    });
+    expect(await readRegularFile(endless, 1024)).toBeUndefined();
+    expect(pushed).toBeLessThan(64);
   });
 });
 

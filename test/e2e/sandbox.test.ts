@@ -1,0 +1,218 @@
+/**
+ * The container boundary on the real stack (workerd edge, agent process,
+ * dockerd): what a session's container can reach and use.
+ *
+ * Network tests send traffic only to this machine or into a network namespace
+ * the test makes itself (test/agent/runtime/netns.ts): 169.254.169.254 (cloud
+ * metadata), 10.214.14.7 (a LAN host) and 198.51.100.7 (standing in for the
+ * internet), each with a listener answering "hello from <address>".
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasDocker } from '../helpers/docker';
+import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { ensureTestImage } from '../helpers/images';
+import { freePort, TestStack, type TestAgent } from '../helpers/stack';
+import { sweepStaleChains } from '../../agent/runtime/docker/egress-policy';
+import { canMakeNamespaces, makeWorld, type FakeWorld } from '../agent/runtime/netns';
+import { importImage, rssOf } from './sandbox-images';
+
+const NODE_IMAGE = 'mominai/node:test';
+const canNetns = hasDocker && (await canMakeNamespaces());
+const tag = Math.random().toString(36).slice(2, 8);
+
+/** An agent of the stack, once the edge has welcomed it. */
+async function startAgent(stack: TestStack, opts: { name: string; env: Record<string, string> }): Promise<TestAgent> {
+  const agent = await stack.startAgent(opts);
+  await agent.waitForLog((l) => l.msg === 'connected to edge', 60_000);
+  return agent;
+}
+
+interface ExecResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A node script the container runs: connects to each [host, port] and prints what happened, as JSON. */
+const PROBE = `
+const net = require('net');
+const fs = require('fs');
+const gwHex = fs.readFileSync('/proc/net/route', 'utf8').split('\\n').map((l) => l.split('\\t')).find((f) => f[1] === '00000000')[2];
+const gateway = [3, 2, 1, 0].map((i) => parseInt(gwHex.slice(i * 2, i * 2 + 2), 16)).join('.');
+const targets = JSON.parse(process.argv[1]).map(([h, p]) => [h === 'GATEWAY' ? gateway : h, p]);
+Promise.all(targets.map(([host, port]) => new Promise((done) => {
+  const s = net.connect({ host, port });
+  const t = setTimeout(() => { s.destroy(); done('TIMEOUT'); }, 8000);
+  s.on('data', (d) => { clearTimeout(t); s.destroy(); done(String(d).trim()); });
+  s.on('error', (e) => { clearTimeout(t); done(e.code); });
+}))).then((r) => console.log(JSON.stringify(r)));
+`;
+
+describe.skipIf(!canNetns)('sandbox: what a session container can reach (real stack, Docker, netns)', () => {
+  const stack = new TestStack({ runner: 'miniflare', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: NODE_IMAGE } });
+  let world: FakeWorld;
+  let hostServer: net.Server;
+  let hostPort = 0;
+  let worldPort = 0;
+  let alice: TestUser;
+  let agent: TestAgent;
+
+  const exec = async (sessionId: string, body: Record<string, unknown>) => {
+    const res = await api<ExecResult>(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: alice.token, body: { timeoutMs: 120_000, ...body } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body;
+  };
+  const probe = async (sessionId: string, targets: Array<[string, number]>) => {
+    const r = await exec(sessionId, { command: 'node', args: ['-e', PROBE, JSON.stringify(targets)] });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as string[];
+  };
+  const create = async (body: Record<string, unknown> = {}) => {
+    const res = await api<{ session: { id: string; status: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: { image: NODE_IMAGE, ...body } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.session;
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('node');
+    worldPort = await freePort();
+    world = await makeWorld(tag, 5, ['169.254.169.254', '10.214.14.7', '198.51.100.7'], worldPort);
+    hostServer = net.createServer((s) => s.end('hello from the host\n'));
+    await new Promise<void>((resolve) => hostServer.listen(0, '0.0.0.0', resolve));
+    hostPort = (hostServer.address() as net.AddressInfo).port;
+    await stack.startEdge();
+    agent = await startAgent(stack, { name: `sandbox-${tag}`, env: { EGRESS_POLICY: process.env.SANDBOX_EGRESS_POLICY ?? 'on' } });
+    alice = await registerUser(stack, 'alice');
+  });
+  afterAll(async () => {
+    await stack.stop();
+    await sweepStaleChains();
+    await new Promise<void>((resolve) => hostServer?.close(() => resolve()));
+    await world?.destroy();
+  });
+
+  it('reports the policy enforced at start', async () => {
+    const line = await agent.waitForLog((l) => l.msg === 'agent starting');
+    expect(line).toMatchObject({ mode: 'docker', egress: 'enforced', isolation: 'container' });
+  });
+
+  it('keeps the host, link-local and private addresses out of reach, and the internet in reach', async () => {
+    const session = await create();
+    const results = await probe(session.id, [
+      ['GATEWAY', hostPort],
+      ['169.254.169.254', worldPort],
+      ['10.214.14.7', worldPort],
+      ['198.51.100.7', worldPort],
+    ]);
+    expect(results).toEqual(['EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH', 'hello from 198.51.100.7']);
+  });
+
+  it('resolves the registry through the machine resolver and installs a package from it', async () => {
+    const session = await create();
+    const lookup = await exec(session.id, { command: 'node', args: ['-e', "require('dns').lookup('registry.npmjs.org', (e, a) => console.log(e ? e.code : 'ok'))"] });
+    expect(lookup.stdout.trim()).toBe('ok');
+    const install = await exec(session.id, {
+      command: 'cd /workspace && npm init -y >/dev/null && npm install is-number@7.0.0 --no-audit --no-fund && node -e "console.log(require(\'is-number\')(5))"',
+      env: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' },
+    });
+    expect(install.exitCode, install.stderr).toBe(0);
+    expect(install.stdout.trim().split('\n').pop()).toBe('true');
+  });
+});
+
+describe.skipIf(!hasDocker)('sandbox: users, images and start-up (real stack, Docker)', () => {
+  const docker = new Docker();
+  const stack = new TestStack({ runner: 'miniflare', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: NODE_IMAGE } });
+  const images = { rootOnly: `mominai/root-only:${tag}`, passwdDir: `mominai/passwd-dir:${tag}`, passwdHuge: `mominai/passwd-huge:${tag}` };
+  let alice: TestUser;
+  let agent: TestAgent;
+
+  const exec = async (sessionId: string, command: string) => {
+    const res = await api<ExecResult>(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: alice.token, body: { command } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body;
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('node');
+    await importImage(docker, images.rootOnly, { passwd: 'root:x:0:0:root:/root:/bin/sh\n' });
+    await importImage(docker, images.passwdDir, { passwd: 'dir' });
+    await importImage(docker, images.passwdHuge, { passwd: 'huge' });
+    await stack.startEdge();
+    agent = await startAgent(stack, { name: `sandbox-users-${tag}`, env: { EGRESS_POLICY: 'off', DEFAULT_NETWORK: 'none' } });
+    alice = await registerUser(stack, 'alice');
+  });
+  afterAll(async () => {
+    await stack.stop();
+    for (const image of Object.values(images)) await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+  });
+
+  it('runs an image that knows only root as uid 1000, and its setuid file is neither root-owned nor reachable by other host users', async () => {
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: { image: images.rootOnly } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const id = res.body.session.id;
+    expect((await exec(id, 'id -u')).stdout.trim()).toBe('1000');
+    const made = await exec(id, 'cp /bin/busybox /workspace/sb && chmod 4755 /workspace/sb && echo done');
+    expect(made.stdout.trim()).toBe('done');
+
+    const file = path.join(stack.stateDir, 'workspaces', alice.id, id, 'sb');
+    const st = fs.statSync(file);
+    expect(st.uid).toBe(1000);
+    expect(st.mode & 0o4000).toBe(0o4000);
+    // Every folder between STATE_DIR and the workspace is the agent's and closed to others.
+    for (const dir of [path.join(stack.stateDir, 'workspaces'), path.join(stack.stateDir, 'workspaces', alice.id)]) {
+      const s = fs.statSync(dir);
+      expect({ dir, mode: (s.mode & 0o777).toString(8), uid: s.uid }).toEqual({ dir, mode: '700', uid: process.getuid!() });
+    }
+    const ws = fs.statSync(path.dirname(file));
+    expect(ws.uid).toBe(1000);
+    expect(stack.agents.length).toBe(1);
+  });
+
+  it('reads at most 1 MiB of /etc/passwd: a 50 MiB one leaves the agent flat and the session usable; a folder is a clear refusal', async () => {
+    const pid = agent.proc.child.pid!;
+    const before = rssOf(pid);
+    const huge = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: { image: images.passwdHuge } });
+    expect(huge.status, JSON.stringify(huge.body)).toBe(201);
+    expect((await exec(huge.body.session.id, 'id -u')).stdout.trim()).toBe('1000');
+    // The engine itself cannot start an image whose /etc/passwd is a folder, as whatever user.
+    const dir = await api(stack, 'POST', '/api/containers', { token: alice.token, body: { image: images.passwdDir } });
+    expect(dir.status, JSON.stringify(dir.body)).toBe(400);
+    expect(dir.body).toMatchObject({ error: { code: 'image_not_allowed', message: expect.stringContaining('/etc/passwd: is a directory') } });
+    expect(agent.logs.filter((l) => l.includes('image /etc/passwd is not a regular file of at most 1 MiB')).length).toBe(2);
+    expect(rssOf(pid) - before).toBeLessThan(30 * 1024 * 1024);
+  });
+
+  // This agent's DEFAULT_NETWORK is none (a create's `network` field picks it per session once the edge forwards it).
+  it('gives a network "none" session loopback only, with files, commands and a terminal working', async () => {
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: { image: NODE_IMAGE } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const session = res.body.session;
+    const ifaces = await exec(session.id, 'ls /sys/class/net');
+    expect(ifaces.stdout.trim().split(/\s+/)).toEqual(['lo']);
+    const put = await api(stack, 'PUT', `/api/containers/${session.id}/files/note.txt`, { token: alice.token, body: { content: 'offline' } });
+    expect(put.status).toBe(200);
+    expect((await exec(session.id, 'cat /workspace/note.txt')).stdout).toBe('offline');
+    const ws = await TestSocket.open(stack, alice.token, session.id);
+    try {
+      const started = await ws.request('open_terminal', { cols: 80, rows: 24 });
+      expect(started.type).toBe('process_started');
+      const processId = String(started.payload.processId);
+      ws.send('stdin', { processId, data: 'echo term-$((40+2))\n' });
+      await ws.waitFor((f) => f.type === 'command_output' && String(f.payload.data).includes('term-42'));
+      ws.send('kill', { processId });
+    } finally {
+      ws.close();
+    }
+  });
+  it('refuses an image outside ALLOWED_IMAGES with 400 image_not_allowed before any pull', async () => {
+    const res = await api(stack, 'POST', '/api/containers', { token: alice.token, body: { image: 'alpine:3.19' } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { code: 'image_not_allowed' } });
+    expect(agent.logs.some((l) => l.includes('pulling image') && l.includes('alpine'))).toBe(false);
+  });
+});
