@@ -4,6 +4,7 @@
  * handler and answers with exactly one `res` frame, ok or error.
  */
 import type { z } from 'zod';
+import { decodeSessionParams, type SessionMethod, type SessionParamsDecoded, type SessionResultOut } from '../../shared/protocol/session-channel';
 import { AppError, ErrorCode, fromUnknown } from '../../shared/errors';
 import { summariseIssues, type RequestFrame, type ResponseFrame } from '../../shared/protocol/tunnel';
 import type { Logger } from '../logger';
@@ -23,6 +24,12 @@ export class Dispatcher {
       }
       return handler(parsed.data);
     });
+    return this;
+  }
+
+  /** A session-channel method (../../shared/protocol/session-channel.ts): params decoded by the channel's own schema, the result typed. */
+  method<M extends SessionMethod>(method: M, handler: (params: SessionParamsDecoded<M>) => Promise<SessionResultOut<M>>): this {
+    this.handlers.set(method, async (raw) => handler(decodeSessionParams(method, raw)));
     return this;
   }
 

@@ -2,9 +2,7 @@
  * Serves a session's `fs.*` requests (../../shared/protocol/files.ts) with the
  * workspace's FileService and watcher, moving bodies as byte streams.
  */
-import { z } from 'zod';
 import { FrameKind } from '../../shared/protocol/binary';
-import { FsChangesSince, FsDelete, FsMkdir, FsPath, FsRead, FsRename, FsTar, FsWrite } from '../../shared/protocol/files';
 import type { Dispatcher } from '../connection/dispatcher';
 import type { Logger } from '../logger';
 import { FileService } from './files/file-service';
@@ -35,9 +33,9 @@ export class FileRequests {
 
   register(d: Dispatcher): void {
     const { streams, logger } = this.opts;
-    d.on('fs.stat', FsPath, async (p) => (await this.files()).stat(p.path, { follow: true }))
-      .on('fs.list', FsPath, async (p) => (await this.files()).listDir(p.path))
-      .on('fs.read', FsRead, async (p) => {
+    d.method('fs.stat', async (p) => (await this.files()).stat(p.path, { follow: true }))
+      .method('fs.list', async (p) => (await this.files()).listDir(p.path))
+      .method('fs.read', async (p) => {
         const read = await (await this.files()).readFile(p.path, p.range ? { range: p.range } : {});
         // The answer goes out before the body: the dispatcher sends it as this handler resolves.
         setImmediate(() => {
@@ -49,7 +47,7 @@ export class FileRequests {
         const { stream: _s, ...head } = read;
         return head;
       })
-      .on('fs.write', FsWrite, async (p) => {
+      .method('fs.write', async (p) => {
         // Registered before the first await, so body frames that follow the request find their stream.
         const body = streams.receive(p.streamId);
         try {
@@ -58,10 +56,10 @@ export class FileRequests {
           body.destroy();
         }
       })
-      .on('fs.mkdir', FsMkdir, async (p) => (await this.files()).mkdir(p.path, { recursive: p.recursive }))
-      .on('fs.delete', FsDelete, async (p) => (await this.files()).remove(p.path, { recursive: p.recursive }))
-      .on('fs.rename', FsRename, async (p) => (await this.files()).rename(p.from, p.to))
-      .on('fs.tar.pack', FsTar, async (p) => {
+      .method('fs.mkdir', async (p) => (await this.files()).mkdir(p.path, { recursive: p.recursive }))
+      .method('fs.delete', async (p) => (await this.files()).remove(p.path, { recursive: p.recursive }))
+      .method('fs.rename', async (p) => (await this.files()).rename(p.from, p.to))
+      .method('fs.tar.pack', async (p) => {
         const tar = await (await this.files()).packTar(p.path);
         setImmediate(() => {
           streams.send(p.streamId, FrameKind.File, tar).catch((err: unknown) => {
@@ -71,7 +69,7 @@ export class FileRequests {
         });
         return { path: p.path };
       })
-      .on('fs.tar.extract', FsTar, async (p) => {
+      .method('fs.tar.extract', async (p) => {
         const body = streams.receive(p.streamId);
         try {
           return await (await this.files()).extractTar(p.path, body);
@@ -79,8 +77,8 @@ export class FileRequests {
           body.destroy();
         }
       })
-      .on('fs.watch', z.object({}).passthrough(), async () => ({ version: (await this.watch()).journal.version }))
-      .on('fs.changes_since', FsChangesSince, async (p) => (await this.watch()).changesSince(p.version));
+      .method('fs.watch', async () => ({ version: (await this.watch()).journal.version }))
+      .method('fs.changes_since', async (p) => (await this.watch()).changesSince(p.version));
   }
 
   /** Starts the workspace watcher once; every change goes to the edge, which filters per client. */

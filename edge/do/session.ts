@@ -11,6 +11,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
 import type { ExecBody, ExecResult, SessionStatus, SessionView } from '../../shared/api/containers';
+import { decodeSessionEvent } from '../../shared/protocol/session-channel';
 import { CloseCode } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
 import { refuse } from '../errors';
@@ -191,7 +192,11 @@ export class SessionDO extends DurableObject<Env> {
       return this.agent.onMessage(message, {
         output: (frame) => this.relay.onAgentBinary(frame),
         binary: (frame) => void (this.previews.onBinary(frame) || this.streams.onBinary(frame)),
-        event: (event, data) => void (this.streams.onEvent(event, data) || this.files.onEvent(event, data) || this.previews.onEvent(event, data) || this.relay.onAgentEvent(event, data)),
+        event: (event, data) => {
+          const e = decodeSessionEvent(event, data);
+          if (!e) return log('warn', 'unknown or malformed event from agent', { event });
+          if (!(this.streams.onEvent(e) || this.files.onEvent(e) || this.previews.onEvent(e) || this.relay.onEvent(e))) log('warn', 'event nobody takes', { event });
+        },
         activity: () => this.lifecycle.touch(),
       });
     }

@@ -10,6 +10,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { z } from 'zod';
 import { joinBytes } from '../../shared/bytes';
 import { AppError, ErrorCode } from '../../shared/errors';
+import { summariseIssues } from '../../shared/protocol/tunnel';
 import { loadConfig } from '../config';
 import { discardBody, drain, DRAIN_LIMIT } from '../relay/body';
 import type { AppEnv } from '../env';
@@ -57,7 +58,7 @@ export async function readJson(req: Request, limit: number): Promise<unknown> {
 }
 
 export function toIssues(error: z.ZodError): ValidationIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
+  return summariseIssues(error, Number.POSITIVE_INFINITY);
 }
 
 function tooLarge(limit: number): AppError {

@@ -9,13 +9,11 @@ import { AppError, ErrorCode } from '../../shared/errors';
 import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, MAX_BINARY_PAYLOAD, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
-import { StreamAbort } from '../../shared/protocol/files';
-import { AckEvent } from '../../shared/protocol/session-data';
+import type { SessionEvent, SessionEventSender } from '../../shared/protocol/session-channel';
 import { drain } from '../relay/body';
 
-export interface StreamSink {
+export interface StreamSink extends SessionEventSender {
   sendBinary(bytes: Uint8Array): boolean;
-  sendEvent(event: string, data: unknown): boolean;
 }
 
 interface Incoming {
@@ -163,18 +161,10 @@ export class EdgeByteStreams {
     return true;
   }
 
-  /** Stream events from the agent (`ack`, `stream.abort`), validated here; true when the event is one of them. */
-  onEvent(event: string, data: unknown): boolean {
-    if (event === 'ack') {
-      const ack = AckEvent.safeParse(data);
-      if (ack.success) this.onAck(ack.data.streamId, ack.data.offset);
-      return true;
-    }
-    if (event === 'stream.abort') {
-      const abort = StreamAbort.safeParse(data);
-      if (abort.success) this.abortIncoming(abort.data.streamId);
-      return true;
-    }
+  /** Stream events from the agent (`ack`, `stream.abort`); true when the event is one of them. */
+  onEvent(e: SessionEvent): boolean {
+    if (e.event === 'ack') return void this.onAck(e.data.streamId, e.data.offset), true;
+    if (e.event === 'stream.abort') return void this.abortIncoming(e.data.streamId), true;
     return false;
   }
 

@@ -20,6 +20,7 @@ import {
   WriteFileRequest,
 } from '../../shared/api/files';
 import { FrameKind } from '../../shared/protocol/binary';
+import { callSession, type SessionEvent, type SessionMethod, type SessionParams, type SessionResult } from '../../shared/protocol/session-channel';
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { EdgeByteStreams } from './byte-streams';
 import { discardBody } from '../relay/body';
@@ -62,16 +63,16 @@ export class FileRelay {
 
   constructor(private readonly deps: FileRelayDeps) {}
 
-  private async call<T>(method: string, params: unknown, timeoutMs = 120_000): Promise<T> {
-    return (await (await this.deps.agent()).request(method, params, timeoutMs)) as T;
+  private async call<M extends SessionMethod>(method: M, params: SessionParams<M>, timeoutMs = 120_000): Promise<SessionResult<M>> {
+    return callSession(await this.deps.agent(), method, params, timeoutMs);
   }
 
   /** Reads a file from the agent as a stream: the head first, then the body. */
-  private async download(path: string): Promise<{ head: Record<string, unknown>; body: ReadableStream<Uint8Array> }> {
+  private async download(path: string): Promise<{ head: SessionResult<'fs.read'>; body: ReadableStream<Uint8Array> }> {
     const streamId = this.deps.nextStreamId();
     const body = this.deps.streams.receive(streamId);
     try {
-      const head = await this.call<Record<string, unknown>>('fs.read', { path, streamId });
+      const head = await this.call('fs.read', { path, streamId });
       return { head, body };
     } catch (err) {
       await body.cancel().catch(() => undefined);
@@ -80,11 +81,11 @@ export class FileRelay {
   }
 
   /** Writes a body to the agent, sending it while the agent consumes it; the agent's answer ends it. */
-  private async upload(method: 'fs.write' | 'fs.tar.extract', params: Record<string, unknown>, body: ReadableStream<Uint8Array> | null): Promise<unknown> {
+  private async upload<T>(method: 'fs.write' | 'fs.tar.extract', body: ReadableStream<Uint8Array> | null, start: (streamId: number) => Promise<T>): Promise<T> {
     // Frames need the data socket: a session created a moment ago may still be attaching it.
     await this.deps.agent();
     const streamId = this.deps.nextStreamId();
-    const request = this.call(method, { ...params, streamId }, 600_000);
+    const request = start(streamId);
     const sending = this.deps.streams.send(streamId, FrameKind.File, body, method === 'fs.write' ? this.deps.maxFileSize : Number.MAX_SAFE_INTEGER);
     // Whichever fails first ends both: the agent's refusal stops the sending, a broken body aborts the agent's side.
     request.catch(() => this.deps.streams.abortOutgoing(streamId));
@@ -108,10 +109,10 @@ export class FileRelay {
   async http(op: FileOp, path: string, request: Request, url: URL): Promise<Response> {
     switch (op) {
       case 'get': {
-        const stat = await this.call<{ type: string }>('fs.stat', { path });
+        const stat = await this.call('fs.stat', { path });
         if (stat.type === 'directory') return Response.json(await this.call('fs.list', { path }));
         const { head, body } = await this.download(path);
-        const etag = String(head.etag);
+        const etag = head.etag;
         if (request.headers.get('If-None-Match') === etag) {
           await body.cancel();
           return new Response(null, { status: 304, headers: { ETag: etag } });
@@ -130,7 +131,7 @@ export class FileRelay {
         });
       }
       case 'head': {
-        const stat = await this.call<{ type: string; size: number; etag: string; mtime: string; path: string; mode: number }>('fs.stat', { path });
+        const stat = await this.call('fs.stat', { path });
         return new Response(null, {
           headers: {
             'Content-Type': stat.type === 'directory' ? 'application/json' : contentTypeFor(stat.path),
@@ -157,7 +158,7 @@ export class FileRelay {
         // A raw body's announced length goes along: a body that ends short (a
         // client that gave up, behind a proxy that closed the stream cleanly) fails.
         const size = body === request.body && request.headers.has('Content-Length') && Number.isSafeInteger(declared) ? { size: declared } : {};
-        const written = await this.upload('fs.write', { path, parents, ...size }, body);
+        const written = await this.upload('fs.write', body, (streamId) => this.call('fs.write', { path, parents, streamId, ...size }, 600_000));
         return Response.json(written);
       }
       case 'delete':
@@ -181,7 +182,7 @@ export class FileRelay {
         return new Response(body, { headers: { 'Content-Type': 'application/x-tar', 'Content-Disposition': `attachment; filename="${name}.tar"` } });
       }
       case 'tar-put':
-        return Response.json(await this.upload('fs.tar.extract', { path }, request.body));
+        return Response.json(await this.upload('fs.tar.extract', request.body, (streamId) => this.call('fs.tar.extract', { path, streamId }, 600_000)));
       default:
         throw new AppError(ErrorCode.NotFound, 'no such file operation');
     }
@@ -193,7 +194,7 @@ export class FileRelay {
     switch (type) {
       case 'read_file': {
         const p = parsePayload(ReadFileRequest, payload);
-        const stat = await this.call<{ size: number; type: string }>('fs.stat', { path: p.path });
+        const stat = await this.call('fs.stat', { path: p.path });
         if (stat.type === 'directory') throw new AppError(ErrorCode.BadRequest, 'that path is a folder; use list_dir');
         if (stat.size > WS_READ_LIMIT) {
           throw new AppError(ErrorCode.PayloadTooLarge, `files over ${WS_READ_LIMIT} bytes are read with GET /api/containers/:id/files/<path>`);
@@ -213,7 +214,9 @@ export class FileRelay {
       }
       case 'write_file': {
         const p = parsePayload(WriteFileRequest, payload);
-        const written = await this.upload('fs.write', { path: p.path, parents: p.parents ?? false }, bytesStream(decodeText(p.content, p.encoding, 'content')));
+        const written = await this.upload('fs.write', bytesStream(decodeText(p.content, p.encoding, 'content')), (streamId) =>
+          this.call('fs.write', { path: p.path, parents: p.parents ?? false, streamId }, 600_000),
+        );
         reply('file_written', written);
         return true;
       }
@@ -235,7 +238,7 @@ export class FileRelay {
         const p = parsePayload(WatchRequest, payload);
         const sid = this.deps.socketId(ws);
         if (!sid) throw new AppError(ErrorCode.Internal, 'this socket has no id');
-        const { version } = await this.call<{ version: number }>('fs.watch', {});
+        const { version } = await this.call('fs.watch', {});
         const list = this.watchesOf(sid);
         const watch = { path: normalise(p.path), recursive: p.recursive };
         if (!list.some((w) => w.path === watch.path && w.recursive === watch.recursive)) {
@@ -254,22 +257,15 @@ export class FileRelay {
     }
   }
 
-  /** Agent events about files (`fs.change`); true when handled. */
-  onEvent(event: string, data: unknown): boolean {
-    if (event !== 'fs.change') return false;
-    this.onChange(data);
-    return true;
-  }
-
-  /** A change from the agent's watcher: to every client watching a path that covers it. */
-  onChange(data: unknown): void {
-    const parsed = FileChanged.safeParse(data);
-    if (!parsed.success) return;
-    const change = parsed.data;
+  /** Agent events about files (`fs.change`: a change from the agent's watcher, to every client watching a path that covers it); true when handled. */
+  onEvent(e: SessionEvent): boolean {
+    if (e.event !== 'fs.change') return false;
+    const change = e.data;
     for (const ws of this.deps.clients()) {
       const sid = this.deps.socketId(ws);
       if (sid && this.watchesOf(sid).some((w) => covers(w, change.path))) this.deps.send(ws, { type: 'file_changed', payload: change });
     }
+    return true;
   }
 
   private watchesOf(sid: string): Watch[] {

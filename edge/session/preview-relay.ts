@@ -10,7 +10,8 @@
 import { z } from 'zod';
 import { AppError, ErrorCode } from '../../shared/errors';
 import { FrameFlag, FrameKind, type BinaryFrame } from '../../shared/protocol/binary';
-import { declaredContentLength, decodeHttpHead, HttpErrorEvent, PortEvent, WsCloseEvent, type HttpResponseHead } from '../../shared/protocol/preview';
+import { declaredContentLength, decodeHttpHead, type HttpResponseHead } from '../../shared/protocol/preview';
+import { callSession, type SessionEvent } from '../../shared/protocol/session-channel';
 import { wireErrorToAppError } from '../../shared/protocol/tunnel';
 import type { ServerFrame } from '../../shared/protocol/client';
 import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
@@ -73,7 +74,7 @@ export class PreviewRelay {
     const r = this.deps.record();
     if (!r) return;
     const ports = [...new Set([...r.ports, ...(r.previewPort ? [r.previewPort] : [])])].slice(0, 10);
-    await (await this.deps.agent()).request('ports.declare', { ports }, 10_000);
+    await callSession(await this.deps.agent(), 'ports.declare', { ports }, 10_000);
   }
 
   /** `start_preview`: makes `port` the preview port and resolves once something accepts connections on it. */
@@ -82,7 +83,7 @@ export class PreviewRelay {
     if (!record) throw new AppError(ErrorCode.NotFound, 'no such session');
     await this.deps.saveRecord({ ...record, previewPort: p });
     await this.declarePorts();
-    await (await this.deps.agent()).request('ports.wait', { port: p, timeoutMs: 120_000 }, 125_000);
+    await callSession(await this.deps.agent(), 'ports.wait', { port: p, timeoutMs: 120_000 }, 125_000);
     return { port: p, url: this.urlFor(p), pathUrl: `${this.deps.publicOrigin()}/preview/${record.id}/` };
   }
 
@@ -147,11 +148,12 @@ export class PreviewRelay {
     const agent = await this.deps.agent();
     const streamBase = this.deps.nextStreamIds(2);
     const protocols = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
-    const result = (await agent.request(
+    const result = await callSession(
+      agent,
       'ws.open',
       { streamBase, port, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, { 'x-forwarded-prefix': info.prefix || '/' }), protocols },
       30_000,
-    )) as { protocol?: string };
+    );
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.deps.acceptPreviewSocket(server, streamBase);
@@ -234,23 +236,17 @@ export class PreviewRelay {
   }
 
   /** Agent events about previews; true when handled. */
-  onEvent(event: string, data: unknown): boolean {
-    if (event === 'http.error') {
-      const e = HttpErrorEvent.safeParse(data);
-      if (e.success) this.heads.settle(e.data.streamBase, wireErrorToAppError(e.data.error));
+  onEvent(e: SessionEvent): boolean {
+    if (e.event === 'http.error') {
+      this.heads.settle(e.data.streamBase, wireErrorToAppError(e.data.error));
       return true;
     }
-    if (event === 'ws.close') {
-      const c = WsCloseEvent.safeParse(data);
-      if (c.success) {
-        for (const ws of this.deps.previewSockets(c.data.streamBase)) safeClose(ws, c.data.code, c.data.reason);
-      }
+    if (e.event === 'ws.close') {
+      for (const ws of this.deps.previewSockets(e.data.streamBase)) safeClose(ws, e.data.code, e.data.reason);
       return true;
     }
-    if (event === 'port') {
-      const p = PortEvent.safeParse(data);
-      if (!p.success) return true;
-      const { port, state } = p.data;
+    if (e.event === 'port') {
+      const { port, state } = e.data;
       if (state === 'open') this.openPorts.add(port);
       else this.openPorts.delete(port);
       const url = this.urlFor(port);

@@ -28,6 +28,7 @@ import {
   type StreamName,
 } from '../../shared/protocol/session-data';
 import { joinBytes } from '../../shared/bytes';
+import { callSession, type RawSessionLink, type SessionEvent, type SessionEventSender } from '../../shared/protocol/session-channel';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
 import { OutputFanout } from './output-fanout';
@@ -38,10 +39,9 @@ import type { ClientStore } from './client-store';
 import { parsePayload } from './payload';
 import { decodeText } from './encoding';
 
-export interface AgentLink {
-  request(method: string, params: unknown, timeoutMs?: number): Promise<unknown>;
+/** The agent's data socket: typed calls go through callSession (../../shared/protocol/session-channel.ts). */
+export interface AgentLink extends RawSessionLink, SessionEventSender {
   sendBinary(bytes: Uint8Array): boolean;
-  sendEvent(event: string, data: unknown): boolean;
 }
 
 export interface RelayDeps {
@@ -164,14 +164,14 @@ export class ProcessRelay {
       case 'resize': {
         const p = parsePayload(ResizePayload, payload);
         this.running(p.processId);
-        await (await this.deps.agent()).request('proc.resize', p);
+        await callSession(await this.deps.agent(), 'proc.resize', p);
         reply('resized', { processId: p.processId, cols: p.cols, rows: p.rows });
         return true;
       }
       case 'kill': {
         const p = parsePayload(KillPayload, payload);
         this.running(p.processId);
-        await (await this.deps.agent()).request('proc.kill', p);
+        await callSession(await this.deps.agent(), 'proc.kill', p);
         reply('killed', { processId: p.processId, signal: p.signal ?? 'SIGTERM' });
         return true;
       }
@@ -269,7 +269,7 @@ export class ProcessRelay {
     };
     this.spawning.add(row.id);
     try {
-      await agent.request('proc.spawn', params);
+      await callSession(agent, 'proc.spawn', params);
     } catch (err) {
       this.onExit({ processId: row.id, exitCode: null, reason: 'lost', endOffsets: { stdout: 0, stderr: 0, pty: 0 } });
       throw err;
@@ -295,15 +295,14 @@ export class ProcessRelay {
     return this.byStream.get(streamId);
   }
 
-  /** A JSON event from the agent on the data socket. */
-  onAgentEvent(event: string, data: unknown): void {
-    if (event === 'proc.exit') {
-      const parsed = ProcExitEvent.safeParse(data);
-      if (parsed.success) this.onExit(parsed.data);
-    } else if (event === 'proc.state') {
-      const parsed = ProcStateEvent.safeParse(data);
-      if (!parsed.success) return;
-      const alive = new Set(parsed.data.processes.map((p) => p.processId));
+  /** Process events from the agent; true when handled. */
+  onEvent(e: SessionEvent): boolean {
+    if (e.event === 'proc.exit') {
+      this.onExit(e.data);
+      return true;
+    }
+    if (e.event === 'proc.state') {
+      const alive = new Set(e.data.processes.map((p) => p.processId));
       this.acks.reset();
       for (const r of this.deps.store.running()) {
         if (!alive.has(r.id) && !this.spawning.has(r.id)) {
@@ -312,7 +311,9 @@ export class ProcessRelay {
         }
       }
       this.acks.schedule();
+      return true;
     }
+    return false;
   }
 
   /** Resolves when the process exits (at once if it has). */

@@ -184,8 +184,9 @@ function readId(raw: unknown): string | undefined {
   return typeof id === 'string' && id.length > 0 && id.length <= 64 ? id : undefined;
 }
 
-export function summariseIssues(error: z.ZodError): Array<{ path: string; message: string }> {
-  return error.issues.slice(0, 10).map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
+/** A zod error as `{path, message}` issues (the first `max`), the one shape every validation error carries. */
+export function summariseIssues(error: z.ZodError, max = 10): Array<{ path: string; message: string }> {
+  return error.issues.slice(0, max).map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
 }
 
 export function wireErrorToAppError(e: WireError): AppError {

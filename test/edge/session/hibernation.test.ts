@@ -17,7 +17,7 @@ import { FakeSocket, MemoryAgentLink, MemoryClientStore, MemoryProcessStore } fr
 /** Everything that survives an eviction: storage and the sockets (with their attachments). */
 function durable() {
   const socket = new FakeSocket({ role: 'client', userId: 'usr_1', output: 'text', origin: 'http://edge.test', sid: 'sock-1' });
-  return { processes: new MemoryProcessStore(), clients: new MemoryClientStore(), socket, agent: new MemoryAgentLink({ 'fs.watch': () => ({ version: 1 }) }) };
+  return { processes: new MemoryProcessStore(), clients: new MemoryClientStore(), socket, agent: new MemoryAgentLink({ 'fs.watch': () => ({ version: 1 }), 'proc.spawn': (p) => ({ processId: (p as { processId: string }).processId }) }) };
 }
 
 /** A fresh DO's relays over what survived (nothing else is shared). */
@@ -98,9 +98,9 @@ describe('Session DO state across an eviction (sockets stay open, memory goes)',
     expect(d.socket.frames().at(-1)).toEqual({ type: 'watching', id: 'w1', payload: { path: '/workspace/src', version: 1 } });
 
     const after = wake(d);
-    const change = { version: 2, event: 'change', path: '/workspace/src/a/b.ts' };
-    expect(after.files.onEvent('fs.change', change)).toBe(true);
-    after.files.onEvent('fs.change', { ...change, path: '/workspace/other.ts', version: 3 });
+    const change = { version: 2, event: 'change' as const, path: '/workspace/src/a/b.ts' };
+    expect(after.files.onEvent({ event: 'fs.change', data: change })).toBe(true);
+    after.files.onEvent({ event: 'fs.change', data: { ...change, path: '/workspace/other.ts', version: 3 } });
 
     expect(d.socket.frames().at(-1)).toEqual({ type: 'file_changed', payload: change });
     expect(d.socket.frames().filter((f) => f.type === 'file_changed')).toHaveLength(1);

@@ -103,7 +103,7 @@ describe('PreviewRelay › http', () => {
     const t = setup();
     const res = t.relay.http(new Request('http://edge.test/preview/ses_1/x'), info);
     await t.until(() => t.events.length === 1);
-    expect(t.relay.onEvent('http.error', { streamBase: 10, error: { code: 'agent_unavailable', message: 'nothing is listening' } })).toBe(true);
+    expect(t.relay.onEvent({ event: 'http.error', data: { streamBase: 10, error: { code: 'agent_unavailable', message: 'nothing is listening' } } })).toBe(true);
     await expect(res).rejects.toMatchObject({ code: 'agent_unavailable', message: 'nothing is listening' });
   });
 
@@ -116,7 +116,7 @@ describe('PreviewRelay › http', () => {
     const sentBytes = () => t.frames.reduce((n, f) => n + f.payload.byteLength, 0);
     await t.until(() => sentBytes() >= 4 * 1024 * 1024);
     expect(t.streams.onAck(10, 0)).toBe(true); // the sender waits for acks: the window is full
-    t.relay.onEvent('http.error', { streamBase: 10, error: { code: 'agent_unavailable', message: 'refused' } });
+    t.relay.onEvent({ event: 'http.error', data: { streamBase: 10, error: { code: 'agent_unavailable', message: 'refused' } } });
     await expect(res).rejects.toMatchObject({ code: 'agent_unavailable' });
     // The sender stopped and let go of the stream; it does not wait for acks that cannot come.
     await t.until(() => !t.streams.onAck(10, 0));
