@@ -1,0 +1,194 @@
+/**
+ * The WebContainer facade against the real stack (workerd edge, agent,
+ * dockerd, the node test image): the flow of StackBlitz's WebContainer
+ * tutorial with a local server instead of npm packages, jsh's OSC markers,
+ * Node-style errors and internal.watchPaths.
+ */
+import http from 'node:http';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MominaiClient } from '@mominai/client';
+import { FsError, WebContainer, type FileSystemTree, type PathWatcherEvent } from '@mominai/client/webcontainer';
+import { newAccount } from '../helpers/api-client';
+import { hasDocker } from '../helpers/docker';
+import type { TestStack } from '../helpers/stack';
+import { startStack, waitFor } from './setup';
+
+/** GET through the edge the way a browser would open `url` (any host resolves to the edge here), keeping cookies. */
+function browserGet(edgePort: number, url: string, cookie = ''): Promise<{ status: number; location?: string; setCookie?: string; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: edgePort, path: u.pathname + u.search, headers: { Host: u.host, ...(cookie ? { Cookie: cookie } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          ...(res.headers.location ? { location: res.headers.location } : {}),
+          ...(res.headers['set-cookie']?.[0] ? { setCookie: res.headers['set-cookie'][0].split(';')[0]! } : {}),
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Collects a process's text output and resolves when it matches. */
+function collector(output: ReadableStream<string>) {
+  let text = '';
+  const waiters = new Set<() => void>();
+  void output.pipeTo(
+    new WritableStream({
+      write(chunk) {
+        text += chunk;
+        for (const w of [...waiters]) w();
+      },
+    }),
+  );
+  return {
+    get text() {
+      return text;
+    },
+    until(pred: (t: string) => boolean, timeoutMs = 30_000): Promise<string> {
+      return waitFor<string>((l) => {
+        const w = () => l(text);
+        waiters.add(w);
+        queueMicrotask(w);
+        return () => waiters.delete(w);
+      }, pred, timeoutMs, 'process output');
+    },
+  };
+}
+
+const SERVER = `
+const http = require('http');
+const fs = require('fs');
+http.createServer((req, res) => {
+  res.setHeader('Content-Type', 'text/html');
+  res.end(fs.readFileSync(__dirname + '/index.html'));
+}).listen(3000, '0.0.0.0', () => console.log('listening on 3000'));
+`;
+
+describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
+  let stack: TestStack;
+  let token: string;
+  let wc: WebContainer;
+
+  beforeAll(async () => {
+    stack = await startStack('node', 'wc-agent');
+    const client = new MominaiClient({ baseUrl: stack.baseUrl });
+    token = (await client.register(newAccount('wc'))).token;
+    wc = await WebContainer.boot({ apiUrl: stack.baseUrl, token, WebSocket: WebSocket as never });
+  });
+  afterAll(async () => {
+    if (wc) {
+      wc.teardown();
+      await wc.tornDown;
+    }
+    await stack?.stop();
+  });
+
+  it('mounts an app, serves it on server-ready, and shows an fs.writeFile on the next GET', async () => {
+    const files: FileSystemTree = {
+      'server.js': { file: { contents: SERVER } },
+      'index.html': { file: { contents: '<h1>version one</h1>' } },
+      'package.json': { file: { contents: new TextEncoder().encode('{"name":"example-app"}') } },
+      src: { directory: { 'main.js': { file: { contents: 'export {}' } } } },
+      'entry.js': { file: { symlink: 'src/main.js' } },
+    };
+    await wc.mount(files);
+    expect(await wc.fs.readFile('/package.json', 'utf-8')).toBe('{"name":"example-app"}');
+    expect((await wc.fs.readdir('/src')).sort()).toEqual(['main.js']);
+    const ready = waitFor<{ port: number; url: string }>((l) => wc.on('server-ready', (port, url) => l({ port, url })), (r) => r.port === 3000, 60_000, 'server-ready');
+    const server = await wc.spawn('node', ['server.js']);
+    const { url } = await ready;
+    // The URL opens as it is: a signed link that sets the preview cookie and lands on the clean URL.
+    const landing = await browserGet(stack.port, url);
+    expect(landing.status).toBe(302);
+    expect(landing.setCookie).toBeDefined();
+    const clean = new URL(landing.location!, url).toString();
+    expect((await browserGet(stack.port, clean, landing.setCookie)).body).toBe('<h1>version one</h1>');
+    await wc.fs.writeFile('/index.html', '<h1>version two</h1>');
+    expect((await browserGet(stack.port, clean, landing.setCookie)).body).toBe('<h1>version two</h1>');
+    server.kill();
+    expect(await server.exit).not.toBe(0);
+  });
+
+  it('runs jsh --osc in a terminal: interactive, then exit=<pid>:0 after echo hi, keystrokes in and answers out, kill ends it', async () => {
+    const shell = await wc.spawn('/bin/jsh', ['--osc'], { terminal: { cols: 80, rows: 24 } });
+    const out = collector(shell.output);
+    await out.until((t) => t.includes('\x1b]654;interactive\x07'));
+    await out.until((t) => t.includes('\x1b]654;prompt\x07'));
+    const input = shell.input.getWriter();
+    await input.write('echo hi\n');
+    const after = await out.until((t) => /\x1b\]654;exit=\d+:0\x07/.test(t));
+    expect(after).toMatch(/\r\nhi\r\n/);
+    expect(after.indexOf('\x1b]654;interactive\x07')).toBeLessThan(after.search(/\x1b\]654;exit=/));
+    await input.write('exit 3\n');
+    expect(await shell.exit).toBe(3);
+    const second = await wc.spawn('jsh', ['--osc'], { terminal: { cols: 80, rows: 24 } });
+    const out2 = collector(second.output);
+    await out2.until((t) => t.includes('\x1b]654;prompt\x07'));
+    second.kill();
+    expect(await second.exit).not.toBe(0);
+  });
+
+  it('fails like Node for a missing file, an existing folder and a non-empty folder', async () => {
+    const missing = await wc.fs.readFile('/no/such/file.txt').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(FsError);
+    expect(missing).toMatchObject({ code: 'ENOENT', syscall: 'open', path: '/no/such/file.txt' });
+    await wc.fs.mkdir('/made');
+    await expect(wc.fs.mkdir('/made')).rejects.toMatchObject({ code: 'EEXIST' });
+    expect(await wc.fs.mkdir('/made/deep/er', { recursive: true })).toBe('/made/deep/er');
+    await expect(wc.fs.rm('/made')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await expect(wc.fs.rm('/not-there')).rejects.toMatchObject({ code: 'ENOENT' });
+    await wc.fs.rm('/not-there', { force: true });
+    await wc.fs.rm('/made', { recursive: true });
+    await expect(wc.fs.readdir('/made')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('reports through internal.watchPaths a file a command wrote, with its content, and leaves out node_modules during a 1,000-file burst', async () => {
+    const events: PathWatcherEvent[] = [];
+    const notify = new Set<() => void>();
+    const stop = wc.internal.watchPaths({ include: [`${wc.workdir}/**`], exclude: ['**/node_modules', '.git'], includeContent: true }, (batch) => {
+      events.push(...batch);
+      for (const n of notify) n();
+    });
+    await stop.ready;
+    // What the connection receives, before the globs: proves the burst did reach the client and was left out by the filter.
+    let modulesChanges = 0;
+    const offRaw = wc.connection.on('file-change', (c) => {
+      if (c.path.includes('/node_modules/')) modulesChanges += 1;
+    });
+    const seen = waitFor<PathWatcherEvent[]>((l) => {
+      const n = () => l(events);
+      notify.add(n);
+      return () => notify.delete(n);
+    }, (list) => list.some((e) => e.path === '/workspace/done.txt' && e.buffer !== undefined), 60_000, 'done.txt in watchPaths');
+    const burst = await wc.spawn('node', ['-e', `
+      const fs = require('fs');
+      fs.mkdirSync('node_modules/pkg', { recursive: true });
+      for (let i = 0; i < 1000; i++) fs.writeFileSync('node_modules/pkg/f' + i + '.js', 'module.exports = ' + i);
+      fs.writeFileSync('done.txt', 'burst finished\\n');
+    `]);
+    expect(await burst.exit).toBe(0);
+    const list = await seen;
+    stop();
+    offRaw();
+    expect(modulesChanges).toBeGreaterThan(0);
+    const done = list.find((e) => e.path === '/workspace/done.txt' && e.buffer)!;
+    expect(new TextDecoder().decode(done.buffer)).toBe('burst finished\n');
+    expect(list.filter((e) => e.path.includes('node_modules'))).toEqual([]);
+  });
+
+  it('exports a folder as a FileSystemTree', async () => {
+    await wc.fs.mkdir('/exp/sub', { recursive: true });
+    await wc.fs.writeFile('/exp/sub/a.txt', 'A');
+    await wc.fs.writeFile('/exp/skip.log', 'L');
+    const tree = await wc.export('/exp', { excludes: ['*.log'] });
+    expect(tree).toEqual({ sub: { directory: { 'a.txt': { file: { contents: new TextEncoder().encode('A') } } } } });
+  });
+});
