@@ -19,7 +19,17 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.logLevel, base: { component: 'agent', agent: config.agentName } });
-  const runtime = await createRuntime({ config, logger, dockerFactory: instrumentedDockerClient });
+  await tightenStateDir(config.stateDir, config.workspaceBase, logger);
+  let runtime;
+  try {
+    runtime = await createRuntime({ config, logger, dockerFactory: instrumentedDockerClient });
+  } catch (err) {
+    if (err instanceof StartupRefused) {
+      logger.error('agent refuses to start', { error: err.message });
+      process.exit(3);
+    }
+    throw err;
+  }
   const agent = new Agent({ config, runtime, logger });
   await startAgentMetrics(process.env, agent, logger);
   logger.info('agent starting', {

@@ -21,9 +21,39 @@ describe('agent config', () => {
     [{ ...base, CONTAINER_MEMORY_LIMIT: '12q' }, /CONTAINER_MEMORY_LIMIT/],
     [{ ...base, CONTAINER_MEMORY_LIMIT: '1m' }, /CONTAINER_MEMORY_LIMIT/],
     [{ ...base, AGENT_RUNTIME: 'vm' }, /AGENT_RUNTIME/],
+    [{ ...base, EGRESS_POLICY: 'maybe' }, /EGRESS_POLICY/],
+    [{ ...base, EGRESS_ALLOW_CIDRS: '10.0.0.0/33' }, /EGRESS_ALLOW_CIDRS/],
+    [{ ...base, EGRESS_ALLOW_CIDRS: 'registry.lan' }, /EGRESS_ALLOW_CIDRS/],
+    [{ ...base, DEFAULT_NETWORK: 'bridge' }, /DEFAULT_NETWORK/],
+    [{ ...base, CONTAINER_USER: '0:0' }, /CONTAINER_USER/],
+    [{ ...base, CONTAINER_USER: 'node' }, /CONTAINER_USER/],
+    [{ ...base, CONTAINER_RUNTIME: 'run sc' }, /CONTAINER_RUNTIME/],
+    [{ ...base, ALLOWED_IMAGES: 'node:*,bad image' }, /ALLOWED_IMAGES/],
+    [{ ...base, MAX_PROCESSES_PER_SESSION: '0' }, /MAX_PROCESSES_PER_SESSION/],
+    [{ ...base, WORKSPACE_QUOTA: 'lots' }, /WORKSPACE_QUOTA/],
+    [{ ...base, STATE_DIR: '/srv/state', USER_WORKSPACE_BASE: '/srv' }, /USER_WORKSPACE_BASE/],
+    [{ ...base, STATE_DIR: '/srv/state', USER_WORKSPACE_BASE: '/srv/state' }, /USER_WORKSPACE_BASE/],
   ])('fails fast naming the variable: %j', (env, message) => {
     expect(() => loadAgentConfig(env)).toThrow(ConfigError);
     expect(() => loadAgentConfig(env)).toThrow(message);
+  });
+  it('has sandbox defaults: egress policy on, internet, never root, node images, 64 processes, 5g quota, runc', () => {
+    const c = loadAgentConfig({ ...base, AGENT_NAME: 'n' });
+    expect(c).toMatchObject({
+      production: false,
+      egressPolicy: 'on',
+      egressAllowCidrs: [],
+      defaultNetwork: 'internet',
+      containerUser: { uid: 1000, gid: 1000 },
+      allowRootContainers: false,
+      allowedImages: ['node:*', 'node:20-bullseye'],
+      containerRuntime: 'runc',
+      maxProcessesPerSession: 64,
+      workspaceQuotaBytes: 5 * 1024 ** 3,
+    });
+    expect(loadAgentConfig({ ...base, DEFAULT_IMAGE: 'mominai/node:test' }).allowedImages).toEqual(['node:*', 'mominai/node:test']);
+    expect(loadAgentConfig({ ...base, EGRESS_ALLOW_CIDRS: '10.1.0.0/16, 192.168.5.0/24' }).egressAllowCidrs).toEqual(['10.1.0.0/16', '192.168.5.0/24']);
+    expect(loadAgentConfig({ ...base, STATE_DIR: '/srv/state', USER_WORKSPACE_BASE: '/srv/state/ws' }).workspaceBase).toBe('/srv/state/ws');
   });
   it('turns on debug logs with DEBUG=*', () => {
     expect(loadAgentConfig({ ...base, DEBUG: '*' }).logLevel).toBe('debug');

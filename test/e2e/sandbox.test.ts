@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { freePort, TestStack, type TestAgent } from '../helpers/stack';
 import { sweepStaleChains } from '../../agent/runtime/docker/egress-policy';
 import { canMakeNamespaces, makeWorld, type FakeWorld } from '../agent/runtime/netns';
 import { importImage, rssOf } from './sandbox-images';
+import { spawnAgent } from '../../scripts/lib/stack';
 
 const NODE_IMAGE = 'mominai/node:test';
 const canNetns = hasDocker && (await canMakeNamespaces());
@@ -214,5 +216,34 @@ describe.skipIf(!hasDocker)('sandbox: users, images and start-up (real stack, Do
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ error: { code: 'image_not_allowed' } });
     expect(agent.logs.some((l) => l.includes('pulling image') && l.includes('alpine'))).toBe(false);
+  });
+});
+
+describe('sandbox: a production agent never weakens by accident (agent process)', () => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-prod-'));
+  afterAll(() => fs.rmSync(stateDir, { recursive: true, force: true }));
+
+  const run = async (env: Record<string, string>) => {
+    const lines: string[] = [];
+    const proc = spawnAgent({
+      env: { EDGE_URL: 'ws://127.0.0.1:9', AGENT_TOKEN: 'x.e30.x', AGENT_NAME: `prod-${tag}`, STATE_DIR: stateDir, NODE_ENV: 'production', ...env },
+      onOutput: (l) => lines.push(l),
+    });
+    const exit = await proc.exited;
+    return { code: exit.code, lines };
+  };
+
+  it('refuses to start without an engine unless AGENT_RUNTIME=local', async () => {
+    const { code, lines } = await run({ DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+    expect(code).toBe(3);
+    expect(lines.some((l) => l.includes('agent refuses to start') && l.includes('no Docker engine answers'))).toBe(true);
+    expect(lines.some((l) => l.includes('LOCAL MODE'))).toBe(false);
+  });
+
+  it.skipIf(!hasDocker)('refuses Docker mode when the egress policy cannot be enforced, unless EGRESS_POLICY=off', async () => {
+    // No iptables on this PATH: the policy cannot be installed.
+    const { code, lines } = await run({ PATH: path.dirname(process.execPath) });
+    expect(code).toBe(3);
+    expect(lines.some((l) => l.includes('agent refuses to start') && l.includes('EGRESS_POLICY=off'))).toBe(true);
   });
 });
