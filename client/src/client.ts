@@ -117,11 +117,28 @@ export class MominaiClient {
       return u.toString();
     };
     const conn = new SessionConnection(sessionId, url, WS, opts);
+    const limitMs = opts.requestTimeoutMs ?? 30_000;
     try {
-      await Promise.race([
-        conn.ready(),
-        new Promise((_, reject) => setTimeout(() => reject(new MominaiError('timeout', 'the session WebSocket did not open within 30 s')), opts.requestTimeoutMs ?? 30_000)),
-      ]);
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new MominaiError('timeout', `the session WebSocket did not open within ${limitMs} ms`)), limitMs);
+        // A browser cannot see why an upgrade was refused: when a socket closes before `ready`, REST says (401, 403, 404).
+        const offClose = conn.on('close', () => {
+          this.sessions.get(sessionId).then(
+            (s) => {
+              if (s.status === 'destroyed') reject(new MominaiError('not_found', 'the session was deleted'));
+            },
+            (err: unknown) => {
+              if (err instanceof MominaiError && !err.retryable && err.status >= 400) reject(err);
+            },
+          );
+        });
+        conn.ready().then(resolve, reject);
+        const settle = () => {
+          clearTimeout(timer);
+          offClose();
+        };
+        conn.ready().then(settle, settle);
+      });
     } catch (err) {
       conn.close();
       throw err;

@@ -417,6 +417,8 @@ export class SessionConnection {
         return check(ContainerStatus, (p) => {
           this.sessionNow = p.session ?? (this.sessionNow ? { ...this.sessionNow, status: p.status } : undefined);
           this.events.emit('status', p);
+          // A deleted session has nothing left to reconnect to.
+          if (p.status === 'destroyed') this.close();
         });
       case 'idle_warning':
         return check(IdleWarning, (p) => this.events.emit('idle-warning', p));

@@ -4,7 +4,7 @@
  * tar uploads, errors, and a connection that never loses output.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { WebSocket as WsSocket } from 'ws';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTar, MominaiClient, MominaiError, type FileChange, type GapInfo, type SessionConnection } from '@mominai/client';
 import { hasDocker } from '../helpers/docker';
@@ -62,6 +62,20 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
     });
   });
 
+  describe('connect', () => {
+    it('fails at once with the API\'s reason when the socket is refused: a bad token, another user\'s session', async () => {
+      const forged = new MominaiClient({ baseUrl: stack.baseUrl, token: 'not-a-token', WebSocket: WebSocket as never });
+      await expect(forged.connect(sessionId)).rejects.toMatchObject({ code: 'invalid_token', status: 401 });
+      const stranger = await newClient(stack, 'stranger');
+      await expect(stranger.connect(sessionId)).rejects.toMatchObject({ code: 'forbidden', status: 403 });
+    });
+
+    it('asks for a WebSocket constructor where the platform has none', async () => {
+      const bare = new MominaiClient({ baseUrl: stack.baseUrl, token: client.token! });
+      await expect(bare.connect(sessionId)).rejects.toThrow(/no WebSocket implementation/);
+    });
+  });
+
   describe('files', () => {
     it('writes and reads back a 20 MiB file through REST, byte for byte', async () => {
       const data = randomBytes(20 * MiB);
@@ -115,7 +129,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
         if (kills.length && total >= kills[0]!) {
           kills.shift();
           reopened.push(waitFor((l) => conn.on('open', l), () => true, 30_000, 'the reconnect'));
-          (conn.socket as unknown as WsSocket).terminate();
+          (conn.socket as unknown as WebSocket).terminate();
         }
       });
       expect(kills).toEqual([]);
