@@ -298,3 +298,37 @@ describe('tenant isolation (real stack)', () => {
     });
   });
 });
+
+describe('local-mode agents need ALLOW_LOCAL_AGENTS (edge side of the sandbox issue)', () => {
+  const stack = new TestStack({ edgeVars: { ALLOW_LOCAL_AGENTS: '0', RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000' } });
+  beforeAll(async () => {
+    await stack.startEdge();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('places no session on a local-mode agent when ALLOW_LOCAL_AGENTS is off, and does on a Docker one', async () => {
+    const user = await registerUser(stack, 'nolocal');
+    const local = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'laptop' }), name: 'laptop', mode: 'local', maxSessions: 50 });
+    await local.waitFor((f) => f.type === 'welcome');
+    const refused = await api<{ error: { code: string; message: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error).toEqual({
+      code: 'no_capacity',
+      message: 'the connected agents run in local mode (no isolation), which this edge does not use (ALLOW_LOCAL_AGENTS)',
+    });
+    expect(local.requests).toEqual([]);
+
+    const docker = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'box' }), name: 'box', mode: 'docker', maxSessions: 1 });
+    docker.answer = (req) => (req.method === 'session.create' ? { ok: true, result: { sessionId: req.params.sessionId, userId: user.id, state: 'running' } } : null);
+    await docker.waitFor((f) => f.type === 'welcome');
+    const placed = await api<{ session: { agentId: string; status: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+    expect(placed.status).toBe(201);
+    expect(placed.body.session.status).toBe('running');
+    expect(local.requests).toEqual([]);
+    expect(docker.requests.map((r) => r.method)).toEqual(['session.create']);
+    local.close();
+    docker.close();
+  });
+});
