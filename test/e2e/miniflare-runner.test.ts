@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
+import { refusedBodiesThenNormal } from '../helpers/refused-bodies';
 import { TestStack, type TestAgent } from '../helpers/stack';
 
 describe('edge under Miniflare', () => {
@@ -83,5 +84,10 @@ describe.skipIf(!hasDocker)('edge under Miniflare, with a Docker agent', () => {
     expect(put.status).toBe(200);
     const get = await fetch(url.replace('?parents=1', ''), { headers: { Authorization: `Bearer ${user.token}` } });
     expect(await get.text()).toBe('hello miniflare');
+  }, 120_000);
+
+  it('answers every request after a refused body on the same connection (no 503)', async () => {
+    const stranger = await registerUser(stack, 'mfs');
+    expect(await refusedBodiesThenNormal(stack.baseUrl, { token: user.token, sessionId }, stranger)).toEqual([]);
   }, 120_000);
 });

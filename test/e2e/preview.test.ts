@@ -274,6 +274,22 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect((await compare()).publicPorts).toEqual([]);
   });
 
+  it('tells connected clients when a port opens and closes (port, server-ready) with its preview URL', async () => {
+    const sock = await TestSocket.open(stack, owner.token, sessionId);
+    await sock.waitFor((f) => f.type === 'ready');
+    const started = await sock.request('container_command', { command: 'PORT=3005 exec node server.cjs' });
+    expect(started.type).toBe('process_started');
+    const url = `http://3005-${sessionId}.${DOMAIN}:${stack.port}/`;
+    const open = await sock.waitFor((f) => f.type === 'port' && f.payload.port === 3005, 60_000);
+    expect(open.payload).toEqual({ port: 3005, state: 'open', url });
+    const ready = await sock.waitFor((f) => f.type === 'server-ready' && f.payload.port === 3005, 60_000);
+    expect(ready.payload).toEqual({ port: 3005, url });
+    expect((await sock.request('kill', { processId: started.payload.processId })).type).toBe('killed');
+    const closed = await sock.waitFor((f) => f.type === 'port' && f.payload.port === 3005 && f.payload.state === 'close', 60_000);
+    expect(closed.payload).toEqual({ port: 3005, state: 'close', url });
+    sock.close();
+  });
+
   it('refuses ports the session neither declared nor listens on, and hosts smuggled in the URL or headers', async () => {
     const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=22`, { token: owner.token });
     const host22 = new URL(link.body.url).host;
@@ -282,9 +298,8 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect([403, 503]).toContain(closed.status);
     for (const p of [`/preview/${sessionId}/http://169.254.169.254/latest`, `/preview/${sessionId}//127.0.0.1:3001/health`, `/preview/${sessionId}/hello@evil.example`]) {
       const res = await request(stack.port, { path: p, headers: { Cookie: pathCookie, 'X-Forwarded-Host': '169.254.169.254', 'X-Mominai-Host': 'evil' } });
-      // Whatever the path says, only the session's own server answers (404 from it is fine).
-      expect([200, 404]).toContain(res.status);
-      if (res.status === 404) expect(res.body.toString()).toBe('not found');
+      // Whatever the path says, the session's own server on port 3000 answers (a 404 for a path it does not serve).
+      expect({ status: res.status, servedBy: res.headers['x-served-by'], body: res.body.toString() }, p).toEqual({ status: 404, servedBy: 'preview-fixture:3000', body: 'not found' });
     }
     const health = await fetch(`${stack.baseUrl}/health`);
     const h = (await health.json()) as { previews: { active: number } };

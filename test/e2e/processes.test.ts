@@ -97,7 +97,7 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
     expect(await check()).toBe(2);
     expect((await sock.request('kill', { processId: pid })).type).toBe('killed');
     const exit = await exitOf(sock, pid);
-    expect(['killed', 'exit']).toContain(exit.payload.reason);
+    expect(exit.payload).toEqual({ processId: pid, exitCode: exit.payload.exitCode, signal: 'SIGTERM', reason: 'killed' });
     expect(await check()).toBe(0);
     sock.close();
   });
@@ -115,6 +115,24 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
     expect((list.payload.processes as Array<{ processId: string }>).some((p) => p.processId === running)).toBe(true);
     await sock.request('kill', { processId: running, signal: 'SIGKILL' });
     await exitOf(sock, running);
+    sock.close();
+  });
+
+  it('returns the newest commands first, as many as history {limit} asks for', async () => {
+    const sock = await open();
+    const pids: string[] = [];
+    for (const n of [1, 2, 3]) {
+      const pid = await start(sock, 'container_command', { command: `exit ${n}` });
+      await exitOf(sock, pid);
+      pids.push(pid);
+    }
+    const history = await sock.request('history', { limit: 2 });
+    expect(history.type).toBe('history');
+    expect((history.payload.commands as Array<{ processId: string; command: string; exitCode: number }>).map((c) => [c.processId, c.command, c.exitCode])).toEqual([
+      [pids[2], 'exit 3', 3],
+      [pids[1], 'exit 2', 2],
+    ]);
+    expect((await sock.request('history', { limit: 0 })).payload.code).toBe('validation_failed');
     sock.close();
   });
 
