@@ -7,6 +7,7 @@
 import { Backoff } from '../../shared/backoff';
 import type { EdgeToAgentFrame } from '../../shared/protocol/tunnel';
 import type { Logger } from '../logger';
+import { metrics } from '../metrics/agent-metrics';
 import { ConnectError, EdgeConnection, type EdgeConnectionOptions } from './edge-connection';
 
 export interface ReconnectLoopOptions {
@@ -57,10 +58,12 @@ export class ReconnectLoop {
         const welcome = await conn.connect();
         this.backoff.reset();
         this.current = conn;
+        metrics.tunnelUp();
         logger.info('connected to edge', { agentId: welcome.agentId, heartbeatIntervalMs: welcome.heartbeatIntervalMs });
         this.opts.onConnected?.(conn);
         const { code, reason } = await closed;
         this.current = undefined;
+        metrics.tunnelDown();
         this.opts.onDisconnected?.();
         if (this.abort.signal.aborted) break;
         logger.warn('connection to edge lost', { code, reason });
@@ -74,6 +77,7 @@ export class ReconnectLoop {
           code: e.code,
         });
       }
+      metrics.tunnelReconnects.inc();
       const wait = this.backoff.next();
       logger.info('reconnecting', { inMs: wait, attempt: this.backoff.attempts });
       await sleep(wait, this.abort.signal);

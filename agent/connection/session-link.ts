@@ -11,6 +11,7 @@ import { decodeBinaryFrame, FrameDecodeError, type BinaryFrame } from '../../sha
 import { EdgeToAgentFrame, parseFrame, type AgentToEdgeFrame } from '../../shared/protocol/tunnel';
 import { MAX_FRAME_BYTES } from '../../shared/protocol/version';
 import type { Logger } from '../logger';
+import { metrics } from '../metrics/agent-metrics';
 import type { Dispatcher } from './dispatcher';
 
 export interface DataSink {
@@ -91,6 +92,7 @@ export class SessionLink {
     ws.on('message', (data, isBinary) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       if (isBinary) {
+        metrics.relayedBytes.inc({ direction: 'from_edge' }, buf.byteLength);
         try {
           this.opts.handlers.onBinary(decodeBinaryFrame(buf));
         } catch (err) {
@@ -133,6 +135,7 @@ export class SessionLink {
 
   private send(ws: WebSocket, data: string | Uint8Array): boolean {
     if (ws.readyState !== WebSocket.OPEN) return false;
+    if (typeof data !== 'string') metrics.relayedBytes.inc({ direction: 'to_edge' }, data.byteLength);
     ws.send(data, { binary: typeof data !== 'string' });
     return true;
   }

@@ -29,6 +29,7 @@ import {
 } from '../../../shared/protocol/preview';
 import type { Dispatcher } from '../../connection/dispatcher';
 import type { Logger } from '../../logger';
+import { metrics } from '../../metrics/agent-metrics';
 import type { ByteStreams } from '../streams/byte-streams';
 import { HttpRelay, upstreamFailure } from './http-relay';
 import { PortWatcher } from './port-watcher';
@@ -183,9 +184,10 @@ export class PreviewService {
       return;
     }
     const p = parsed.data;
+    const timed = metrics.previewStarted();
     this.httpRequest(p).then(
-      (answer) => this.answer(p, answer),
-      (err: unknown) => this.httpError(p.streamBase, fromUnknown(err)),
+      (answer) => (timed('ok'), this.answer(p, answer)),
+      (err: unknown) => (timed('error'), this.httpError(p.streamBase, fromUnknown(err))),
     );
   }
 
@@ -251,6 +253,7 @@ export class PreviewService {
   }
 
   private async wsOpen(p: WsOpenParams): Promise<{ protocol: string }> {
+    metrics.previewRequests.inc({ kind: 'websocket', outcome: 'ok' });
     this.checkNew(p.streamBase);
     const relay = new WsRelay(p, {
       streams: this.opts.streams,

@@ -26,6 +26,7 @@ import {
 } from '../../../shared/protocol/session-data';
 import type { Dispatcher } from '../../connection/dispatcher';
 import type { Logger } from '../../logger';
+import { metrics } from '../../metrics/agent-metrics';
 import type { Runtime } from '../../runtime/runtime';
 import { ManagedProcess, type ManagedProcessDeps } from './managed-process';
 import type { StreamSender } from './stream-sender';
@@ -68,6 +69,7 @@ export class ProcessManager {
   private closed = false;
 
   constructor(opts: ProcessManagerOptions) {
+    metrics.trackProcesses(this);
     const windowBytes = opts.windowBytes ?? STREAM_WINDOW_BYTES;
     const ringBytes = opts.ringBytes ?? AGENT_RING_BYTES;
     this.chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;

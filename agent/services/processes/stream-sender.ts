@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import { encodeBinaryFrame, FrameKind } from '../../../shared/protocol/binary';
 import type { StreamName } from '../../../shared/protocol/session-data';
 import { OutputRing } from './output-ring';
+import { metrics } from '../../metrics/agent-metrics';
 import type { DataSink } from './types';
 import { utf8ChunkEnd } from './utf8-boundary';
 
@@ -52,6 +53,7 @@ export class StreamSender {
     private readonly source: Readable,
     private readonly opts: StreamSenderOptions,
   ) {
+    metrics.trackStream(this);
     this.pauseAbove = opts.windowBytes + pauseSlack(opts.windowBytes);
     this.ring = new OutputRing(opts.ringBytes, Math.max(opts.ringBytes, this.pauseAbove + opts.chunkBytes) + 64 * 1024);
     source.on('data', (chunk: Buffer | string) => this.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
