@@ -46,12 +46,25 @@ export class Agent {
       edgeUrl: opts.config.edgeUrl,
       token: opts.config.agentToken,
       maxFileSize: opts.config.maxFileSize,
+      limits: {
+        maxProcesses: opts.config.maxProcessesPerSession,
+        maxWatches: opts.config.maxWatchesPerSession,
+        maxPreviewWaits: opts.config.maxPreviewWaitsPerSession,
+        maxPreviewSockets: opts.config.maxPreviewSocketsPerSession,
+        workspaceQuotaBytes: opts.config.workspaceQuotaBytes,
+        ...(opts.config.quotaIntervalMs ? { quotaIntervalMs: opts.config.quotaIntervalMs } : {}),
+      },
+      onQuotaExceeded: (sessionId) => void this.sessions.stopForQuota(sessionId),
     });
     this.sessions = new SessionService({
       runtime: opts.runtime,
       config: opts.config,
       logger: opts.logger,
-      hooks: { running: (info) => this.hosts.open(info.sessionId, info.workspace, info.address), gone: (id) => this.hosts.close(id) },
+      hooks: {
+        running: (info) => this.hosts.open(info.sessionId, info.workspace, info.address),
+        gone: (id) => this.hosts.close(id),
+        diskUsed: (id) => this.hosts.diskUsed(id),
+      },
     });
     this.sessions.register(this.dispatcher);
     this.loop = new ReconnectLoop({

@@ -62,7 +62,7 @@ export interface AgentConfig {
   readonly containerRuntime: string;
   /** MAX_PROCESSES_PER_SESSION (64): commands and terminals running at once in one session. */
   readonly maxProcessesPerSession: number;
-  /** MAX_WATCHES_PER_SESSION (16): file watches one session holds at once. */
+  /** MAX_WATCHES_PER_SESSION (8192): workspace folders one session's watcher holds an inotify watch on (the host user's budget is shared). */
   readonly maxWatchesPerSession: number;
   /** MAX_PREVIEW_WAITS_PER_SESSION (8): concurrent `start_preview` waits for a port. */
   readonly maxPreviewWaitsPerSession: number;
@@ -70,6 +70,8 @@ export interface AgentConfig {
   readonly maxPreviewSocketsPerSession: number;
   /** WORKSPACE_QUOTA (5g): workspace bytes past which writes get 507; at twice it the container is stopped. */
   readonly workspaceQuotaBytes: number;
+  /** WORKSPACE_QUOTA_INTERVAL_MS (10000): how often each running session's workspace is measured. */
+  readonly quotaIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -138,10 +140,11 @@ function sandboxSettings(env: NodeJS.ProcessEnv) {
     allowedImages: Object.freeze(allowedImages),
     containerRuntime,
     maxProcessesPerSession: intFrom(env, 'MAX_PROCESSES_PER_SESSION', 64, 1, 10_000),
-    maxWatchesPerSession: intFrom(env, 'MAX_WATCHES_PER_SESSION', 16, 1, 10_000),
+    maxWatchesPerSession: intFrom(env, 'MAX_WATCHES_PER_SESSION', 8192, 1, 1_000_000),
     maxPreviewWaitsPerSession: intFrom(env, 'MAX_PREVIEW_WAITS_PER_SESSION', 8, 1, 10_000),
     maxPreviewSocketsPerSession: intFrom(env, 'MAX_PREVIEW_SOCKETS_PER_SESSION', 256, 1, 100_000),
     workspaceQuotaBytes: parseBytes('WORKSPACE_QUOTA', env.WORKSPACE_QUOTA || '5g', 1024 * 1024),
+    quotaIntervalMs: intFrom(env, 'WORKSPACE_QUOTA_INTERVAL_MS', 10_000, 100, 3_600_000),
   } as const;
 }
 

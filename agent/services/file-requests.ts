@@ -15,6 +15,10 @@ export interface FileRequestsOptions {
   streams: ByteStreams;
   events: { send(event: string, data: unknown): boolean };
   maxFileSize: number;
+  /** WORKSPACE_QUOTA: writes that add bytes are refused (507) once the workspace is past it. */
+  quota?: { check(): void };
+  /** MAX_WATCHES_PER_SESSION: folders the watcher holds an inotify watch on. */
+  maxWatches?: number;
 }
 
 export class FileRequests {
@@ -51,12 +55,16 @@ export class FileRequests {
         // Registered before the first await, so body frames that follow the request find their stream.
         const body = streams.receive(p.streamId);
         try {
+          this.opts.quota?.check();
           return await (await this.files()).writeFile(p.path, body, { parents: p.parents, ...(p.size === undefined ? {} : { expectedSize: p.size }) });
         } finally {
           body.destroy();
         }
       })
-      .method('fs.mkdir', async (p) => (await this.files()).mkdir(p.path, { recursive: p.recursive }))
+      .method('fs.mkdir', async (p) => {
+        this.opts.quota?.check();
+        return (await this.files()).mkdir(p.path, { recursive: p.recursive });
+      })
       .method('fs.delete', async (p) => (await this.files()).remove(p.path, { recursive: p.recursive }))
       .method('fs.rename', async (p) => (await this.files()).rename(p.from, p.to))
       .method('fs.tar.pack', async (p) => {
@@ -72,6 +80,7 @@ export class FileRequests {
       .method('fs.tar.extract', async (p) => {
         const body = streams.receive(p.streamId);
         try {
+          this.opts.quota?.check();
           return await (await this.files()).extractTar(p.path, body);
         } finally {
           body.destroy();
@@ -83,7 +92,11 @@ export class FileRequests {
 
   /** Starts the workspace watcher once; every change goes to the edge, which filters per client. */
   private watch(): Promise<WorkspaceWatcher> {
-    this.watcher ??= WorkspaceWatcher.start({ root: this.opts.root, logger: this.opts.logger }).then(
+    this.watcher ??= WorkspaceWatcher.start({
+      root: this.opts.root,
+      logger: this.opts.logger,
+      ...(this.opts.maxWatches === undefined ? {} : { maxWatches: this.opts.maxWatches }),
+    }).then(
       (w) => {
         w.subscribe({ path: '/workspace', recursive: true }, (change) => this.opts.events.send('fs.change', change));
         return w;

@@ -7,6 +7,7 @@
  */
 import { FrameKind } from '../../shared/protocol/binary';
 import { StreamAbort } from '../../shared/protocol/files';
+import { QUOTA_EVENT, type QuotaEvent } from '../../shared/protocol/quota';
 import { AckEvent } from '../../shared/protocol/session-data';
 import { Dispatcher } from '../connection/dispatcher';
 import { SessionLink } from '../connection/session-link';
@@ -17,6 +18,7 @@ import { execListListening } from './preview/proc-net';
 import { PreviewService } from './preview/preview-service';
 import { ProcessManager } from './processes/process-manager';
 import { ByteStreams } from './streams/byte-streams';
+import { WorkspaceQuota } from './workspace-quota';
 
 export interface SessionHostsOptions {
   runtime: Runtime;
@@ -24,6 +26,20 @@ export interface SessionHostsOptions {
   edgeUrl: string;
   token: string;
   maxFileSize: number;
+  /** Per-session caps (see agent/config.ts); absent ones keep the services' defaults. */
+  limits?: Partial<SessionCaps>;
+  /** A workspace went far past its quota: stop the session's container. */
+  onQuotaExceeded?: (sessionId: string) => void;
+}
+
+export interface SessionCaps {
+  maxProcesses: number;
+  maxWatches: number;
+  maxPreviewWaits: number;
+  maxPreviewSockets: number;
+  workspaceQuotaBytes: number;
+  /** How often the workspace is measured (default 10 s). */
+  quotaIntervalMs: number;
 }
 
 interface Host {
@@ -31,6 +47,7 @@ interface Host {
   processes: ProcessManager;
   files: FileRequests;
   previews: PreviewService;
+  quota: WorkspaceQuota | undefined;
 }
 
 export class SessionHosts {
@@ -47,13 +64,35 @@ export class SessionHosts {
     const { runtime, edgeUrl, token } = this.opts;
     const logger = this.opts.logger.child({ sessionId });
     const dispatcher = new Dispatcher(logger);
-    const processes = new ProcessManager({ runtime, sessionId, logger });
+    const caps = this.opts.limits ?? {};
+    const processes = new ProcessManager({ runtime, sessionId, logger, ...(caps.maxProcesses ? { maxRunning: caps.maxProcesses } : {}) });
     processes.register(dispatcher);
     const streams = new ByteStreams();
     let sendEvent: (event: string, data: unknown) => boolean = () => false;
     let bufferedAmount: () => number = () => 0;
     const events = { send: (event: string, data: unknown) => sendEvent(event, data) };
-    const files = new FileRequests({ root: workspace, logger, streams, events, maxFileSize: this.opts.maxFileSize });
+    const quota = caps.workspaceQuotaBytes
+      ? new WorkspaceQuota({
+          root: workspace,
+          quotaBytes: caps.workspaceQuotaBytes,
+          logger,
+          ...(caps.quotaIntervalMs ? { intervalMs: caps.quotaIntervalMs } : {}),
+          onWarning: (diskUsed, quota) => events.send(QUOTA_EVENT, { action: 'warning', diskUsed, quota } satisfies QuotaEvent),
+          onExceeded: (diskUsed, quota) => {
+            events.send(QUOTA_EVENT, { action: 'stopped', diskUsed, quota } satisfies QuotaEvent);
+            this.opts.onQuotaExceeded?.(sessionId);
+          },
+        })
+      : undefined;
+    const files = new FileRequests({
+      root: workspace,
+      logger,
+      streams,
+      events,
+      maxFileSize: this.opts.maxFileSize,
+      ...(quota ? { quota } : {}),
+      ...(caps.maxWatches ? { maxWatches: caps.maxWatches } : {}),
+    });
     files.register(dispatcher);
     const previews = new PreviewService({
       sessionId,
@@ -64,6 +103,8 @@ export class SessionHosts {
       listListening: execListListening(runtime, sessionId, { includeLoopback: runtime.mode === 'local' }),
       allowLoopback: runtime.mode === 'local',
       dataBuffered: () => bufferedAmount(),
+      ...(caps.maxPreviewSockets ? { maxActive: caps.maxPreviewSockets } : {}),
+      ...(caps.maxPreviewWaits ? { maxWaits: caps.maxPreviewWaits } : {}),
     });
     previews.register(dispatcher);
     const link = new SessionLink({
@@ -104,9 +145,10 @@ export class SessionHosts {
         },
       },
     });
-    this.hosts.set(sessionId, { link, processes, files, previews });
+    this.hosts.set(sessionId, { link, processes, files, previews, quota });
     link.start();
     previews.start();
+    quota?.start();
   }
 
   /** Closes a session's host: its processes are killed and its data socket closed. */
@@ -116,12 +158,18 @@ export class SessionHosts {
     this.hosts.delete(sessionId);
     await host.processes.close().catch((err: unknown) => this.opts.logger.warn('closing processes failed', { sessionId, error: err }));
     await host.files.close();
+    host.quota?.close();
     host.previews.stop();
     host.link.close();
   }
 
   async closeAll(): Promise<void> {
     await Promise.all([...this.hosts.keys()].map((id) => this.close(id)));
+  }
+
+  /** The workspace bytes last measured for a running session (undefined when not measured). */
+  diskUsed(sessionId: string): number | undefined {
+    return this.hosts.get(sessionId)?.quota?.diskUsed;
   }
 
   /** Relayed preview requests and sockets open now, over every session. */

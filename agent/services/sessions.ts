@@ -21,6 +21,8 @@ export interface SessionHooks {
   running(info: SessionInfo): void;
   /** The session's container stopped or is gone: close its data socket, kill its processes. */
   gone(sessionId: string): Promise<void>;
+  /** Workspace bytes last measured for the session, shown as `resources.diskUsed`. */
+  diskUsed?(sessionId: string): number | undefined;
 }
 
 export interface SessionServiceOptions {
@@ -72,7 +74,22 @@ export class SessionService {
         logger.info('removed session', { sessionId: p.sessionId });
         return { removed: true };
       })
-      .on('session.stats', SessionRefParams, async (p) => runtime.stats(p.sessionId));
+      .on('session.stats', SessionRefParams, async (p) => {
+        const stats = await runtime.stats(p.sessionId);
+        const diskUsed = this.opts.hooks?.diskUsed?.(p.sessionId);
+        return stats && diskUsed !== undefined ? { ...stats, diskUsed } : stats;
+      });
+  }
+
+  /** The workspace went far past WORKSPACE_QUOTA: the container stops (the edge hears it as reason disk_quota). */
+  async stopForQuota(sessionId: string): Promise<void> {
+    try {
+      await this.opts.hooks?.gone(sessionId);
+      await this.opts.runtime.stop(sessionId);
+      this.opts.logger.warn('session stopped: workspace far past its quota', { sessionId });
+    } catch (err) {
+      this.opts.logger.error('could not stop a session past its quota', { sessionId, error: err });
+    }
   }
 
   private result(info: SessionInfo, limits = this.limitsById.get(info.sessionId)): SessionInfoResult {

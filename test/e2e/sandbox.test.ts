@@ -247,3 +247,100 @@ describe('sandbox: a production agent never weakens by accident (agent process)'
     expect(lines.some((l) => l.includes('agent refuses to start') && l.includes('EGRESS_POLICY=off'))).toBe(true);
   });
 });
+
+describe.skipIf(!hasDocker)('sandbox: fair shares per session (real stack, Docker)', () => {
+  const docker = new Docker();
+  const stack = new TestStack({ runner: 'miniflare', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: 'mominai/busybox:test' } });
+  let alice: TestUser;
+  let agent: TestAgent;
+
+  const create = async () => {
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: {} });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.session.id;
+  };
+  const exec = (sessionId: string, command: string) =>
+    api<ExecResult & { error?: { code: string; message: string } }>(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: alice.token, body: { command } });
+  const containerOf = async (sessionId: string) => {
+    const [c] = await docker.listContainers({ all: true, filters: { label: [`dev.mominai.session=${sessionId}`] } });
+    return docker.getContainer(c!.Id);
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('busybox');
+    await stack.startEdge();
+    agent = await startAgent(stack, {
+      name: `sandbox-caps-${tag}`,
+      env: {
+        EGRESS_POLICY: 'off',
+        MAX_PROCESSES_PER_SESSION: '3',
+        WORKSPACE_QUOTA: '4m',
+        WORKSPACE_QUOTA_INTERVAL_MS: '250',
+        CONTAINER_PIDS_LIMIT: '128',
+        CONTAINER_MEMORY_LIMIT: '128m',
+      },
+    });
+    alice = await registerUser(stack, 'alice');
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it('refuses a process past MAX_PROCESSES_PER_SESSION: 429 limit_exceeded over REST, an error frame over the WebSocket', async () => {
+    const id = await create();
+    const ws = await TestSocket.open(stack, alice.token, id);
+    try {
+      for (let i = 0; i < 3; i++) expect((await ws.request('container_command', { command: 'sleep 300' })).type).toBe('process_started');
+      const refused = await ws.request('container_command', { command: 'echo one too many' });
+      expect(refused).toMatchObject({ type: 'error', payload: { code: 'limit_exceeded', message: 'this session already runs 3 processes (MAX_PROCESSES_PER_SESSION)' } });
+      const rest = await exec(id, 'echo one too many');
+      expect(rest.status).toBe(429);
+      expect(rest.body).toMatchObject({ error: { code: 'limit_exceeded' } });
+    } finally {
+      ws.close();
+    }
+  });
+
+  it('answers API writes past WORKSPACE_QUOTA with 507 quota_exceeded, and stops the container far past it', async () => {
+    const id = await create();
+    expect((await exec(id, 'dd if=/dev/zero of=/workspace/big1 bs=1048576 count=5 2>/dev/null && echo ok')).body.stdout).toBe('ok\n');
+    await agent.waitForLog((l) => l.msg === 'workspace past its quota' && l.sessionId === id, 30_000);
+    const put = await api(stack, 'PUT', `/api/containers/${id}/files/more.txt`, { token: alice.token, body: { content: 'x' } });
+    expect(put.status).toBe(507);
+    expect(put.body).toMatchObject({ error: { code: 'quota_exceeded' } });
+
+    await exec(id, 'dd if=/dev/zero of=/workspace/big2 bs=1048576 count=5 2>/dev/null; echo ok');
+    await agent.waitForLog((l) => l.msg === 'session stopped: workspace far past its quota' && l.sessionId === id, 30_000);
+    expect((await (await containerOf(id)).inspect()).State.Running).toBe(false);
+  });
+
+  it("keeps a neighbour's commands working through a fork bomb and a memory hog", async () => {
+    const [bomb, neighbour] = [await create(), await create()];
+    const ws = await TestSocket.open(stack, alice.token, bomb);
+    try {
+      // The hog reads /dev/zero into memory without end (OOM at 128m); the bomb forks until the pids limit.
+      expect((await ws.request('container_command', { command: 'tail /dev/zero & f() { f | f & }; f; sleep 300' })).type).toBe('process_started');
+      const c = await containerOf(bomb);
+      const pidsFile = `/sys/fs/cgroup/pids/docker/${c.id}/pids.current`;
+      const deadline = Date.now() + 60_000;
+      while (Number(fs.readFileSync(pidsFile, 'utf8')) < 100) {
+        if (Date.now() > deadline) throw new Error('the fork bomb did not fill its pids limit');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const times: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        const r = await exec(neighbour, 'echo ok');
+        times.push(performance.now() - started);
+        expect(r.status).toBe(200);
+        expect(r.body.stdout).toBe('ok\n');
+      }
+      times.sort((a, b) => a - b);
+      process.stderr.write(`[sandbox] neighbour echo during fork bomb + memory hog: median ${times[10]!.toFixed(0)} ms, p99 ${times[19]!.toFixed(0)} ms\n`);
+      expect(times[19]).toBeLessThan(5_000);
+    } finally {
+      ws.close();
+      await api(stack, 'DELETE', `/api/containers/${bomb}`, { token: alice.token });
+    }
+  });
+});

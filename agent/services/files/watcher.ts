@@ -51,6 +51,8 @@ export interface WatcherOptions {
   /** Names (below the root) not to watch or report; default: our own temporary files. */
   ignore?: (names: readonly string[]) => boolean;
   procFd?: boolean;
+  /** Folders watched at most (MAX_WATCHES_PER_SESSION): one session cannot use up the host user's inotify watches. */
+  maxWatches?: number;
 }
 
 const LSTAT_BATCH = 64;
@@ -83,6 +85,7 @@ export class WorkspaceWatcher {
     private readonly coalesceMs: number,
     private readonly ignore: (names: readonly string[]) => boolean,
     journal: ChangeJournal,
+    private readonly maxWatches = Number.POSITIVE_INFINITY,
   ) {
     this.journal = journal;
   }
@@ -96,6 +99,7 @@ export class WorkspaceWatcher {
       opts.coalesceMs ?? 30,
       opts.ignore ?? ((names) => names.some(isTempName)),
       opts.journal ?? new ChangeJournal(),
+      opts.maxWatches,
     );
     w.known.set('', { kind: 'dir', size: 0, mtimeMs: 0, ino: 0 });
     await w.addDir('', await openRoot(jail), false);
@@ -257,6 +261,13 @@ export class WorkspaceWatcher {
 
   private watch(rel: string, dir: DirRef): void {
     if (this.closed || this.watches.has(rel)) return;
+    if (this.watches.size >= this.maxWatches) {
+      if (!this.warnedLimit) {
+        this.warnedLimit = true;
+        this.logger.warn('the session reached MAX_WATCHES_PER_SESSION: further folders are not watched', { limit: this.maxWatches });
+      }
+      return;
+    }
     try {
       // Watching through the descriptor pins the inotify watch to this very folder.
       const w = fs.watch(dir.self, { persistent: false }, (_type, filename) => this.onRaw(rel, filename));

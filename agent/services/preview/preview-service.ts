@@ -54,8 +54,10 @@ export interface PreviewServiceOptions {
   dataBuffered?: () => number;
   /** Whether the target may be a loopback address (default true, for the local runtime; pass false with Docker). */
   allowLoopback?: boolean;
-  /** Most relayed requests and WebSockets open at once (default 512); more are refused with rate_limited. */
+  /** Most relayed requests and WebSockets open at once (MAX_PREVIEW_SOCKETS_PER_SESSION, default 256); more are refused with limit_exceeded. */
   maxActive?: number;
+  /** Most `ports.wait` (start_preview) waits at once (MAX_PREVIEW_WAITS_PER_SESSION, default 8); more are refused with limit_exceeded. */
+  maxWaits?: number;
   /** Response-head and WebSocket-handshake limit (default 60 s). */
   headersTimeoutMs?: number;
 }
@@ -80,13 +82,15 @@ export class PreviewService {
   private readonly exchanges = new Map<number, Exchange>();
   private readonly waits = new Set<AbortController>();
   private readonly maxActive: number;
+  private readonly maxWaits: number;
   private readonly headersTimeoutMs: number;
   /** Bumped by stop(): work that was waiting on a lookup when the service stopped must not connect. */
   private epoch = 0;
 
   constructor(private readonly opts: PreviewServiceOptions) {
     this.log = opts.logger.child({ service: 'preview' });
-    this.maxActive = opts.maxActive ?? 512;
+    this.maxActive = opts.maxActive ?? 256;
+    this.maxWaits = opts.maxWaits ?? 8;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 60_000;
     this.watcher = new PortWatcher({
       list: () => opts.listListening(),
@@ -164,7 +168,7 @@ export class PreviewService {
       throw new AppError(ErrorCode.Conflict, `stream ${streamBase} is already in use`);
     }
     if (this.activeCount() >= this.maxActive) {
-      throw new AppError(ErrorCode.RateLimited, `the session already has ${this.maxActive} preview connections open`);
+      throw new AppError(ErrorCode.LimitExceeded, `the session already has ${this.maxActive} preview connections open (MAX_PREVIEW_SOCKETS_PER_SESSION)`);
     }
   }
 
@@ -287,6 +291,9 @@ export class PreviewService {
   }
 
   private async portsWait(port: number, timeoutMs: number): Promise<{ port: number }> {
+    if (this.waits.size >= this.maxWaits) {
+      throw new AppError(ErrorCode.LimitExceeded, `the session already waits for ${this.maxWaits} ports (MAX_PREVIEW_WAITS_PER_SESSION)`);
+    }
     const abort = new AbortController();
     this.waits.add(abort);
     try {

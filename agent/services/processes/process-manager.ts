@@ -53,6 +53,7 @@ export class ProcessManager {
   private readonly batchMs: number;
   private readonly chunkBytes: number;
   private readonly maxExited: number;
+  private readonly maxRunning: number;
   private readonly maxBuffered: number;
   private readonly deps: ManagedProcessDeps;
   private readonly procs = new Map<string, ManagedProcess>();
@@ -75,6 +76,7 @@ export class ProcessManager {
     this.chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     this.batchMs = opts.batchMs ?? DEFAULT_BATCH_MS;
     this.maxExited = opts.maxExited ?? DEFAULT_MAX_EXITED;
+    this.maxRunning = opts.maxRunning ?? 64;
     this.maxBuffered = opts.maxSocketBufferedBytes ?? DEFAULT_MAX_SOCKET_BUFFERED;
     const exitGraceMs = opts.exitGraceMs ?? DEFAULT_EXIT_GRACE_MS;
     check(Number.isInteger(ringBytes) && ringBytes >= 0, 'ringBytes must be a non-negative integer');
@@ -120,6 +122,12 @@ export class ProcessManager {
       if (Math.abs(other.streamBase - p.streamBase) < STREAMS_PER_PROCESS) {
         throw new AppError(ErrorCode.Conflict, `streamBase ${p.streamBase} overlaps process ${other.processId}`);
       }
+    }
+    const running = [...this.procs.values()].filter((proc) => proc.running).length + this.spawning.size;
+    if (running >= this.maxRunning) {
+      throw new AppError(ErrorCode.LimitExceeded, `this session already runs ${this.maxRunning} processes (MAX_PROCESSES_PER_SESSION)`, {
+        limit: this.maxRunning,
+      });
     }
     this.spawning.add(p.processId);
     let handle;

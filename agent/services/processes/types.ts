@@ -29,6 +29,8 @@ export interface ProcessManagerOptions {
   chunkBytes?: number;
   /** Exited processes kept for replay (default 50); the oldest fully acked go first. */
   maxExited?: number;
+  /** Processes running at once (MAX_PROCESSES_PER_SESSION, default 64); more are refused with limit_exceeded. */
+  maxRunning?: number;
   /** After the process exits, how long its output pipes may stay open (held by a child it left behind). */
   exitGraceMs?: number;
   /** Socket queue above which the manager stops handing frames to the sink (default 1 MiB). */

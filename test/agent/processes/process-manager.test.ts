@@ -67,6 +67,21 @@ describe('ProcessManager', () => {
       expect(overlap).toMatchObject({ ok: false, error: { code: 'conflict' } });
     });
 
+    it('refuses a process past MAX_PROCESSES_PER_SESSION with limit_exceeded, and takes one again once a process exits', async () => {
+      const { runtime, call, spawn } = setup({ maxRunning: 2 });
+      const first = await spawn(P1, 0);
+      await spawn(P2, 8);
+      const third = await call('proc.spawn', { processId: 'prc_00000003', streamBase: 16, command: ['x'], tty: false });
+      expect(third).toMatchObject({
+        ok: false,
+        error: { code: 'limit_exceeded', message: 'this session already runs 2 processes (MAX_PROCESSES_PER_SESSION)' },
+      });
+      expect(runtime.procs.length).toBe(2);
+      first.exit({ exitCode: 0, reason: 'exit' });
+      await settle();
+      await spawn('prc_00000004', 24);
+    });
+
     it('passes runtime AppErrors through and hides unknown ones', async () => {
       const { runtime, call } = setup();
       const { AppError } = await import('../../../shared/errors');
