@@ -15,9 +15,8 @@
  * A heartbeat (`ping` every `heartbeatMs`) notices a socket that went quiet
  * without closing and replaces it.
  */
-import { Backoff, type BackoffOptions } from '../../shared/backoff';
+import { Backoff } from '../../shared/backoff';
 import { decodeBinaryFrame, FrameDecodeError, FrameKind } from '../../shared/protocol/binary';
-import type { StreamName } from '../../shared/protocol/session-data';
 import type { SessionView } from '../../shared/api/containers';
 import { Emitter } from './emitter';
 import { ClientErrorCode, MominaiError } from './errors';
@@ -36,55 +35,13 @@ import {
   ServerFrameSchema,
   ServerReady,
   SessionEnvelope,
-  type GapInfo,
-  type PortInfo,
 } from './protocol';
 import { ProcessHandle, type ProcessLink } from './process';
-import { ConnectionFiles, WatchSet, type FileChange } from './connection-files';
+import { ConnectionFiles, WatchSet } from './connection-files';
 import { ConnectionProcesses } from './connection-processes';
+import type { ConnectionEvents, ConnectionState, ConnectOptions, WebSocketConstructor, WebSocketLike } from './connection-types';
 
-/** The parts of a WebSocket the SDK uses (the browser's, or `ws` in Node). */
-export interface WebSocketLike {
-  binaryType: string;
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-}
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-export interface ConnectOptions {
-  /** `binary` (default): output as binary frames, no UTF-8 decoding on the way. */
-  output?: 'binary' | 'text';
-  backoff?: BackoffOptions;
-  /** Time limit for one request (ms, default 30 s). */
-  requestTimeoutMs?: number;
-  /** Ping interval; two intervals without any frame replace the socket (ms, default 15 s). */
-  heartbeatMs?: number;
-}
-
-export type ConnectionState = 'connecting' | 'open' | 'offline' | 'closed';
-
-export interface ConnectionEvents {
-  /** The edge said `ready` (first connect and after every reconnect). */
-  open: [{ session: SessionView; reconnect: boolean }];
-  /** The socket closed; the connection redials unless closed or offline. */
-  close: [{ code: number; reason: string }];
-  status: [{ status: SessionView['status']; session?: SessionView; reason?: string }];
-  'idle-warning': [{ stopAt: string; inMs: number }];
-  port: [PortInfo];
-  'server-ready': [{ port: number; url: string }];
-  gap: [GapInfo];
-  'flow-paused': [{ processId: string; stream: StreamName; offset: number }];
-  'file-change': [FileChange];
-  /** The edge's change journal no longer reaches back to the last version seen: re-read what you show. */
-  resync: [];
-  /** A protocol error frame that answered no request. */
-  error: [MominaiError];
-}
+export type { ConnectionEvents, ConnectionState, ConnectOptions, WebSocketConstructor, WebSocketLike };
 
 interface Pending {
   resolve(frame: { type: string; payload: unknown }): void;
@@ -127,8 +84,21 @@ export class SessionConnection {
     const link: ProcessLink = {
       ack: (processId, stream, offset) => this.sendEvent('ack', { processId, stream, offset }),
       stdin: async (processId, data) => {
-        const payload = typeof data === 'string' ? { processId, data } : { processId, data: toBase64(data), encoding: 'base64' };
-        await this.request('stdin', payload);
+        // One frame stays under 1 MiB: text in pieces of 256 Ki UTF-16 units (never splitting a pair), bytes in 512 KiB.
+        if (typeof data === 'string') {
+          for (let at = 0; at < data.length || at === 0; ) {
+            let end = Math.min(data.length, at + 256 * 1024);
+            if (end < data.length && /[\uDC00-\uDFFF]/.test(data[end]!)) end -= 1;
+            await this.request('stdin', { processId, data: data.slice(at, end) });
+            at = end;
+            if (at >= data.length) break;
+          }
+        } else {
+          for (let at = 0; at < data.byteLength || at === 0; at += 512 * 1024) {
+            await this.request('stdin', { processId, data: toBase64(data.subarray(at, at + 512 * 1024)), encoding: 'base64' });
+            if (at + 512 * 1024 >= data.byteLength) break;
+          }
+        }
       },
       resize: async (processId, cols, rows) => void (await this.request('resize', { processId, cols, rows })),
       kill: async (processId, signal) => void (await this.request('kill', { processId, ...(signal ? { signal } : {}) })),

@@ -108,6 +108,26 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       watch.close();
     });
 
+    it('keeps a watch across a reconnect and delivers the changes made while the socket was down', async () => {
+      const changes: FileChange[] = [];
+      const watch = await conn.files.watch('away', { recursive: true }, (c) => changes.push(c));
+      conn.disconnect();
+      // A second client sees the change first, so it is in the edge's change journal before conn comes back.
+      const other = await client.connect(sessionId);
+      const seenElsewhere = waitFor<FileChange>((l) => other.on('file-change', l), (c) => c.path === '/workspace/away/while-offline.txt', 30_000, 'the change');
+      await other.files.watch('away', { recursive: true }, () => {});
+      const r = await client.sessions.exec(sessionId, { command: 'mkdir -p away && echo x > away/while-offline.txt' });
+      expect(r.exitCode).toBe(0);
+      await seenElsewhere;
+      other.close();
+      expect(changes).toEqual([]);
+      const caughtUp = waitFor<FileChange>((l) => conn.on('file-change', l), (c) => c.path === '/workspace/away/while-offline.txt', 30_000, 'the missed change');
+      conn.reconnect();
+      await caughtUp;
+      expect(changes.filter((c) => c.path === '/workspace/away/while-offline.txt').length).toBe(1);
+      watch.close();
+    });
+
     it('fails with not_found for a missing file, conflict for an existing folder and a non-empty one', async () => {
       await expect(conn.files.read('no/such.txt')).rejects.toMatchObject({ code: 'not_found', status: 404 });
       await conn.files.mkdir('exists');
