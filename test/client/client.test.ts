@@ -89,9 +89,16 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
     });
 
     it('uploads a tar of 500 files in one request', async () => {
-      const entries = Array.from({ length: 500 }, (_, i) => ({ name: `tree/d${i % 10}/f${i}.txt`, type: 'file' as const, data: new TextEncoder().encode(`file ${i}\n`) }));
+      const entries = Array.from({ length: 498 }, (_, i) => ({ name: `tree/d${i % 10}/f${i}.txt`, type: 'file' as const, data: new TextEncoder().encode(`file ${i}\n`) }));
+      // Names past ustar's 100 bytes: one that fits the 155-byte prefix, one that needs a PAX header.
+      const longDir = `tree/${'long-folder-name-'.repeat(5)}`;
+      const longer = `tree/${'x'.repeat(200)}/${'y'.repeat(120)}.txt`;
+      entries.push({ name: `${longDir}/${'n'.repeat(90)}.txt`, type: 'file', data: new TextEncoder().encode('prefixed') });
+      entries.push({ name: longer, type: 'file', data: new TextEncoder().encode('pax') });
       const result = await client.files(sessionId).tarUpload('', encodeTar(entries));
       expect(result).toMatchObject({ files: 500 });
+      expect(new TextDecoder().decode(await conn.files.read(longer))).toBe('pax');
+      expect(new TextDecoder().decode(await conn.files.read(`${longDir}/${'n'.repeat(90)}.txt`))).toBe('prefixed');
       const listing = await conn.files.list('tree/d3');
       expect(listing.length).toBe(50);
       expect(new TextDecoder().decode(await conn.files.read('tree/d3/f13.txt'))).toBe('file 13\n');
