@@ -17,6 +17,9 @@
  *   `--group-add` is needed) and handing it the workspace and state folders.
  * - AGENT_USER=root keeps root in every case.
  *
+ * AGENT_TOKEN_FILE names a file holding the join token, read when AGENT_TOKEN
+ * is not set (docker compose's token service writes one into a volume).
+ *
  * `agent.cjs --health` is the image's HEALTHCHECK: healthy while the agent has
  * written its health file within the last 30 s and is connected to the edge.
  */
@@ -101,8 +104,18 @@ function dropPrivileges(): void {
   say('info', 'running as a non-root user', { uid: target.uid, gid: target.gid, groups });
 }
 
+/** AGENT_TOKEN from AGENT_TOKEN_FILE when only the file is given. */
+function tokenFromFile(): void {
+  const file = process.env.AGENT_TOKEN_FILE?.trim();
+  if (process.env.AGENT_TOKEN || !file) return;
+  const token = fs.readFileSync(file, 'utf8').trim();
+  if (!token) throw new Error(`AGENT_TOKEN_FILE ${file} is empty`);
+  process.env.AGENT_TOKEN = token;
+}
+
 if (process.argv.includes('--health')) health();
 try {
+  tokenFromFile();
   dropPrivileges();
 } catch (err) {
   say('error', 'cannot start the agent', { error: err instanceof Error ? err.message : String(err) });

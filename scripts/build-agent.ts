@@ -54,13 +54,14 @@ await build({
 });
 const size = fs.statSync(outfile).size;
 fs.copyFileSync(path.join(ROOT, 'LICENSE'), path.join(outdir, 'LICENSE'));
+// agent/Dockerfile copies extra/ into the image: empty unless --host-iptables fills it below.
+const extra = path.join(outdir, 'extra');
+fs.rmSync(extra, { recursive: true, force: true });
+fs.mkdirSync(extra, { recursive: true });
 process.stdout.write(`build-agent: ${path.relative(ROOT, outfile)} ${(size / 1024).toFixed(1)} KiB in ${Date.now() - started} ms\n`);
 
 if (values.image) {
   const budgetMB = Number(process.env.AGENT_IMAGE_BUDGET_MB ?? DEFAULT_IMAGE_BUDGET_MB);
-  const extra = path.join(outdir, 'extra');
-  fs.rmSync(extra, { recursive: true, force: true });
-  fs.mkdirSync(extra, { recursive: true });
   const args = ['build', '-f', path.join(ROOT, 'agent/Dockerfile'), '-t', values.image];
   if (values['node-image']) args.push('--build-arg', `NODE_IMAGE=${values['node-image']}`);
   if (values['host-iptables']) {
