@@ -1,0 +1,200 @@
+/**
+ * SessionConnection at its seam: a scripted server behind a fake WebSocket
+ * constructor (the `WebSocket` option), through the package's public entry
+ * point. It pins down, frame by frame, what the real-stack suites can only
+ * sample: held output before `process_started`, acks after reading, the
+ * exact resume after a drop, duplicates cut, gaps, foreign processes,
+ * requests lost with their socket, and watches caught up in order.
+ */
+import { describe, expect, it } from 'vitest';
+import { MominaiClient, type ConnectionEvents, type FileChange, type GapInfo, type WebSocketLike } from '@mominai/client';
+import { encodeBinaryFrame, FrameKind } from '../../shared/protocol/binary';
+
+const SESSION = { id: 'ses_0123456789abcdef01234567', name: 's', image: 'i', status: 'running' };
+const P1 = 'prc_00000000000000000000aa01';
+const P2 = 'prc_00000000000000000000bb02';
+
+class FakeSocket implements WebSocketLike {
+  static all: FakeSocket[] = [];
+  binaryType = 'blob';
+  readyState = 1;
+  readonly sent: Array<{ type: string; id?: string; payload?: Record<string, unknown> }> = [];
+  onopen: ((ev: unknown) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+  }
+  send(data: string): void {
+    this.sent.push(JSON.parse(data));
+  }
+  close(): void {
+    this.drop();
+  }
+  drop(): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.onclose?.({ code: 1006, reason: '' });
+  }
+  json(frame: { type: string; id?: string; payload?: unknown }): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+  output(streamId: number, offset: number, text: string): void {
+    const bytes = encodeBinaryFrame({ kind: FrameKind.Output, flags: 0, streamId, offset, payload: new TextEncoder().encode(text) });
+    this.onmessage?.({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) });
+  }
+  /** The last frame of `type` this client sent. */
+  last(type: string) {
+    return [...this.sent].reverse().find((f) => f.type === type);
+  }
+  static latest(): FakeSocket {
+    return FakeSocket.all[FakeSocket.all.length - 1]!;
+  }
+}
+
+/** Resolves once `pred` holds, checking after every macrotask turn (the connection's work is all timers and events). */
+async function until(pred: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+async function open() {
+  FakeSocket.all = [];
+  const client = new MominaiClient({ baseUrl: 'http://edge.test', token: 'tok', WebSocket: FakeSocket, fetch: () => Promise.reject(new Error('no REST here')) });
+  const connecting = client.connect(SESSION.id, { backoff: { baseMs: 1, capMs: 2 } });
+  FakeSocket.latest().json({ type: 'ready', payload: { session: SESSION } });
+  const conn = await connecting;
+  return { client, conn };
+}
+
+async function readText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  return new TextDecoder().decode(new Uint8Array(await new Response(stream).arrayBuffer()));
+}
+
+describe('SessionConnection (scripted server)', () => {
+  it('dials /ws with the token, the session and binary output', async () => {
+    const { conn } = await open();
+    const url = new URL(FakeSocket.latest().url);
+    expect(`${url.protocol}//${url.host}${url.pathname}`).toBe('ws://edge.test/ws');
+    expect(Object.fromEntries(url.searchParams)).toEqual({ token: 'tok', sessionId: SESSION.id, output: 'binary' });
+    expect(FakeSocket.latest().binaryType).toBe('arraybuffer');
+    conn.close();
+  });
+
+  it('keeps output that comes before process_started, acks what was read, resumes exactly after a drop and cuts duplicates', async () => {
+    const { conn } = await open();
+    const s1 = FakeSocket.latest();
+    const starting = conn.run('printf x');
+    await until(() => !!s1.last('container_command'), 'the start request');
+    const req = s1.last('container_command')!;
+    expect(req.payload).toEqual({ command: 'printf x' });
+    // The edge subscribes every client at once: output may beat the reply.
+    s1.json({ type: 'output_stream', payload: { processId: P1, stream: 'stdout', streamId: 4 } });
+    s1.output(4, 0, 'hello ');
+    s1.json({ type: 'process_started', id: req.id!, payload: { processId: P1 } });
+    const proc = await starting;
+    const gaps: GapInfo[] = [];
+    proc.on('gap', (g) => gaps.push(g));
+    const reader = proc.stdout.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('hello ');
+    expect(s1.last('ack')!.payload).toEqual({ processId: P1, stream: 'stdout', offset: 6 });
+    s1.output(4, 6, 'world');
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('world');
+
+    s1.drop();
+    await until(() => FakeSocket.all.length === 2, 'a new socket');
+    const s2 = FakeSocket.latest();
+    s2.json({ type: 'ready', payload: { session: SESSION } });
+    expect(s2.last('resume')!.payload).toEqual({ processId: P1, stream: 'stdout', fromOffset: 11, offsets: { stdout: 11, stderr: 0 } });
+    s2.json({ type: 'output_stream', payload: { processId: P1, stream: 'stdout', streamId: 4 } });
+    s2.output(4, 6, 'world!!'); // overlaps what was read: only "!!" is new
+    s2.json({ type: 'gap', payload: { processId: P1, stream: 'stdout', fromOffset: 13, toOffset: 20 } });
+    s2.output(4, 20, 'end');
+    s2.json({ type: 'command_exit', payload: { processId: P1, exitCode: 0, reason: 'exit' } });
+    reader.releaseLock();
+    expect(await readText(proc.stdout.pipeThrough(new TransformStream()))).toBe('!!end');
+    expect(gaps).toEqual([{ processId: P1, stream: 'stdout', fromOffset: 13, toOffset: 20 }]);
+    expect(await proc.exit).toEqual({ exitCode: 0, reason: 'exit' });
+    expect(conn.reconnects).toBe(1);
+    conn.close();
+  });
+
+  it('acknowledges and ignores the output of a process another client started', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    s.json({ type: 'output_stream', payload: { processId: P2, stream: 'pty', streamId: 10 } });
+    s.output(10, 0, 'not ours');
+    expect(s.last('ack')!.payload).toEqual({ processId: P2, stream: 'pty', offset: 8 });
+    conn.close();
+  });
+
+  it('fails a request whose socket dropped with a retryable connection_lost, and sends one made while offline on the next socket', async () => {
+    const { conn } = await open();
+    const s1 = FakeSocket.latest();
+    const lost = conn.request('list_processes');
+    await until(() => !!s1.last('list_processes'), 'the request');
+    conn.disconnect();
+    await expect(lost).rejects.toMatchObject({ code: 'connection_lost', status: 0, retryable: true });
+    const waiting = conn.request('list_processes');
+    conn.reconnect();
+    const s2 = FakeSocket.latest();
+    expect(s2).not.toBe(s1);
+    s2.json({ type: 'ready', payload: { session: SESSION } });
+    const sent = s2.last('list_processes')!;
+    s2.json({ type: 'error', id: sent.id!, payload: { code: 'rate_limited', message: 'slow down' } });
+    await expect(waiting).rejects.toMatchObject({ code: 'rate_limited', status: 429, retryable: true, message: 'slow down' });
+    conn.close();
+  });
+
+  it('watches again after a reconnect and delivers missed changes before live ones, each once, in order', async () => {
+    const { conn } = await open();
+    const s1 = FakeSocket.latest();
+    const got: FileChange[] = [];
+    const watching = conn.files.watch('src', { recursive: true }, (c) => got.push(c));
+    await until(() => !!s1.last('watch'), 'the watch');
+    s1.json({ type: 'watching', id: s1.last('watch')!.id!, payload: { path: '/workspace/src', version: 5 } });
+    await watching;
+    s1.json({ type: 'file_changed', payload: { version: 6, event: 'add_file', path: '/workspace/src/a.ts' } });
+    s1.json({ type: 'file_changed', payload: { version: 7, event: 'add_file', path: '/workspace/other/x.ts' } });
+    s1.drop();
+    await until(() => FakeSocket.all.length === 2, 'a new socket');
+    const s2 = FakeSocket.latest();
+    s2.json({ type: 'ready', payload: { session: SESSION } });
+    expect(s2.last('watch')!.payload).toEqual({ path: '/workspace/src', recursive: true });
+    s2.json({ type: 'watching', id: s2.last('watch')!.id!, payload: { path: '/workspace/src', version: 9 } });
+    await until(() => !!s2.last('changes_since'), 'changes_since');
+    expect(s2.last('changes_since')!.payload).toEqual({ version: 7 });
+    // A live change overtakes the catch-up answer: it waits for it.
+    s2.json({ type: 'file_changed', payload: { version: 10, event: 'change', path: '/workspace/src/a.ts' } });
+    s2.json({
+      type: 'changes',
+      id: s2.last('changes_since')!.id!,
+      payload: { version: 9, resync: false, changes: [
+        { version: 8, event: 'remove_file', path: '/workspace/src/a.ts' },
+        { version: 9, event: 'add_dir', path: '/workspace/src/lib' },
+      ] },
+    });
+    await until(() => got.length === 4, 'four changes');
+    expect(got.map((c) => c.version)).toEqual([6, 8, 9, 10]);
+    conn.close();
+  });
+
+  it('emits the connection events it documents', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    const seen: Array<keyof ConnectionEvents> = [];
+    for (const e of ['port', 'server-ready', 'idle-warning', 'status', 'flow-paused'] as const) conn.on(e, () => seen.push(e));
+    s.json({ type: 'port', payload: { port: 3000, state: 'open', url: 'http://3000-x.preview.localhost/' } });
+    s.json({ type: 'server-ready', payload: { port: 3000, url: 'http://3000-x.preview.localhost/' } });
+    s.json({ type: 'idle_warning', payload: { stopAt: '2026-01-01T00:00:00.000Z', inMs: 60000 } });
+    s.json({ type: 'flow_paused', payload: { processId: P1, stream: 'stdout', offset: 4194304 } });
+    s.json({ type: 'container_status', payload: { status: 'stopped', reason: 'idle' } });
+    expect(seen).toEqual(['port', 'server-ready', 'idle-warning', 'flow-paused', 'status']);
+    expect(conn.session?.status).toBe('stopped');
+    conn.close();
+  });
+});
