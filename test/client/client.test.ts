@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeTar, MominaiClient, MominaiError, type FileChange, type GapInfo, type SessionConnection } from '@mominai/client';
+import { WebContainer } from '@mominai/client/webcontainer';
 import { hasDocker } from '../helpers/docker';
 import type { TestStack } from '../helpers/stack';
 import { MiB, newClient, readAll, startStack, waitFor } from './setup';
@@ -141,6 +142,34 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await expect(conn.files.mkdir('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
       await conn.files.write('exists/inner.txt', 'x');
       await expect(conn.files.delete('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    });
+  });
+
+  describe('jsh on an image without bash (busybox sh)', () => {
+    it('prints interactive once and prompt markers, and runs what it is given', async () => {
+      const wc = await WebContainer.boot({ apiUrl: stack.baseUrl, token: client.token!, sessionId, WebSocket: WebSocket as never });
+      const shell = await wc.spawn('jsh', ['--osc'], { terminal: { cols: 80, rows: 24 } });
+      let text = '';
+      const reader = shell.output.getReader();
+      const until = async (pred: (t: string) => boolean) => {
+        while (!pred(text)) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`output ended before the expected text: ${JSON.stringify(text)}`);
+          text += value;
+        }
+      };
+      await until((t) => t.includes('\x1b]654;interactive\x07') && t.includes('\x1b]654;prompt\x07'));
+      const input = shell.input.getWriter();
+      await input.write('echo from-sh\n');
+      await until((t) => /\r\nfrom-sh\r\n/.test(t) && t.split('\x1b]654;prompt\x07').length >= 3);
+      expect(text.split('\x1b]654;interactive\x07').length).toBe(2);
+      expect(text).not.toMatch(/654;exit=/);
+      await input.write('exit 4\n');
+      expect(await shell.exit).toBe(4);
+      wc.teardown();
+      await wc.tornDown;
+      // Attached, not created: teardown leaves the session running.
+      expect((await client.sessions.get(sessionId)).status).toBe('running');
     });
   });
 
