@@ -4,11 +4,21 @@
 //   dist/index.js, dist/webcontainer.js  ESM for Node 20 and bundlers, shared/ and zod bundled in
 //   dist/browser/mominai-client.js       one minified ESM file for a <script type="module">
 // and prints the browser bundle's size.
-import { build } from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+
+// An install without dev dependencies (`npm ci --omit=dev`) has no esbuild and
+// needs no client: say so and leave, instead of failing the whole install.
+let build;
+try {
+  ({ build } = await import('esbuild'));
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+  console.warn('@mominai/client: esbuild is not installed (install without dev dependencies); the client was not built');
+  process.exit(0);
+}
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, 'dist');
