@@ -1,16 +1,17 @@
 /**
  * The Worker's HTTP surface: one Hono app, one error shape. The front door,
- * outermost first: security headers on every response, a request id, CORS
- * (answering preflights), then on /api/* the per-IP rate limit. /health and
+ * outermost first: the request log (a request id and one line per request,
+ * ./log.ts), previews and the IDE page, security headers on every other
+ * response, the X-Request-Id header, CORS (answering preflights), then on
+ * /api/* the per-IP rate limit. /health and
  * /agent/connect are outside /api and so are not rate limited.
  */
 import { Hono } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
-import { newId } from '../shared/ids';
 import { loadConfig } from './config';
 import type { AppEnv } from './env';
 import { onError, onNotFound } from './errors';
-import { setLogLevel } from './log';
+import { requestLog } from './log';
 import { apiCors } from './middleware/cors';
 import { rateLimit } from './middleware/rate-limit';
 import type { RateLimitRule } from './ratelimit/window';
@@ -28,6 +29,8 @@ const AUTH_PATHS: ReadonlySet<string> = new Set(['/api/auth/register', '/api/aut
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // Outermost: the request id and one log line per request, previews and the page included.
+  app.use('*', requestLog());
   // Previews first: they are the app's responses, without the API's headers, limits or CORS.
   app.use('*', previewByHost());
   app.use('/preview/*', previewByPath());
@@ -41,8 +44,6 @@ export function createApp(): Hono<AppEnv> {
     }),
   );
   app.use('*', async (c, next) => {
-    setLogLevel(typeof c.env.LOG_LEVEL === 'string' ? c.env.LOG_LEVEL : undefined);
-    c.set('requestId', c.req.header('X-Request-Id')?.slice(0, 64) || newId('req', 8));
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });

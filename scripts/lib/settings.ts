@@ -6,6 +6,7 @@
 export const EDGE_SETTINGS = [
   'NODE_ENV',
   'LOG_LEVEL',
+  'DEBUG',
   'HEARTBEAT_INTERVAL_MS',
   'JWT_TTL',
   'RATE_LIMIT_MAX',

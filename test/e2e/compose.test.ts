@@ -246,3 +246,31 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
     expect(fs.readdirSync(path.join(dir, 'srv/workspaces'))).toEqual([]);
   }, 120_000);
 });
+
+describe('docker-compose.yml and .env.example', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const compose = fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8');
+  const example = fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+  /** Every variable named in the first column of a README settings table. */
+  const settings = [...new Set([...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]!))];
+  /** Settings compose fixes itself, with the reason; everything else passes through from .env. */
+  const fixedByCompose: Record<string, string> = {
+    EDGE_RUNNER: 'the edge image runs the Miniflare runner',
+    DOCKER_HOST: 'the agent talks to the mounted /var/run/docker.sock',
+    STATE_DIR: 'the edge keeps its state in the edge-data volume, the agent under MOMINAI_DIR',
+    USER_WORKSPACE_BASE: 'MOMINAI_DIR/workspaces, mounted at the same path',
+    EDGE_URL: 'the agent dials the edge on 127.0.0.1:PORT',
+    AGENT_HEALTH_FILE: 'the agent image sets it for its health check',
+    AGENT_TOKEN_FILE: 'the agent reads the agent-token service’s file',
+  };
+
+  it('finds the README settings tables', () => {
+    expect(settings).toEqual(expect.arrayContaining(['PORT', 'JWT_SECRET', 'MAX_SESSIONS', 'PREVIEW_DOMAIN', 'CORS_ORIGINS', 'METRICS_ADDR']));
+  });
+
+  it('passes every README setting through from .env, and .env.example lists each', () => {
+    const notPassed = settings.filter((name) => !fixedByCompose[name] && !compose.includes(`\${${name}:`));
+    const notListed = settings.filter((name) => !fixedByCompose[name] && !new RegExp(`^#? ?${name}=`, 'm').test(example));
+    expect({ notPassed, notListed }).toEqual({ notPassed: [], notListed: [] });
+  });
+});
