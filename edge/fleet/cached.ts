@@ -10,15 +10,27 @@
  *     ask for one before it is made, except its creator right after).
  */
 import { AppError, ErrorCode } from '../../shared/errors';
-import type { Env } from '../env';
 import type { FleetSnapshot } from './health-view';
+
+/**
+ * What this needs of the Worker's env: the FLEET namespace, described by the
+ * two calls it makes (so plain Node tests can pass a fake without Worker types).
+ */
+export interface FleetReads {
+  healthSnapshot(): Promise<FleetSnapshot>;
+  sessionExists(sessionId: string): Promise<boolean>;
+}
+export interface FleetEnv {
+  FLEET: { idFromName(name: string): unknown; get(id: never): FleetReads };
+}
+type Env = FleetEnv;
 
 export const SNAPSHOT_TTL_MS = 1_000;
 const EXISTS_TTL_MS = 60_000;
 const MISSING_TTL_MS = 1_000;
 const EXISTS_KEPT = 4096;
 
-const fleetOf = (env: Env) => env.FLEET.get(env.FLEET.idFromName('fleet'));
+const fleetOf = (env: Env) => env.FLEET.get(env.FLEET.idFromName('fleet') as never);
 
 const snapshots = new WeakMap<Env['FLEET'], { at: number; value: Promise<FleetSnapshot> }>();
 

@@ -4,8 +4,7 @@
  * second). A fake FLEET namespace counts the calls that reach the DO.
  */
 import { describe, expect, it } from 'vitest';
-import { cachedSnapshot, requireSession, sessionExists, SNAPSHOT_TTL_MS } from '../../../edge/fleet/cached';
-import type { Env } from '../../../edge/env';
+import { cachedSnapshot, requireSession, sessionExists, SNAPSHOT_TTL_MS, type FleetEnv } from '../../../edge/fleet/cached';
 
 function fakeEnv(known: Set<string>) {
   const calls = { snapshot: 0, exists: 0 };
@@ -20,7 +19,8 @@ function fakeEnv(known: Set<string>) {
     },
   };
   const FLEET = { idFromName: (n: string) => n, get: () => stub };
-  return { env: { FLEET } as unknown as Env, calls };
+  const env: FleetEnv = { FLEET };
+  return { env, calls };
 }
 
 describe('cachedSnapshot', () => {
