@@ -87,6 +87,8 @@ interface WatchEntry {
 export class WatchSet {
   private readonly entries = new Set<WatchEntry>();
   private version: number | undefined;
+  /** Set once the edge refused another watch: the socket then watches all of /workspace. */
+  private wholeWorkspace = false;
   /** Live changes that came while a `changes_since` after a reconnect was unanswered. */
   private held: FileChange[] | undefined;
 
@@ -99,13 +101,19 @@ export class WatchSet {
     const entry: WatchEntry = { path, recursive, listener };
     const known = [...this.entries].some((e) => e.path === path && e.recursive === recursive);
     this.entries.add(entry);
-    if (!known) {
+    if (!known && !this.wholeWorkspace) {
       try {
         const w = decode(Watching, await conn.request('watch', { path, recursive }));
         this.version ??= w.version;
       } catch (err) {
-        this.entries.delete(entry);
-        throw err;
+        // The edge keeps a bounded number of watches per socket: past it, one watch of the whole workspace serves all (filtered here).
+        if (!(err instanceof MominaiError && err.code === 'conflict' && /watches per socket/.test(err.message))) {
+          this.entries.delete(entry);
+          throw err;
+        }
+        const w = decode(Watching, await conn.request('watch', { path: '/workspace', recursive: true }));
+        this.wholeWorkspace = true;
+        this.version ??= w.version;
       }
     }
     // The edge keeps a socket's watches until it closes; closing one here stops its deliveries.
@@ -133,7 +141,8 @@ export class WatchSet {
     if (this.entries.size === 0) return;
     const seen = new Set<string>();
     const sent: Array<Promise<unknown>> = [];
-    for (const e of this.entries) {
+    const watches = this.wholeWorkspace ? [{ path: '/workspace', recursive: true }] : [...this.entries];
+    for (const e of watches) {
       const key = `${e.recursive ? 'r' : 'n'}${e.path}`;
       if (seen.has(key)) continue;
       seen.add(key);
@@ -142,7 +151,7 @@ export class WatchSet {
     const since = this.version;
     if (since === undefined) return;
     this.held = [];
-    void Promise.all(sent)
+    void Promise.allSettled(sent)
       .then(() => conn.request('changes_since', { version: since }))
       .then((reply) => {
         const r = decode(ChangesSinceResult, reply);

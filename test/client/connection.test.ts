@@ -183,6 +183,24 @@ describe('SessionConnection (scripted server)', () => {
     conn.close();
   });
 
+  it('falls back to one watch of the whole workspace when the edge refuses another watch, and filters here', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    const got: string[] = [];
+    const watching = conn.files.watch('docs', { recursive: false }, (c) => got.push(c.path));
+    await until(() => !!s.last('watch'), 'the watch');
+    s.json({ type: 'error', id: s.last('watch')!.id!, payload: { code: 'conflict', message: 'at most 64 watches per socket' } });
+    await until(() => s.sent.filter((f) => f.type === 'watch').length === 2, 'the fallback watch');
+    expect(s.last('watch')!.payload).toEqual({ path: '/workspace', recursive: true });
+    s.json({ type: 'watching', id: s.last('watch')!.id!, payload: { path: '/workspace', version: 1 } });
+    await watching;
+    s.json({ type: 'file_changed', payload: { version: 2, event: 'add_file', path: '/workspace/src/x.ts' } });
+    s.json({ type: 'file_changed', payload: { version: 3, event: 'add_file', path: '/workspace/docs/deep/y.md' } });
+    s.json({ type: 'file_changed', payload: { version: 4, event: 'add_file', path: '/workspace/docs/z.md' } });
+    expect(got).toEqual(['/workspace/docs/z.md']);
+    conn.close();
+  });
+
   it('emits the connection events it documents', async () => {
     const { conn } = await open();
     const s = FakeSocket.latest();
