@@ -9,7 +9,9 @@
  *   files      [--n-small 20] [--n-large 5]   1 MiB and 50 MiB write/read via the API vs docker cp
  *   preview    [--concurrency 8] [--seconds 5] [--load-reps 2] [--n 200] [--mib 50] [--reps 3]
  *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
- *   all        every benchmark above, in that order
+ *   soak       [--sessions 10] [--seconds 480] [--rate-kib 40]
+ *                                             N sessions printing RATE KiB/s to acking clients: edge memory per busy session
+ *   all        every benchmark above but soak, in that order
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr),
  * --edge miniflare|wrangler (what runs the edge Worker; default miniflare, or EDGE_RUNNER):
@@ -20,9 +22,10 @@ import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
 import { preview } from './preview';
+import { soak } from './soak';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, soak };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
@@ -47,7 +50,8 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const names = name === 'all' ? Object.keys(BENCHES) : [name];
+  // The soak runs for minutes: only when asked for by name.
+  const names = name === 'all' ? Object.keys(BENCHES).filter((n) => n !== 'soak') : [name];
   let failed = 0;
   for (const n of names) {
     if (interrupted.signal.aborted) break;

@@ -27,7 +27,6 @@ import { SqlClientStore } from '../session/client-store';
 import { handleClientMessage } from '../session/client-frames';
 import { FileRelay, type FileOp } from '../session/file-relay';
 import { SessionLifecycle } from '../session/lifecycle';
-import { JOURNAL_BYTES } from '../session/output-fanout';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { ProcessRelay } from '../session/process-relay';
 import { ProcessStore } from '../session/process-store';
@@ -90,7 +89,7 @@ export class SessionDO extends DurableObject<Env> {
     });
     void ctx.blockConcurrencyWhile(async () => {
       await this.lifecycle.load();
-      this.relay.restore(JOURNAL_BYTES);
+      this.relay.restore();
       this.clientStore.keepOnly(new Set(clients().flatMap((ws) => clientAttachment(ws)?.sid ?? [])));
     });
   }

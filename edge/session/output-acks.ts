@@ -57,7 +57,8 @@ export function planAcks(streams: AckInput[], force: boolean, journalBytes = JOU
     const safe = Math.max(s.storedEnd, s.floor ?? 0);
     if (target > safe) {
       if (force || target - s.acked >= PERSIST_AT_BYTES) {
-        plan.writes.push({ streamId: s.streamId, from: Math.max(safe, s.start), to: target });
+        // From where storage ends, so stored bytes stay contiguous (../journal-store.ts).
+        plan.writes.push({ streamId: s.streamId, from: Math.max(s.storedEnd, s.start), to: target });
       } else {
         plan.waiting = true;
         target = safe;

@@ -20,11 +20,13 @@ import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
 import { encodeBinaryFrame, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
-import { StreamJournal, type Chunk } from './journal';
+import { StreamJournal, type Chunk, type JournalBacking } from './journal';
 import type { ClientStore } from './client-store';
 
-/** Per stream; larger than the agent's window, so a client keeping up is never overtaken (see ProcessRelay acks). */
+/** Per stream, in storage; larger than the agent's window, so a client keeping up is never overtaken (./output-acks.ts). */
 export const JOURNAL_BYTES = 8 * 1024 * 1024;
+/** Per stream, in memory: the newest bytes; older ones are read back from storage (./journal.ts). */
+export const TAIL_BYTES = 512 * 1024;
 /** A client that has not acknowledged for this long no longer holds back its process's output. */
 export const CLIENT_STALL_MS = 10_000;
 export const CLIENT_WINDOW_BYTES = 4 * 1024 * 1024;
@@ -58,6 +60,8 @@ export interface FanoutDeps {
   socketInfo(ws: WebSocket): { sid: string; binary: boolean } | undefined;
   /** Where each socket's follows and acked offsets are kept, so a wake rebuilds them. */
   store: ClientStore;
+  /** The storage behind a stream's journal (undefined: memory only). */
+  backing(processId: string, stream: StreamName): JournalBacking | undefined;
   /** The data-socket stream id of a process's stream (what binary frames carry). */
   streamIdOf(processId: string, stream: StreamName): number;
   /** The agent's bytes resumed at `offset`, past the journal's end: everything before it is gone. */
@@ -82,7 +86,7 @@ export class OutputFanout {
     const key = OutputFanout.key(processId, stream);
     let j = this.journals.get(key);
     if (!j) {
-      j = new StreamJournal(JOURNAL_BYTES);
+      j = new StreamJournal(TAIL_BYTES, this.deps.backing(processId, stream));
       this.journals.set(key, j);
     }
     return j;
@@ -217,6 +221,12 @@ export class OutputFanout {
       }
       const first = j.read(c.next);
       if (!first) return;
+      if (first.offset > c.next) {
+        // Bytes missing from storage (every active client had them when they were left out): a gap for this one.
+        this.deps.send(ws, { type: 'gap', payload: { processId, stream, fromOffset: c.next, toOffset: first.offset } });
+        c.acked = Math.max(c.acked, first.offset);
+        c.next = first.offset;
+      }
       // Consecutive chunks go out as one frame, up to maxChunk and never past the window;
       // text frames end on a UTF-8 boundary.
       const limit = Math.min(maxChunk, CLIENT_WINDOW_BYTES - (first.offset - c.acked));

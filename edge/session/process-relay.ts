@@ -18,20 +18,13 @@ import {
   ResumePayload,
   StdinPayload,
 } from '../../shared/protocol/client';
-import {
-  ProcExitEvent,
-  ProcStateEvent,
-  StreamIndex,
-  STREAMS_PER_PROCESS,
-  STREAM_WINDOW_BYTES,
-  type ProcSpawnParams,
-  type StreamName,
-} from '../../shared/protocol/session-data';
+import { ExitReasonSchema, StreamIndex, STREAMS_PER_PROCESS, type ProcExitEvent, type ProcSpawnParams, type StreamName } from '../../shared/protocol/session-data';
 import { joinBytes } from '../../shared/bytes';
 import { callSession, type RawSessionLink, type SessionEvent, type SessionEventSender } from '../../shared/protocol/session-channel';
 import { newId } from '../../shared/ids';
 import { log } from '../log';
-import { OutputFanout } from './output-fanout';
+import { JOURNAL_BYTES, OutputFanout, TAIL_BYTES } from './output-fanout';
+import { StreamJournal } from './journal';
 import { OutputAcks } from './output-acks';
 import type { ProcessRow, ProcessStorePort } from './process-store';
 import { JournalStore } from './journal-store';
@@ -57,8 +50,6 @@ export interface RelayDeps {
 }
 
 const streamNames: StreamName[] = ['stdout', 'stderr', 'pty'];
-/** What a finished process keeps in storage of each stream's tail, for clients that come after an edge restart. */
-const EXIT_TAIL_BYTES = 1024 * 1024;
 /** What `POST …/exec` returns of each stream at most (its last bytes). */
 const EXEC_OUTPUT_BYTES = 1024 * 1024;
 const TERMINAL_SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -i; else exec sh -i; fi';
@@ -75,13 +66,14 @@ export class ProcessRelay {
   private readonly spawning = new Set<string>();
 
   constructor(private readonly deps: RelayDeps) {
-    this.stored = new JournalStore(deps.store);
+    this.stored = new JournalStore(deps.store, JOURNAL_BYTES);
     this.fanout = new OutputFanout({
       send: deps.send,
       sendBinary: deps.sendBinary,
       clients: deps.clients,
       socketInfo: deps.socketInfo,
       store: deps.clientStore,
+      backing: (processId, stream) => this.stored.backing(processId, stream),
       streamIdOf: (id, stream) => {
         const row = this.row(id);
         if (!row) throw new Error(`no such process ${id}`);
@@ -115,7 +107,7 @@ export class ProcessRelay {
   private storedExit(id: string): ProcExitEvent | undefined {
     const r = this.row(id);
     if (!r || r.endedAt === null || !r.endOffsets) return undefined;
-    return { processId: id, exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), reason: (r.reason ?? 'exit') as ProcExitEvent['reason'], endOffsets: r.endOffsets };
+    return { processId: id, exitCode: r.exitCode, ...(r.signal ? { signal: r.signal } : {}), reason: ExitReasonSchema.catch('lost').parse(r.reason ?? 'exit'), endOffsets: r.endOffsets };
   }
 
   /** Handles a client frame if it is one of ours; false otherwise. */
@@ -364,23 +356,18 @@ export class ProcessRelay {
     this.exitWaiters.delete(exit.processId);
     for (const w of waiters) w(exit);
     this.deps.store.finish(exit.processId, exit, Date.now());
-    for (const stream of streamNames) {
-      const key = OutputFanout.key(exit.processId, stream);
-      const j = this.fanout.journals.get(key);
-      if (!j) continue;
-      const from = Math.max(this.stored.storedEnd(exit.processId, stream), j.end - EXIT_TAIL_BYTES);
-      if (from < j.end) this.stored.write(exit.processId, stream, j, from, j.end);
-    }
+    // Everything of a finished process goes to storage and leaves memory; clients read it back from there.
+    for (const stream of streamNames) this.fanout.journals.get(OutputFanout.key(exit.processId, stream))?.releaseMemory();
     const row = this.rows.get(exit.processId);
     if (row) Object.assign(row, { endedAt: Date.now(), exitCode: exit.exitCode, reason: exit.reason, endOffsets: exit.endOffsets });
     for (const ws of this.deps.clients()) this.fanout.pump(ws, exit.processId);
   }
 
-  restore(capacity: number): void {
-    for (const [key, j] of this.deps.store.loadJournals(capacity)) {
-      this.fanout.journals.set(key, j);
-      const [processId, stream] = key.split(':') as [string, StreamName];
-      this.stored.restored(processId, stream, j);
+  /** After a restart: every stream with stored bytes gets a journal over them (an empty tail). */
+  restore(): void {
+    for (const { processId, stream, end } of this.deps.store.storedStreams()) {
+      this.stored.restored(processId, stream, end);
+      this.fanout.journals.set(OutputFanout.key(processId, stream), StreamJournal.stored(TAIL_BYTES, end, this.stored.backing(processId, stream)));
     }
   }
 

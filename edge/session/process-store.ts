@@ -4,8 +4,9 @@
  * process's stream base and stdin offset, and every journal chunk as it
  * arrives, so what the edge has acknowledged outlives hibernation and restarts.
  */
-import type { StreamName } from '../../shared/protocol/session-data';
-import { StreamJournal, type Chunk } from './journal';
+import { z } from 'zod';
+import { StreamIndex, type StreamName } from '../../shared/protocol/session-data';
+import type { Chunk } from './journal';
 import { checkProcessStreamBase } from './stream-ids';
 
 export interface ProcessRow {
@@ -29,7 +30,7 @@ export const HISTORY_LIMIT = 1000;
 /** What the relays use of the store (test/helpers/memory-stores.ts has an in-memory one). */
 export type ProcessStorePort = Pick<
   ProcessStore,
-  'nextStreamBase' | 'insert' | 'finish' | 'setStdinOffset' | 'get' | 'running' | 'history' | 'appendChunk' | 'trimChunks' | 'loadJournals'
+  'nextStreamBase' | 'insert' | 'finish' | 'setStdinOffset' | 'get' | 'running' | 'history' | 'appendChunk' | 'trimChunks' | 'readChunk' | 'firstChunkOffset' | 'storedStreams'
 >;
 
 export class ProcessStore {
@@ -46,7 +47,7 @@ export class ProcessStore {
 
   /** A fresh range of stream ids for a new process (below the one-shot range: ./stream-ids.ts). */
   nextStreamBase(width: number): number {
-    const row = this.sql.exec<{ value: number }>("SELECT value FROM meta WHERE key = 'next_stream_base'").toArray()[0];
+    const row = this.sql.exec("SELECT value FROM meta WHERE key = 'next_stream_base'").toArray()[0];
     const base = Number(row?.value ?? 0);
     checkProcessStreamBase(base, width);
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_stream_base', ?)", base + width);
@@ -65,9 +66,9 @@ export class ProcessStore {
       p.startedAt,
     );
     const old = this.sql
-      .exec<{ id: string }>('SELECT id FROM processes WHERE ended_at IS NOT NULL ORDER BY started_at DESC LIMIT -1 OFFSET ?', HISTORY_LIMIT)
+      .exec('SELECT id FROM processes WHERE ended_at IS NOT NULL ORDER BY started_at DESC LIMIT -1 OFFSET ?', HISTORY_LIMIT)
       .toArray();
-    for (const { id } of old) this.forget(id);
+    for (const { id } of old) this.forget(String(id));
   }
 
   finish(id: string, exit: { exitCode: number | null; signal?: string; reason: string; endOffsets: Record<StreamName, number> }, at: number): void {
@@ -112,20 +113,34 @@ export class ProcessStore {
     this.sql.exec('DELETE FROM journal_chunks WHERE process_id = ? AND stream = ? AND offset < ?', processId, stream, start);
   }
 
-  loadJournals(capacity: number): Map<string, StreamJournal> {
-    const grouped = new Map<string, Chunk[]>();
-    for (const c of this.sql.exec<{ process_id: string; stream: string; offset: number; data: ArrayBuffer }>(
-      'SELECT process_id, stream, offset, data FROM journal_chunks ORDER BY process_id, stream, offset',
-    )) {
-      const key = `${c.process_id}:${c.stream}`;
-      let list = grouped.get(key);
-      if (!list) grouped.set(key, (list = []));
-      list.push({ offset: Number(c.offset), bytes: new Uint8Array(c.data) });
+  /** The stored row holding `from` (sliced to start there), or the first row after it. */
+  readChunk(processId: string, stream: StreamName, from: number): Chunk | undefined {
+    const row =
+      this.sql.exec('SELECT offset, data FROM journal_chunks WHERE process_id = ? AND stream = ? AND offset <= ? ORDER BY offset DESC LIMIT 1', processId, stream, from).toArray()[0] ??
+      this.sql.exec('SELECT offset, data FROM journal_chunks WHERE process_id = ? AND stream = ? AND offset > ? ORDER BY offset LIMIT 1', processId, stream, from).toArray()[0];
+    if (!row || !(row.data instanceof ArrayBuffer)) return undefined;
+    const offset = Number(row.offset);
+    const bytes = new Uint8Array(row.data);
+    if (from < offset) return { offset, bytes };
+    if (from >= offset + bytes.byteLength) {
+      // `from` is past this row: the next one, if any.
+      const next = this.sql.exec('SELECT offset, data FROM journal_chunks WHERE process_id = ? AND stream = ? AND offset > ? ORDER BY offset LIMIT 1', processId, stream, from).toArray()[0];
+      return next && next.data instanceof ArrayBuffer ? { offset: Number(next.offset), bytes: new Uint8Array(next.data) } : undefined;
     }
-    const out = new Map<string, StreamJournal>();
-    for (const [key, chunks] of grouped) {
-      const last = chunks[chunks.length - 1]!;
-      out.set(key, StreamJournal.restore(capacity, chunks[0]!.offset, last.offset + last.bytes.byteLength, chunks));
+    return { offset: from, bytes: bytes.subarray(from - offset) };
+  }
+
+  firstChunkOffset(processId: string, stream: StreamName): number | undefined {
+    const row = this.sql.exec('SELECT MIN(offset) AS o FROM journal_chunks WHERE process_id = ? AND stream = ?', processId, stream).toArray()[0];
+    return row?.o == null ? undefined : Number(row.o);
+  }
+
+  /** Every stream with stored bytes and where they end (after a restart). */
+  storedStreams(): Array<{ processId: string; stream: StreamName; end: number }> {
+    const out: Array<{ processId: string; stream: StreamName; end: number }> = [];
+    for (const r of this.sql.exec('SELECT process_id, stream, MAX(offset + length(data)) AS e FROM journal_chunks GROUP BY process_id, stream')) {
+      const stream = String(r.stream);
+      if (isStreamName(stream)) out.push({ processId: String(r.process_id), stream, end: Number(r.e) });
     }
     return out;
   }
@@ -136,11 +151,19 @@ export class ProcessStore {
   }
 }
 
+/** JSON columns, decoded (a row that does not decode is a storage fault: zod throws). */
+const StoredCommand = z.array(z.string());
+const StoredEndOffsets = z.object({ stdout: z.number(), stderr: z.number(), pty: z.number() });
+
+function isStreamName(s: string): s is StreamName {
+  return Object.hasOwn(StreamIndex, s);
+}
+
 function toRow(r: Record<string, SqlStorageValue>): ProcessRow {
   return {
     id: String(r.id),
     streamBase: Number(r.stream_base),
-    command: JSON.parse(String(r.command)) as string[],
+    command: StoredCommand.parse(JSON.parse(String(r.command))),
     display: String(r.display),
     cwd: r.cwd == null ? null : String(r.cwd),
     tty: Number(r.tty) === 1,
@@ -150,6 +173,6 @@ function toRow(r: Record<string, SqlStorageValue>): ProcessRow {
     signal: r.signal == null ? null : String(r.signal),
     reason: r.reason == null ? null : String(r.reason),
     stdinOffset: Number(r.stdin_offset),
-    endOffsets: r.end_offsets == null ? null : (JSON.parse(String(r.end_offsets)) as Record<StreamName, number>),
+    endOffsets: r.end_offsets == null ? null : StoredEndOffsets.parse(JSON.parse(String(r.end_offsets))),
   };
 }

@@ -6,7 +6,7 @@
  * (the edge's counterpart of the agent's DoPeer).
  */
 import type { ClientStore, Follow, Watch } from '../../edge/session/client-store';
-import { StreamJournal, type Chunk } from '../../edge/session/journal';
+import type { Chunk } from '../../edge/session/journal';
 import type { AgentLink } from '../../edge/session/process-relay';
 import type { ProcessRow, ProcessStorePort } from '../../edge/session/process-store';
 import type { StreamName } from '../../shared/protocol/session-data';
@@ -55,12 +55,23 @@ export class MemoryProcessStore implements ProcessStorePort {
     const key = `${processId}:${stream}`;
     this.chunks.set(key, (this.chunks.get(key) ?? []).filter((c) => c.offset >= start));
   }
-  loadJournals(capacity: number): Map<string, StreamJournal> {
-    const out = new Map<string, StreamJournal>();
+  readChunk(processId: string, stream: StreamName, from: number): Chunk | undefined {
+    for (const c of this.chunks.get(`${processId}:${stream}`) ?? []) {
+      const end = c.offset + c.bytes.byteLength;
+      if (from < c.offset) return { offset: c.offset, bytes: c.bytes.slice() };
+      if (from < end) return { offset: from, bytes: c.bytes.slice(from - c.offset) };
+    }
+    return undefined;
+  }
+  firstChunkOffset(processId: string, stream: StreamName): number | undefined {
+    return this.chunks.get(`${processId}:${stream}`)?.[0]?.offset;
+  }
+  storedStreams(): Array<{ processId: string; stream: StreamName; end: number }> {
+    const out: Array<{ processId: string; stream: StreamName; end: number }> = [];
     for (const [key, list] of this.chunks) {
-      if (list.length === 0) continue;
-      const last = list[list.length - 1]!;
-      out.set(key, StreamJournal.restore(capacity, list[0]!.offset, last.offset + last.bytes.byteLength, list.map((c) => ({ ...c }))));
+      const last = list.at(-1);
+      const [processId, stream] = key.split(':');
+      if (last && processId && (stream === 'stdout' || stream === 'stderr' || stream === 'pty')) out.push({ processId, stream, end: last.offset + last.bytes.byteLength });
     }
     return out;
   }

@@ -9,7 +9,6 @@ import { encodeBinaryFrame, FrameKind } from '../../../shared/protocol/binary';
 import { clientAttachment } from '../../../edge/session/attachments';
 import { FileRelay } from '../../../edge/session/file-relay';
 import { EdgeByteStreams } from '../../../edge/session/byte-streams';
-import { JOURNAL_BYTES } from '../../../edge/session/output-fanout';
 import { ProcessRelay } from '../../../edge/session/process-relay';
 import { decodeBinaryFrame } from '../../../shared/protocol/binary';
 import { FakeSocket, MemoryAgentLink, MemoryClientStore, MemoryProcessStore } from '../../helpers/memory-stores';
@@ -36,7 +35,7 @@ function wake(d: ReturnType<typeof durable>) {
     },
     clientStore: d.clients,
   });
-  processes.restore(JOURNAL_BYTES);
+  processes.restore();
   const files = new FileRelay({
     agent: async () => d.agent,
     streams: new EdgeByteStreams(() => d.agent),
