@@ -201,6 +201,72 @@ describe('SessionConnection (scripted server)', () => {
     conn.close();
   });
 
+  it('follows a process it did not start with attach, from the offsets given', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    const attaching = conn.attach(P2, { offsets: { pty: 100 } });
+    await until(() => !!s.last('history'), 'the history request');
+    s.json({ type: 'history', id: s.last('history')!.id!, payload: { commands: [{ processId: P2, command: 'bash', tty: true, startedAt: 'x', endedAt: null, running: true, exitCode: null, reason: null }] } });
+    await until(() => !!s.last('resume'), 'the resume');
+    expect(s.last('resume')!.payload).toEqual({ processId: P2, stream: 'pty', fromOffset: 100, offsets: { pty: 100 } });
+    s.json({ type: 'resumed', id: s.last('resume')!.id!, payload: { processId: P2, from: { pty: 100 } } });
+    const term = await attaching;
+    expect(term.tty).toBe(true);
+    s.json({ type: 'output_stream', payload: { processId: P2, stream: 'pty', streamId: 10 } });
+    s.output(10, 100, '$ ');
+    s.json({ type: 'command_exit', payload: { processId: P2, exitCode: null, signal: 'SIGHUP', reason: 'killed' } });
+    expect(await readText(term.output)).toBe('$ ');
+    expect(await term.exit).toEqual({ exitCode: null, signal: 'SIGHUP', reason: 'killed' });
+    conn.close();
+  });
+
+  it('sends stdin in frames under 1 MiB: text as it is, bytes as base64', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    const starting = conn.exec('cat', [], { tty: true });
+    await until(() => !!s.last('exec_command'), 'the start');
+    expect(s.last('exec_command')!.payload).toEqual({ command: 'cat', args: [], tty: true });
+    s.json({ type: 'process_started', id: s.last('exec_command')!.id!, payload: { processId: P1, tty: true } });
+    const proc = await starting;
+    const answer = async (n: number) => {
+      await until(() => s.sent.filter((f) => f.type === 'stdin').length === n, `stdin frame ${n}`);
+      s.json({ type: 'stdin_written', id: s.sent.filter((f) => f.type === 'stdin')[n - 1]!.id!, payload: {} });
+    };
+    const typed = proc.write('ls\n');
+    await answer(1);
+    await typed;
+    const bytes = new Uint8Array(600 * 1024).fill(7);
+    const pasted = proc.write(bytes);
+    await answer(2);
+    await answer(3);
+    await pasted;
+    const frames = s.sent.filter((f) => f.type === 'stdin').map((f) => f.payload!);
+    expect(frames[0]).toEqual({ processId: P1, data: 'ls\n' });
+    expect(frames.slice(1).map((f) => [f.encoding, Buffer.from(String(f.data), 'base64').byteLength])).toEqual([['base64', 512 * 1024], ['base64', 88 * 1024]]);
+    conn.close();
+  });
+
+  it('reads command_output frames when asked for text output', async () => {
+    FakeSocket.all = [];
+    const client = new MominaiClient({ baseUrl: 'https://edge.test', token: 'tok', WebSocket: FakeSocket });
+    const connecting = client.connect(SESSION.id, { output: 'text' });
+    const s = FakeSocket.latest();
+    expect(new URL(s.url).protocol).toBe('wss:');
+    expect(new URL(s.url).searchParams.get('output')).toBe('text');
+    s.json({ type: 'ready', payload: { session: SESSION } });
+    const conn = await connecting;
+    const starting = conn.run('echo é');
+    await until(() => !!s.last('container_command'), 'the start');
+    s.json({ type: 'process_started', id: s.last('container_command')!.id!, payload: { processId: P1 } });
+    const proc = await starting;
+    s.json({ type: 'command_output', payload: { processId: P1, stream: 'stdout', data: 'é\n', offset: 0, length: 3 } });
+    s.json({ type: 'command_output', payload: { processId: P1, stream: 'stderr', data: 'warn\n', offset: 0, length: 5 } });
+    s.json({ type: 'command_exit', payload: { processId: P1, exitCode: 0, reason: 'exit' } });
+    const [out, err] = await Promise.all([readText(proc.stdout), readText(proc.stderr)]);
+    expect([out, err]).toEqual(['é\n', 'warn\n']);
+    conn.close();
+  });
+
   it('emits the connection events it documents', async () => {
     const { conn } = await open();
     const s = FakeSocket.latest();
