@@ -10,6 +10,7 @@
  *     ask for one before it is made, except its creator right after).
  */
 import { AppError, ErrorCode } from '../../shared/errors';
+import { log } from '../log';
 import type { FleetSnapshot } from './health-view';
 
 /**
@@ -39,6 +40,7 @@ export function cachedSnapshot(env: Env, now = Date.now()): Promise<FleetSnapsho
   const hit = snapshots.get(env.FLEET);
   if (hit && now - hit.at < SNAPSHOT_TTL_MS) return hit.value;
   const value = fleetOf(env).healthSnapshot();
+  log('debug', 'health snapshot asked of the Fleet');
   snapshots.set(env.FLEET, { at: now, value });
   // A failed call is not kept: the next request tries again.
   value.catch(() => snapshots.get(env.FLEET)?.value === value && snapshots.delete(env.FLEET));
