@@ -12,6 +12,7 @@ import { loadConfig } from './config';
 import type { AppEnv } from './env';
 import { onError, onNotFound } from './errors';
 import { requestLog } from './log';
+import { openApiDocument } from './openapi';
 import { apiCors } from './middleware/cors';
 import { rateLimit } from './middleware/rate-limit';
 import type { RateLimitRule } from './ratelimit/window';
@@ -65,6 +66,7 @@ export function createApp(): Hono<AppEnv> {
   app.route('/api/auth', authRoutes);
   app.route('/api/containers', containerRoutes);
   app.route('/ws', wsRoutes);
+  app.get('/openapi.json', (c) => c.json(openApiDocument()));
   app.notFound(onNotFound);
   app.onError(onError);
   return app;

@@ -28,7 +28,7 @@ export const AGENT_TTL_DEFAULT = '90d';
 const TTL_MIN_SECONDS = 60;
 const TTL_MAX_SECONDS = 3650 * 86_400;
 
-const RegisterAgentBody = z.object({
+export const RegisterAgentBody = z.object({
   name: z.string().regex(AGENT_NAME_PATTERN, 'a name is 1-64 of A-Z a-z 0-9 _ . -'),
   id: z.string().regex(AGENT_ID_PATTERN, 'an agent id is agt_ followed by 8-64 hex digits').optional(),
   ttl: z
