@@ -175,3 +175,54 @@ describe.skipIf(!hasDocker)('many agents on one edge (real stack, Docker)', () =
     expect(exec.body).toMatchObject({ exitCode: 0, stdout: 'back\n' });
   });
 });
+
+describe('operator routes: refusals', () => {
+  const stack = new TestStack();
+  beforeAll(async () => {
+    await stack.startEdge();
+  });
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  it.each([
+    ['no token', {}, 401, 'unauthorized'],
+    ['a wrong token', { Authorization: 'Bearer not-the-operator-token' }, 401, 'invalid_token'],
+  ])('refuses %s with %i %s', async (_n, headers, status, code) => {
+    const res = await api<{ error: { code: string } }>(stack, 'GET', '/api/admin/agents', { headers });
+    expect(res.status).toBe(status);
+    expect(res.body.error.code).toBe(code);
+  });
+
+  it('refuses a bad registration with 400 validation_failed naming the field', async () => {
+    for (const [body, field] of [
+      [{ name: 'has space' }, 'name'],
+      [{ name: 'ok', ttl: '5s' }, 'ttl'],
+      [{ name: 'ok', ttl: 'forever' }, 'ttl'],
+      [{ name: 'ok', id: 'usr_0123456789' }, 'id'],
+    ] as const) {
+      const res = await api<{ error: { code: string; details: { issues: Array<{ path: string }> } } }>(stack, 'POST', '/api/admin/agents', { headers: stack.operatorAuth, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('validation_failed');
+      expect(res.body.error.details.issues.map((i) => i.path)).toEqual([field]);
+    }
+  });
+
+  it('answers 404 for draining or revoking an agent it does not know', async () => {
+    const drain = await api<{ error: { code: string; message: string } }>(stack, 'POST', '/api/admin/agents/agt_0123456789/drain', { headers: stack.operatorAuth });
+    expect(drain.status).toBe(404);
+    expect(drain.body.error).toEqual({ code: 'not_found', message: 'agent agt_0123456789 has never connected to this edge' });
+    const revoke = await api<{ error: { code: string; message: string } }>(stack, 'POST', '/api/admin/agents/nobody/revoke', { headers: stack.operatorAuth });
+    expect(revoke.status).toBe(404);
+    expect(revoke.body.error).toEqual({ code: 'not_found', message: 'no registered agent named nobody' });
+  });
+
+  it('lists a registered agent that has not connected yet', async () => {
+    const token = await stack.agentToken({ id: 'agt_00112233aabbccdd', name: 'waiting' });
+    expect(token.split('.')).toHaveLength(3);
+    const res = await api<{ agents: Array<Record<string, unknown>> }>(stack, 'GET', '/api/admin/agents', { headers: stack.operatorAuth });
+    expect(res.body.agents).toEqual([
+      expect.objectContaining({ id: 'agt_00112233aabbccdd', name: 'waiting', revokedAt: null, mode: null, connected: false, draining: false, capacity: null, running: 0, sessions: 0, free: 0 }),
+    ]);
+  });
+});
