@@ -67,8 +67,3 @@ export async function sessionExists(env: Env, sessionId: string, now = Date.now(
 export async function requireSession(env: Env, sessionId: string): Promise<void> {
   if (!(await sessionExists(env, sessionId))) throw new AppError(ErrorCode.NotFound, 'no such session');
 }
-
-/** Forgets what is cached about a session (after this isolate created or removed it). */
-export function forgetSession(env: Env, sessionId: string): void {
-  known.get(env.FLEET)?.delete(sessionId);
-}
