@@ -343,7 +343,14 @@ export class FleetDO extends DurableObject<Env> {
     return capture(async () => {
       const ws = this.ctx.getWebSockets(agentId).find((s) => s.readyState === WebSocket.READY_STATE_OPEN && attachmentOf(s)?.hello);
       const att = ws ? attachmentOf(ws) : undefined;
-      if (!ws || !att) throw new AppError(ErrorCode.AgentUnavailable, "the session's agent is not connected");
+      if (!ws || !att) {
+        // A revoked agent never comes back: deleting its sessions only makes the edge forget them.
+        if (method === 'session.remove' && (await (await openAgentStore(this.env.DB)).standing(agentId)) === 'revoked') {
+          log('warn', 'forgetting a session of a revoked agent', { agentId, params });
+          return { removed: true };
+        }
+        throw new AppError(ErrorCode.AgentUnavailable, "the session's agent is not connected");
+      }
       // A stopped session holds no place: starting it again needs one.
       if (method === 'session.start') this.ensurePlace(agentId);
       return socketLink(ws, this.pending, att.conn).request(method, params, timeoutMs);

@@ -159,6 +159,32 @@ describe('tenant isolation (real stack)', () => {
       await agent.proc.stop();
     });
 
+    it("marks a revoked agent's sessions agent_unavailable, and lets their owner delete them without the agent", async () => {
+      const id = newId('agt');
+      const fake = await FakeAgent.open(stack, { token: await stack.agentToken({ id, name: 'leaked' }), name: 'leaked', maxSessions: 50 });
+      fake.answer = (req) => (req.method === 'session.create' ? { ok: true, result: { sessionId: req.params.sessionId, userId: user.id, state: 'running' } } : null);
+      await fake.waitFor((f) => f.type === 'welcome');
+      // Other fake agents of this suite are gone, so the session lands here.
+      const created = await api<{ session: { id: string; agentId: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+      expect(created.status).toBe(201);
+      expect(created.body.session.agentId).toBe(id);
+      const sessionId = created.body.session.id;
+      const revoked = await api<{ revoked: Array<{ id: string }> }>(stack, 'POST', `/api/admin/agents/${id}/revoke`, { headers: stack.operatorAuth });
+      expect(revoked.body.revoked.map((a) => a.id)).toEqual([id]);
+      expect(await fake.closed).toEqual({ code: 4001, reason: 'agent token revoked' });
+      const deadline = Date.now() + 10_000;
+      let seen: { status: string; error?: string } | undefined;
+      while (Date.now() < deadline) {
+        seen = (await api<{ session: { status: string; error?: string } }>(stack, 'GET', `/api/containers/${sessionId}`, { token: user.token })).body.session;
+        if (seen.status === 'error') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen).toMatchObject({ status: 'error', error: 'agent_unavailable' });
+      const del = await api(stack, 'DELETE', `/api/containers/${sessionId}`, { token: user.token });
+      expect(del.status).toBe(200);
+      expect((await api(stack, 'GET', `/api/containers/${sessionId}`, { token: user.token })).status).toBe(404);
+    });
+
     it('lets a second socket of the same agent replace the first only once it has said hello, and logs it', async () => {
       const id = newId('agt');
       const token = await stack.agentToken({ id, name: 'twice' });
