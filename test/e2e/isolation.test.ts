@@ -327,8 +327,10 @@ describe('tenant isolation (real stack)', () => {
   });
 });
 
-describe('local-mode agents need ALLOW_LOCAL_AGENTS (edge side of the sandbox issue)', () => {
-  const stack = new TestStack({ edgeVars: { ALLOW_LOCAL_AGENTS: '0', RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000' } });
+describe('the sandbox issue, edge side: local-mode agents and agent places', () => {
+  const stack = new TestStack({
+    edgeVars: { ALLOW_LOCAL_AGENTS: '0', AGENT_MAX_SESSIONS: '1', MAX_SESSIONS_PER_USER: '2', RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000' },
+  });
   beforeAll(async () => {
     await stack.startEdge();
   });
@@ -358,5 +360,31 @@ describe('local-mode agents need ALLOW_LOCAL_AGENTS (edge side of the sandbox is
     expect(docker.requests.map((r) => r.method)).toEqual(['session.create']);
     local.close();
     docker.close();
+  });
+
+  it('frees an agent place when a session stops, while MAX_SESSIONS_PER_USER still counts the stopped session', async () => {
+    const user = await registerUser(stack, 'places');
+    const agent = await FakeAgent.open(stack, { token: await stack.agentToken({ name: 'one-place' }), name: 'one-place', mode: 'docker', maxSessions: 5 });
+    agent.answer = (req) => {
+      const info = { sessionId: req.params.sessionId, userId: user.id };
+      if (req.method === 'session.create' || req.method === 'session.start') return { ok: true, result: { ...info, state: 'running' } };
+      if (req.method === 'session.stop') return { ok: true, result: { ...info, state: 'stopped' } };
+      return null;
+    };
+    await agent.waitFor((f) => f.type === 'welcome');
+    const create = () => api<{ session: { id: string }; error: { code: string; message: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
+    const first = await create();
+    expect(first.status).toBe(201);
+    // AGENT_MAX_SESSIONS = 1: the agent's claim of 5 counts for one place.
+    expect((await create()).body.error).toEqual({ code: 'no_capacity', message: 'every agent is full' });
+    expect((await api(stack, 'POST', `/api/containers/${first.body.session.id}/stop`, { token: user.token })).status).toBe(200);
+    const second = await create();
+    expect(second.status).toBe(201);
+    expect((await api(stack, 'POST', `/api/containers/${second.body.session.id}/stop`, { token: user.token })).status).toBe(200);
+    // The agent has a free place again, but the user holds two live sessions.
+    const third = await create();
+    expect(third.status).toBe(409);
+    expect(third.body.error).toMatchObject({ code: 'conflict', message: 'session limit reached: at most 2 sessions per user' });
+    agent.close();
   });
 });
