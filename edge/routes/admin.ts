@@ -58,7 +58,7 @@ adminRoutes.get('/agents', async (c) => {
     return {
       id,
       name: r?.name ?? load?.name ?? id,
-      // An agent the fleet remembers but the registry does not know cannot join again.
+      // Null for an agent the Fleet remembers but the registry does not know: it cannot join again.
       createdAt: r?.createdAt ?? null,
       expiresAt: r?.expiresAt ?? null,
       revokedAt: r?.revokedAt ?? null,
