@@ -35,9 +35,20 @@ export async function launchChromium(): Promise<Browser> {
 export interface PageRun {
   page: Page;
   context: BrowserContext;
-  /** Uncaught errors and console errors seen so far, with the frame's URL. */
+  /** Uncaught errors and console errors of the IDE page seen so far. */
   problems: string[];
+  /** Console errors of preview frames: the app's, not the page's (a 401 before a port is made public, say). */
+  previewConsole: string[];
 }
+
+/** Preview hosts (`<port>-<id>.preview.localhost`): what runs there is the session's app. */
+const isPreviewUrl = (url: string) => {
+  try {
+    return new URL(url).hostname.endsWith('.preview.localhost');
+  } catch {
+    return false;
+  }
+};
 
 /**
  * Runs `fn` on a fresh page, saves a screenshot as `<name>.png` whatever
@@ -48,13 +59,16 @@ export async function withPage(browser: Browser, name: string, fn: (run: PageRun
   await prepare?.(context);
   const page = await context.newPage();
   const problems: string[] = [];
+  const previewConsole: string[] = [];
   page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error') problems.push(`console.error at ${msg.location().url || page.url()}: ${msg.text()}`);
+    if (msg.type() !== 'error') return;
+    const at = msg.location().url || page.url();
+    (isPreviewUrl(at) ? previewConsole : problems).push(`console.error at ${at}: ${msg.text()}`);
   });
   let failed: unknown;
   try {
-    await fn({ page, context, problems });
+    await fn({ page, context, problems, previewConsole });
   } catch (err) {
     failed = err;
   }

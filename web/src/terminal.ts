@@ -23,6 +23,8 @@ export class TerminalPanel {
   private conn: SessionConnection | undefined;
   private readonly restartButton: HTMLButtonElement;
   private disposed = false;
+  private typed = '';
+  private writing = false;
 
   constructor() {
     this.host = h('div', { class: 'terminal-host', 'data-testid': 'terminal' });
@@ -36,7 +38,7 @@ export class TerminalPanel {
       theme: { background: '#11151c', foreground: '#d8dee9' },
     });
     this.term.loadAddon(this.fit);
-    this.term.onData((data) => void this.proc?.write(data).catch(() => undefined));
+    this.term.onData((data) => this.input(data));
     this.term.onResize(({ cols, rows }) => void this.proc?.resize(cols, rows).catch(() => undefined));
     this.resizeObserver = new ResizeObserver(() => this.refit());
   }
@@ -65,11 +67,12 @@ export class TerminalPanel {
     for (let i = 0; i < buf.length; i++) {
       const line = buf.getLine(i);
       if (!line) continue;
-      const s = line.translateToString(true);
+      const s = line.translateToString();
       if (line.isWrapped && lines.length) lines[lines.length - 1] += s;
       else lines.push(s);
     }
-    return lines.join('\n').replace(/\n+$/, '');
+    // Spaces a program wrote at the end of a line are cells like any other: cut them as trimRight cuts empty cells.
+    return lines.map((l) => l.trimEnd()).join('\n').replace(/\n+$/, '');
   }
 
   get running(): boolean {
@@ -84,6 +87,27 @@ export class TerminalPanel {
     this.disposed = true;
     this.resizeObserver.disconnect();
     this.term.dispose();
+  }
+
+  /**
+   * Keystrokes go one write at a time, each after the previous one was
+   * answered, with what was typed meanwhile joined into the next: the order
+   * holds however the edge schedules its messages, and fast typing costs
+   * fewer messages.
+   */
+  private input(data: string): void {
+    this.typed += data;
+    if (this.writing) return;
+    this.writing = true;
+    void (async () => {
+      while (this.typed && this.proc && !this.proc.hasExited) {
+        const chunk = this.typed;
+        this.typed = '';
+        await this.proc.write(chunk).catch(() => undefined);
+      }
+      this.typed = '';
+      this.writing = false;
+    })();
   }
 
   private async restart(): Promise<void> {
