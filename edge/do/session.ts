@@ -16,12 +16,11 @@ import { CloseCode } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
 import { refuse } from '../errors';
 import { log, setLogLevel } from '../log';
-import { previewSettings } from '../preview/settings';
 import { capture, type RpcResult } from '../relay/rpc-result';
 import { safeClose, sendJson, trySend } from '../relay/socket';
 import { readSessionCall } from '../relay/upgrade';
 import { AgentChannel } from '../session/agent-channel';
-import { attachmentOf, clientAttachment, type Attachment } from '../session/attachments';
+import { attachmentOf, type Attachment } from '../session/attachments';
 import { EdgeByteStreams } from '../session/byte-streams';
 import { SqlClientStore } from '../session/client-store';
 import { handleClientMessage } from '../session/client-frames';
@@ -29,10 +28,8 @@ import { FileRelay, type FileOp } from '../session/file-relay';
 import { SessionLifecycle } from '../session/lifecycle';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
 import { ProcessRelay } from '../session/process-relay';
-import { ProcessStore } from '../session/process-store';
 import { toView, type SessionRecord } from '../session/record';
-import { sessionSettings } from '../session/settings';
-import { OneShotStreamIds } from '../session/stream-ids';
+import { sessionParts } from '../session/session-parts';
 
 export class SessionDO extends DurableObject<Env> {
   private readonly lifecycle: SessionLifecycle;
@@ -46,52 +43,8 @@ export class SessionDO extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
-    const settings = sessionSettings(env);
-    const fleet = () => env.FLEET.get(env.FLEET.idFromName('fleet'));
-    const clients = () => ctx.getWebSockets('client');
-    const oneShotIds = new OneShotStreamIds(); // file and preview streams (../session/stream-ids.ts)
-    this.clientStore = new SqlClientStore(ctx.storage.sql);
-    this.lifecycle = new SessionLifecycle({ storage: ctx.storage, fleet, broadcast: (f) => this.broadcast(f), idle: () => settings });
-    this.agent = new AgentChannel(() => ctx.getWebSockets('agent'));
-    const link = () => this.agent.link();
-    this.streams = new EdgeByteStreams(() => {
-      const ws = this.agent.socket();
-      return ws && { sendBinary: (b) => trySend(ws, b), sendEvent: (event, data) => trySend(ws, JSON.stringify({ type: 'event', event, data })) };
-    });
-    const socketId = (ws: WebSocket) => clientAttachment(ws)?.sid;
-    this.files = new FileRelay({ agent: link, streams: this.streams, nextStreamId: () => oneShotIds.take(1), maxFileSize: settings.maxFileSize, send: sendJson, clients, socketId, store: this.clientStore });
-    this.previews = new PreviewRelay({
-      agent: link,
-      streams: this.streams,
-      nextStreamIds: (n) => oneShotIds.take(n),
-      record: () => this.lifecycle.record,
-      saveRecord: async (next) => void (await this.lifecycle.commit(next)),
-      publicOrigin: () => clients().map((ws) => clientAttachment(ws)?.origin).findLast((o) => o !== undefined) ?? '',
-      domain: previewSettings(env).domain,
-      acceptPreviewSocket: (server, streamBase) => {
-        ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
-        server.serializeAttachment({ role: 'preview', streamBase, sent: 0 } satisfies Attachment);
-      },
-      previewSockets: (streamBase) => ctx.getWebSockets(`preview:${streamBase}`),
-      broadcast: (frame) => this.broadcast(frame),
-    });
-    this.relay = new ProcessRelay({
-      store: new ProcessStore(ctx.storage.sql),
-      agent: link,
-      clients,
-      send: sendJson,
-      sendBinary: (ws, bytes) => void trySend(ws, bytes),
-      socketInfo: (ws) => {
-        const a = clientAttachment(ws);
-        return a && { sid: a.sid, binary: a.output === 'binary' };
-      },
-      clientStore: this.clientStore,
-    });
-    void ctx.blockConcurrencyWhile(async () => {
-      await this.lifecycle.load();
-      this.relay.restore();
-      this.clientStore.keepOnly(new Set(clients().flatMap((ws) => clientAttachment(ws)?.sid ?? [])));
-    });
+    ({ lifecycle: this.lifecycle, agent: this.agent, relay: this.relay, streams: this.streams, files: this.files, previews: this.previews, clientStore: this.clientStore } =
+      sessionParts(ctx, env, (f) => this.broadcast(f)));
   }
 
   /* ---- Typed RPC (the Worker and the Fleet call these) ---- */

@@ -134,7 +134,8 @@ export const TarExtracted = z.object({
 });
 export type TarExtracted = z.infer<typeof TarExtracted>;
 
-export const FileWritten = z.object({ path: z.string(), size: z.number().int().nonnegative() });
+/** Reply to a write (REST and `write_file`): the new file's size, mtime (ISO 8601) and ETag. */
+export const FileWritten = z.object({ path: z.string(), size: z.number().int().nonnegative(), mtime: z.string(), etag: z.string() });
 export type FileWritten = z.infer<typeof FileWritten>;
 
 export const ChangeKind = z.enum(['add_file', 'change', 'remove_file', 'add_dir', 'remove_dir']);

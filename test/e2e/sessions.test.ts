@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
@@ -34,6 +34,13 @@ describe.skipIf(!hasDocker)('container sessions (real stack, Docker)', () => {
   const containersOf = async (sessionId: string) =>
     docker.listContainers({ all: true, filters: { label: [`dev.mominai.session=${sessionId}`] } });
   const workspaceOf = (user: TestUser, sessionId: string) => path.join(stack.stateDir, 'workspaces', user.id, sessionId);
+  /** Activity on these sessions every second until the test ends, so this suite's short idle timeout does not stop them while the agent is away. */
+  const keepActive = (user: TestUser, ids: string[]) => {
+    const timer = setInterval(() => {
+      for (const id of ids) void api(stack, 'GET', `/api/containers/${id}`, { token: user.token }).catch(() => undefined);
+    }, 1000);
+    onTestFinished(() => clearInterval(timer));
+  };
   const create = async (user: TestUser, body: Record<string, unknown> = {}) => {
     const res = await api<{ session: Session }>(stack, 'POST', '/api/containers', { token: user.token, body });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
@@ -203,6 +210,7 @@ describe.skipIf(!hasDocker)('container sessions (real stack, Docker)', () => {
     const user = await registerUser(stack, 'restart');
     const a = await create(user, { name: 'one' });
     const b = await create(user, { name: 'two' });
+    keepActive(user, [a.id, b.id]);
     await agent.proc.stop();
     await stack.health((h) => h.agents.some((x) => x.id === agentId && !x.connected));
     agent = await stack.startAgent({ id: agentId, name: 'docker-agent', env: { CONTAINER_MEMORY_LIMIT: '256m', CONTAINER_CPU_LIMIT: '0.5' } });
@@ -219,6 +227,7 @@ describe.skipIf(!hasDocker)('container sessions (real stack, Docker)', () => {
   it('answers 503 while the agent is away, and removes containers no session owns when it reconnects', async () => {
     const user = await registerUser(stack, 'orphan');
     const s = await create(user);
+    keepActive(user, [s.id]);
     await agent.proc.stop();
     // Deleting while the agent is away fails cleanly (503) and loses nothing.
     const del = await api<{ error: { code: string } }>(stack, 'DELETE', `/api/containers/${s.id}`, { token: user.token });
