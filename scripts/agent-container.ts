@@ -25,6 +25,7 @@
  */
 import fs from 'node:fs';
 import { readHealthFile } from '../agent/metrics/health-file';
+import { agentUser, dockerSocket } from './agent-user';
 
 const HEALTH_MAX_AGE_MS = 30_000;
 
@@ -45,30 +46,6 @@ function health(): never {
   process.exit(ok ? 0 : 1);
 }
 
-/**
- * The user the agent runs as: uid/gid numbers, or undefined for root. AGENT_USER
- * unset means 1000:1000 when the egress policy is off, root while it is on.
- */
-export function agentUser(env: NodeJS.ProcessEnv): { uid: number; gid: number } | undefined {
-  const given = env.AGENT_USER?.trim();
-  if (!given && (env.EGRESS_POLICY || 'on') !== 'off') return undefined;
-  const value = given || '1000:1000';
-  if (value === 'root' || value === '0' || value === '0:0') return undefined;
-  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(value);
-  if (!m) throw new Error(`AGENT_USER must be uid[:gid] (numbers) or root, not "${value}"`);
-  const uid = Number(m[1]);
-  return { uid, gid: m[2] === undefined ? uid : Number(m[2]) };
-}
-
-/** The socket path of DOCKER_HOST when it names a local socket. */
-function dockerSocket(): string | undefined {
-  const host = process.env.DOCKER_HOST;
-  if (!host) return '/var/run/docker.sock';
-  if (host.startsWith('unix://')) return host.slice('unix://'.length);
-  if (host.startsWith('/')) return host;
-  return undefined;
-}
-
 function dropPrivileges(): void {
   if (process.getuid?.() !== 0) return;
   const target = agentUser(process.env);
@@ -79,7 +56,7 @@ function dropPrivileges(): void {
     return;
   }
   const groups: number[] = [];
-  const socket = dockerSocket();
+  const socket = dockerSocket(process.env);
   if (socket && fs.existsSync(socket)) {
     const gid = fs.statSync(socket).gid;
     if (gid === 0) {
