@@ -2,7 +2,7 @@
  * Revokes an agent: `npm run agent:revoke -- <agentId|name>`. A name revokes
  * every agent registered under it. The edge closes the agent's sockets at once
  * and refuses its token from then on. Found the same way as agent:token
- * (EDGE_HTTP_URL / EDGE_URL / PORT; OPERATOR_TOKEN or the one in STATE_DIR).
+ * (EDGE_URL / PORT; OPERATOR_TOKEN or the one in STATE_DIR).
  */
 import path from 'node:path';
 import { AdminError, edgeHttpUrl, revokeAgent } from './lib/admin-client';

@@ -3,7 +3,7 @@
  *   npm run agent:token -- --name <name> [--ttl 90d] [--id <agentId>]
  * The edge records the agent (id, name, created, expires) in its D1 and signs
  * the token (with `exp`); `--id` renews an existing agent instead of making a
- * new one. The edge must be running: it is found at EDGE_HTTP_URL / EDGE_URL,
+ * new one. The edge must be running: it is found at EDGE_URL,
  * else http://127.0.0.1:$PORT, and the operator token is OPERATOR_TOKEN or
  * the development one in STATE_DIR. The token goes to stdout, the record to stderr.
  */

@@ -67,9 +67,9 @@ export function revokeAgent(target: AdminTarget, idOrName: string): Promise<{ re
   return call(target, 'POST', `/api/admin/agents/${encodeURIComponent(idOrName)}/revoke`, z.object({ revoked: z.array(RegisteredAgent) }));
 }
 
-/** Where the scripts find the edge: EDGE_HTTP_URL, else EDGE_URL (ws → http), else 127.0.0.1:$PORT. */
+/** Where the scripts find the edge: EDGE_URL (the agent's setting; ws → http), else 127.0.0.1:$PORT. */
 export function edgeHttpUrl(env: NodeJS.ProcessEnv = process.env): string {
-  const given = env.EDGE_HTTP_URL || env.EDGE_URL;
+  const given = env.EDGE_URL;
   if (given) return given.replace(/^ws(s?):/, 'http$1:');
   return `http://127.0.0.1:${env.PORT || 3001}`;
 }
