@@ -54,6 +54,17 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect(r).toMatchObject({ exitCode: 3, reason: 'exit', stdout: 'out\n', stderr: 'err\n', truncated: false });
     });
 
+    it('stops and starts a session, keeping its files', async () => {
+      const other = await client.sessions.create({ name: 'stop start' });
+      await client.files(other.id).write('kept.txt', 'still here');
+      expect((await client.sessions.stop(other.id)).status).toBe('stopped');
+      await expect(client.files(other.id).read('kept.txt')).rejects.toMatchObject({ code: 'conflict', status: 409 });
+      expect((await client.sessions.start(other.id)).status).toBe('running');
+      expect(await client.files(other.id).readText('kept.txt')).toBe('still here');
+      await client.sessions.delete(other.id);
+      await expect(client.sessions.get(other.id)).rejects.toMatchObject({ status: 404 });
+    });
+
     it('reports API errors as MominaiError with code, status and retryable', async () => {
       const err = await client.sessions.get('ses_00000000000000000000dead').catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MominaiError);
@@ -78,15 +89,40 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
   });
 
   describe('files', () => {
-    it('writes and reads back a 20 MiB file through REST, byte for byte', async () => {
+    it('streams a 20 MiB file up and down through REST, byte for byte', async () => {
       const data = randomBytes(20 * MiB);
       const files = client.files(sessionId);
-      const written = await files.write('big/twenty.bin', data, { parents: true });
+      let at = 0;
+      const upload = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (at >= data.byteLength) return c.close();
+          c.enqueue(data.subarray(at, at + MiB));
+          at += MiB;
+        },
+      });
+      const written = await files.write('big/twenty.bin', upload, { parents: true });
       expect(written).toMatchObject({ path: '/workspace/big/twenty.bin', size: 20 * MiB });
-      const back = await files.read('big/twenty.bin');
+      const back = await readAll(await files.readStream('big/twenty.bin'));
       expect(back.byteLength).toBe(20 * MiB);
       expect(sha(back)).toBe(sha(data));
+      expect(sha(await files.read('big/twenty.bin'))).toBe(sha(data));
       expect(await files.stat('big/twenty.bin')).toMatchObject({ type: 'file', size: 20 * MiB });
+    });
+
+    it('makes folders, renames, lists and deletes through REST and over the socket', async () => {
+      const files = client.files(sessionId);
+      expect(await files.mkdir('ops/a/b', { recursive: true })).toEqual({ path: '/workspace/ops/a/b' });
+      await files.write('ops/a/b/one.txt', 'one');
+      await files.rename('ops/a/b/one.txt', 'ops/a/two.txt');
+      expect((await files.list('ops/a')).map((e) => [e.name, e.type]).sort()).toEqual([['b', 'directory'], ['two.txt', 'file']]);
+      await conn.files.rename('ops/a/two.txt', 'ops/three.txt');
+      expect(new TextDecoder().decode(await conn.files.read('ops/three.txt'))).toBe('one');
+      await conn.files.write('ops/bytes.bin', new Uint8Array([0, 255, 1]));
+      expect([...(await conn.files.read('ops/bytes.bin'))]).toEqual([0, 255, 1]);
+      await files.delete('ops', { recursive: true });
+      await expect(files.list('ops')).rejects.toMatchObject({ code: 'not_found', status: 404 });
+      const tar = await readAll(await files.tarDownload('big'));
+      expect(new TextDecoder().decode(tar.subarray(257, 262))).toBe('ustar');
     });
 
     it('uploads a tar of 500 files in one request', async () => {

@@ -190,5 +190,41 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     await wc.fs.writeFile('/exp/skip.log', 'L');
     const tree = await wc.export('/exp', { excludes: ['*.log'] });
     expect(tree).toEqual({ sub: { directory: { 'a.txt': { file: { contents: new TextEncoder().encode('A') } } } } });
+    // `binary` is a tar, which mount takes back.
+    const tar = await wc.export('/exp', { format: 'binary' });
+    await wc.mount(tar, { mountPoint: '/copy' });
+    expect(await wc.fs.readFile('/copy/sub/a.txt', 'utf8')).toBe('A');
+    expect(await wc.fs.readFile('/copy/skip.log', 'utf8')).toBe('L');
+    const zip = await wc.export('/exp', { format: 'zip' });
+    expect([...zip.subarray(0, 4)]).toEqual([0x50, 0x4b, 0x03, 0x04]);
+  });
+
+  it('lists with file types or as bytes, renames, and watches like Node', async () => {
+    await wc.fs.mkdir('/ls/inner', { recursive: true });
+    await wc.fs.writeFile('/ls/file.txt', 'f');
+    const typed = await wc.fs.readdir('/ls', { withFileTypes: true });
+    expect(typed.map((d) => [d.name, d.isFile(), d.isDirectory()]).sort()).toEqual([['file.txt', true, false], ['inner', false, true]]);
+    const raw = await wc.fs.readdir('/ls', { encoding: 'buffer' });
+    expect(raw.map((b) => new TextDecoder().decode(b)).sort()).toEqual(['file.txt', 'inner']);
+    await wc.fs.rename('/ls/file.txt', '/ls/inner/moved.txt');
+    expect(await wc.fs.readFile('/ls/inner/moved.txt', 'utf8')).toBe('f');
+    const events: Array<[string, string]> = [];
+    const notify = new Set<() => void>();
+    const watcher = wc.fs.watch('/ls', { recursive: true }, (event, filename) => {
+      events.push([event, String(filename)]);
+      for (const n of notify) n();
+    });
+    await watcher.ready;
+    const seen = waitFor<Array<[string, string]>>((l) => {
+      const n = () => l(events);
+      notify.add(n);
+      return () => notify.delete(n);
+    }, (list) => list.some(([e, f]) => e === 'rename' && f === 'inner/from-shell.txt'), 30_000, 'the watch event');
+    const maker = await wc.spawn('sh', ['-c', 'echo x > ls/inner/from-shell.txt'], { output: false });
+    expect(await maker.exit).toBe(0);
+    await seen.catch((err: unknown) => {
+      throw new Error(`${String(err)}; events: ${JSON.stringify(events)}`);
+    });
+    watcher.close();
   });
 });

@@ -129,6 +129,11 @@ export function encodeString(text: string, encoding: string | null | undefined):
   }
 }
 
+/** A watcher; `ready` (ours, not Node's) resolves once the edge watches: changes before that are not reported. */
+export interface FsWatcher extends IFSWatcher {
+  ready: Promise<void>;
+}
+
 function dirent<T>(name: T, type: string): DirEnt<T> {
   return { name, isFile: () => type === 'file', isDirectory: () => type === 'directory' };
 }
@@ -223,16 +228,16 @@ export class WebContainerFs implements FileSystemAPI {
     }
   }
 
-  watch(filename: string, options?: FSWatchOptions, listener?: FSWatchCallback): IFSWatcher;
-  watch(filename: string, listener?: FSWatchCallback): IFSWatcher;
-  watch(filename: string, a?: FSWatchOptions | FSWatchCallback, b?: FSWatchCallback): IFSWatcher {
+  watch(filename: string, options?: FSWatchOptions, listener?: FSWatchCallback): FsWatcher;
+  watch(filename: string, listener?: FSWatchCallback): FsWatcher;
+  watch(filename: string, a?: FSWatchOptions | FSWatchCallback, b?: FSWatchCallback): FsWatcher {
     const listener = typeof a === 'function' ? a : b;
     const opts = typeof a === 'object' && a !== null ? a : {};
     const buffer = (typeof a === 'string' ? a : opts.encoding) === 'buffer';
     const root = containerPath(filename);
     let closed = false;
     let watch: { close(): void } | undefined;
-    this.conn.files
+    const ready = this.conn.files
       .watch(root, { recursive: opts.recursive ?? false }, (c) => {
         if (closed || !listener) return;
         // Node reports `rename` for entries that appear or go, `change` for new contents.
@@ -244,11 +249,13 @@ export class WebContainerFs implements FileSystemAPI {
         else watch = w;
       })
       .catch(() => undefined);
-    return {
+    const watcher: FsWatcher = {
+      ready,
       close: () => {
         closed = true;
         watch?.close();
       },
     };
+    return watcher;
   }
 }

@@ -36,7 +36,7 @@ import {
 } from './types';
 
 export * from './types';
-export { FsError } from './fs';
+export { FsError, type FsWatcher } from './fs';
 export { JSH_BASH_RC } from './spawn';
 export { encodeZip, toTree, fromTree } from './export';
 
