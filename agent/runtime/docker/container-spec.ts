@@ -44,6 +44,16 @@ export const CAP_ADD = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'] a
  */
 export const KEEPALIVE_CMD = ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
+/**
+ * Under gVisor the session's processes are tasks of the sandbox kernel, not
+ * host processes; what the pids cgroup counts is the sandbox's own host
+ * threads (about 150 after a few dozen execs, measured), so a limit sized for
+ * the session's processes alone kills the sandbox. The headroom keeps the
+ * limit a bound on the sandbox's host threads; a fork bomb inside ends the
+ * sandbox (measured), never its neighbours.
+ */
+export const RUNSC_PIDS_HEADROOM = 1024;
+
 export function containerName(sessionId: string): string {
   return `mominai-${sessionId}`;
 }
@@ -102,7 +112,7 @@ export function containerOptions(input: ContainerSpecInput): Docker.ContainerCre
       Memory: spec.limits.memoryBytes,
       MemorySwap: spec.limits.memoryBytes,
       NanoCpus: Math.round(spec.limits.cpu * 1e9),
-      PidsLimit: spec.limits.pids,
+      PidsLimit: input.runtime === 'runsc' ? spec.limits.pids + RUNSC_PIDS_HEADROOM : spec.limits.pids,
       CapDrop: ['ALL'],
       CapAdd: [...CAP_ADD],
       SecurityOpt: ['no-new-privileges'],

@@ -5,7 +5,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../../shared/ids';
 import { memoryLogger } from '../../../agent/logger';
-import { CAP_ADD, Labels } from '../../../agent/runtime/docker/container-spec';
+import { CAP_ADD, Labels, RUNSC_PIDS_HEADROOM } from '../../../agent/runtime/docker/container-spec';
 import { DockerRuntime } from '../../../agent/runtime/docker/docker-runtime';
 import { networkName } from '../../../agent/runtime/docker/network';
 import { hasDocker } from '../../helpers/docker';
@@ -16,6 +16,8 @@ const docker = new Docker();
 /** MOMINAI_TEST_IMAGE=node runs everything against the node image (slower, closer to production). */
 const imageKind = process.env.MOMINAI_TEST_IMAGE === 'node' ? 'node' : 'busybox';
 const imageUser = imageKind === 'node' ? 'node' : 'app';
+/** CONTAINER_RUNTIME=runsc runs the whole suite under gVisor (the engine must list it). */
+const engineRuntime = process.env.CONTAINER_RUNTIME && process.env.CONTAINER_RUNTIME !== 'runc' ? { containerRuntime: process.env.CONTAINER_RUNTIME } : {};
 
 /** A runtime with an agent name of its own, so cleanup can find everything it made by label. */
 async function testRuntime() {
@@ -23,7 +25,7 @@ async function testRuntime() {
   const agentId = newId('agt');
   const agentName = `test-${agentId.slice(-8)}`;
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-docker-'));
-  const runtime = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: base, agentId, agentName, pullTimeoutMs: 10_000 });
+  const runtime = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: base, agentId, agentName, pullTimeoutMs: 10_000, ...engineRuntime });
   const cleanup = async () => {
     await runtime.close();
     const left = await docker.listContainers({ all: true, filters: { label: [`${Labels.agent}=${agentId}`] } });
@@ -73,7 +75,7 @@ describe.skipIf(!hasDocker)('DockerRuntime', () => {
       expect(inspect.HostConfig.Memory).toBe(96 * 1024 * 1024);
       expect(inspect.HostConfig.MemorySwap).toBe(96 * 1024 * 1024);
       expect(inspect.HostConfig.NanoCpus).toBe(500_000_000);
-      expect(inspect.HostConfig.PidsLimit).toBe(64);
+      expect(inspect.HostConfig.PidsLimit).toBe(engineRuntime.containerRuntime === 'runsc' ? 64 + RUNSC_PIDS_HEADROOM : 64);
     });
 
     it('drops all capabilities but the short list, with no-new-privileges and an init', () => {
@@ -179,7 +181,8 @@ describe.skipIf(!hasDocker)('DockerRuntime', () => {
       expect((await out).exit).toMatchObject({ reason: 'lost' });
     });
 
-    it('reports oom when the kernel kills a command for memory', async () => {
+    // Under gVisor the sandbox kernel, not the host's, meets the memory limit: the exec is not reported as an OOM kill (known gap).
+    it.skipIf(engineRuntime.containerRuntime === 'runsc')('reports oom when the kernel kills a command for memory', async () => {
       const spec = sessionSpec(t.image, { limits: { cpu: 1, memoryBytes: 24 * 1024 * 1024, pids: 64 } });
       await t.runtime.create(spec);
       // The shell holds the whole command substitution in memory: far past 24 MiB.
