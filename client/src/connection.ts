@@ -32,6 +32,7 @@ import {
   IdleWarning,
   OutputStreamAnnounce,
   PortEvent,
+  PreviewReady,
   ServerFrameSchema,
   ServerReady,
   SessionEnvelope,
@@ -185,6 +186,11 @@ export class SessionConnection {
     if (this.stateNow === 'closed') return;
     this.stateNow = 'closed';
     if (this.redialTimer) clearTimeout(this.redialTimer);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new MominaiError(ClientErrorCode.Closed, 'the connection was closed'));
+    }
+    this.pending.clear();
     this.dropSocket(1000, 'client closed');
     for (const w of this.readyWaiters) w.reject(new MominaiError(ClientErrorCode.Closed, 'the connection is closed'));
     this.readyWaiters = [];
@@ -216,9 +222,9 @@ export class SessionConnection {
   /** `start_preview {port}` → `{port, url, pathUrl}` once the port accepts connections. */
   async startPreview(port: number): Promise<{ port: number; url: string; pathUrl?: string }> {
     const reply = await this.request('start_preview', { port }, 120_000);
-    const p = reply.payload as { port?: unknown; url?: unknown; pathUrl?: unknown } | undefined;
-    if (typeof p?.port !== 'number' || typeof p.url !== 'string') throw new MominaiError(ClientErrorCode.BadResponse, 'unexpected preview_ready');
-    return { port: p.port, url: p.url, ...(typeof p.pathUrl === 'string' ? { pathUrl: p.pathUrl } : {}) };
+    const p = PreviewReady.safeParse(reply.payload);
+    if (!p.success) throw new MominaiError(ClientErrorCode.BadResponse, 'unexpected preview_ready');
+    return p.data;
   }
 
   /* ---- the socket ---- */

@@ -50,6 +50,7 @@ export const Gap = z.object({ processId: ProcessId, stream: OutputStream, fromOf
 export const FlowPaused = z.object({ processId: ProcessId, stream: OutputStream, offset: z.number().int().nonnegative() });
 export const Watching = z.object({ path: z.string(), version: z.number().int().nonnegative() });
 export const PortEvent = z.object({ port: z.number().int(), state: z.string(), url: z.string() });
+export const PreviewReady = z.object({ port: z.number().int(), url: z.string(), pathUrl: z.string().optional() });
 export const ServerReady = z.object({ port: z.number().int(), url: z.string() });
 export const ContainerStatus = z.object({ status: SessionStatus, session: SessionViewSchema.optional(), reason: z.string().optional() });
 export const IdleWarning = z.object({ stopAt: z.string(), inMs: z.number() });

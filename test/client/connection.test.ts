@@ -267,6 +267,20 @@ describe('SessionConnection (scripted server)', () => {
     conn.close();
   });
 
+  it('answers start_preview with the preview_ready payload, and close() fails what is still waiting with closed', async () => {
+    const { conn } = await open();
+    const s = FakeSocket.latest();
+    const preview = conn.startPreview(5173);
+    await until(() => !!s.last('start_preview'), 'the request');
+    expect(s.last('start_preview')!.payload).toEqual({ port: 5173 });
+    s.json({ type: 'preview_ready', id: s.last('start_preview')!.id!, payload: { port: 5173, url: 'http://5173-x.preview.localhost/', pathUrl: 'http://edge.test/preview/x/' } });
+    expect(await preview).toEqual({ port: 5173, url: 'http://5173-x.preview.localhost/', pathUrl: 'http://edge.test/preview/x/' });
+    const waiting = conn.request('list_processes');
+    conn.close();
+    await expect(waiting).rejects.toMatchObject({ code: 'closed', status: 0, retryable: false });
+    expect(conn.state).toBe('closed');
+  });
+
   it('emits the connection events it documents', async () => {
     const { conn } = await open();
     const s = FakeSocket.latest();
