@@ -8,6 +8,7 @@
  * internet), each with a listener answering "hello from <address>".
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -341,6 +342,70 @@ describe.skipIf(!hasDocker)('sandbox: fair shares per session (real stack, Docke
     } finally {
       ws.close();
       await api(stack, 'DELETE', `/api/containers/${bomb}`, { token: alice.token });
+    }
+  });
+});
+
+const engineRuntimes = hasDocker ? Object.keys(((await new Docker().info()) as { Runtimes?: Record<string, unknown> }).Runtimes ?? {}) : [];
+const requireRunsc = process.env.REQUIRE_RUNSC === '1';
+
+describe.skipIf(!hasDocker || (!engineRuntimes.includes('runsc') && !requireRunsc))('sandbox: a session under gVisor (CONTAINER_RUNTIME=runsc, real stack)', () => {
+  const domain = 'preview.localhost';
+  const stack = new TestStack({ runner: 'miniflare', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: NODE_IMAGE, PREVIEW_DOMAIN: domain } });
+  let alice: TestUser;
+  let agent: TestAgent;
+
+  beforeAll(async () => {
+    expect(engineRuntimes).toContain('runsc');
+    await ensureTestImage('node');
+    await stack.startEdge();
+    agent = await startAgent(stack, { name: `sandbox-gvisor-${tag}`, env: { CONTAINER_RUNTIME: 'runsc' } });
+    alice = await registerUser(stack, 'alice');
+  });
+  afterAll(async () => {
+    await stack.stop();
+    if (canNetns) await sweepStaleChains();
+  });
+
+  it('creates, runs commands, serves files and a preview inside the gVisor kernel', async () => {
+    expect(await agent.waitForLog((l) => l.msg === 'agent starting')).toMatchObject({ mode: 'docker', isolation: 'gvisor' });
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: alice.token, body: { image: NODE_IMAGE, ports: [3000] } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const id = res.body.session.id;
+    const docker = new Docker();
+    const [c] = await docker.listContainers({ filters: { label: [`dev.mominai.session=${id}`] } });
+    expect((await docker.getContainer(c!.Id).inspect()).HostConfig.Runtime).toBe('runsc');
+
+    const exec = async (command: string) => {
+      const r = await api<ExecResult>(stack, 'POST', `/api/containers/${id}/exec`, { token: alice.token, body: { command } });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body;
+    };
+    expect((await exec('id -u')).stdout.trim()).toBe('1000');
+    const server = "require('http').createServer((q, s) => s.end('gvisor preview ' + q.url)).listen(3000, '0.0.0.0')";
+    expect((await api(stack, 'PUT', `/api/containers/${id}/files/server.js`, { token: alice.token, body: { content: server } })).status).toBe(200);
+    expect((await exec('cat /workspace/server.js')).stdout).toBe(server);
+
+    const ws = await TestSocket.open(stack, alice.token, id);
+    try {
+      expect((await ws.request('container_command', { command: 'node server.js' })).type).toBe('process_started');
+      const ready = await ws.request('start_preview', { port: 3000 }, 60_000);
+      expect(ready.type).toBe('preview_ready');
+      const open = await api(stack, 'POST', `/api/containers/${id}/ports/3000`, { token: alice.token, body: { visibility: 'public' } });
+      expect(open.status, JSON.stringify(open.body)).toBe(200);
+      const got = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: stack.port, path: '/hello', headers: { Host: `3000-${id}.${domain}` } }, (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (body += d));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(got).toEqual({ status: 200, body: 'gvisor preview /hello' });
+    } finally {
+      ws.close();
     }
   });
 });
