@@ -27,7 +27,9 @@ export const WEB_OUT_DIR = path.join(ROOT, 'dist/web');
 const zodNamespaceImport: Plugin = {
   name: 'zod-namespace-import',
   setup(b) {
-    b.onLoad({ filter: /[\\/](client|shared)[\\/].*\.ts$/ }, async (args) => {
+    const ours = [path.join(ROOT, 'client') + path.sep, path.join(ROOT, 'shared') + path.sep];
+    b.onLoad({ filter: /\.ts$/ }, async (args) => {
+      if (!ours.some((dir) => args.path.startsWith(dir))) return undefined;
       const source = await fs.promises.readFile(args.path, 'utf8');
       return { contents: source.replace(/^import \{ z \} from 'zod';$/gm, "import * as z from 'zod';"), loader: 'ts' };
     });
@@ -42,11 +44,14 @@ export interface WebBuild {
 
 export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir?: string; minify?: boolean } = {}): Promise<WebBuild> {
   fs.mkdirSync(outDir, { recursive: true });
-  await build({
+  const result = await build({
     absWorkingDir: ROOT,
     entryPoints: { app: 'web/src/main.ts', 'app-style': 'web/styles.css' },
     outdir: outDir,
     entryNames: '[name]',
+    // The signed-in part (editor, terminal) is a chunk of its own, loaded after sign-in.
+    splitting: true,
+    chunkNames: '[name]-[hash]',
     bundle: true,
     // The SDK from its source (tree-shaken with the page), so the page builds whatever state client/dist is in.
     alias: { '@mominai/client': path.join(ROOT, 'client/src/index.ts') },
@@ -57,11 +62,16 @@ export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir
     legalComments: 'none',
     logLevel: 'warning',
     plugins: [zodNamespaceImport],
+    metafile: true,
   });
+  // Chunk names carry hashes: remove the chunks of earlier builds (the folder itself stays, a running edge serves it).
+  const written = new Set(Object.keys(result.metafile.outputs).map((f) => path.basename(f)));
+  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.js') && !written.has(f)) fs.rmSync(path.join(outDir, f));
   // esbuild names a CSS entry after its key; the page links app.css.
   fs.renameSync(path.join(outDir, 'app-style.css'), path.join(outDir, 'app.css'));
   fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(outDir, 'index.html'));
-  const files = ['index.html', 'app.js', 'app.css'].map((name) => {
+  const chunks = fs.readdirSync(outDir).filter((f) => f.endsWith('.js') && f !== 'app.js');
+  const files = ['index.html', 'app.js', ...chunks.sort(), 'app.css'].map((name) => {
     const body = fs.readFileSync(path.join(outDir, name));
     return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
   });
@@ -73,6 +83,6 @@ const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 if (process.argv[1] && path.resolve(process.argv[1]) === path.join(ROOT, 'scripts/build-web.ts')) {
   const started = Date.now();
   const out = await buildWeb();
-  for (const f of out.files) process.stdout.write(`web: ${f.name.padEnd(10)} ${kib(f.bytes).padStart(10)}  gzip ${kib(f.gzipBytes).padStart(9)}\n`);
+  for (const f of out.files) process.stdout.write(`web: ${f.name.padEnd(24)} ${kib(f.bytes).padStart(10)}  gzip ${kib(f.gzipBytes).padStart(9)}\n`);
   process.stdout.write(`web: built ${path.relative(ROOT, out.outDir)}/ in ${Date.now() - started} ms, gzip total ${kib(out.gzipTotal)}\n`);
 }
