@@ -25,6 +25,7 @@ import type { ServerFrame } from '../../shared/protocol/client';
 import type { EdgeByteStreams } from './byte-streams';
 import { discardBody } from '../relay/body';
 import { parsePayload } from './payload';
+import { watchCovers } from '../../shared/protocol/watch-filter';
 import { decodeText, isUtf8, toBase64 } from './encoding';
 import { readJson } from '../middleware/validate';
 import { contentTypeFor } from './content-types';
@@ -263,7 +264,7 @@ export class FileRelay {
     const change = e.data;
     for (const ws of this.deps.clients()) {
       const sid = this.deps.socketId(ws);
-      if (sid && this.watchesOf(sid).some((w) => covers(w, change.path))) this.deps.send(ws, { type: 'file_changed', payload: change });
+      if (sid && this.watchesOf(sid).some((w) => watchCovers(w.path, w.recursive, change))) this.deps.send(ws, { type: 'file_changed', payload: change });
     }
     return true;
   }
@@ -286,12 +287,6 @@ function normalise(path: string): string {
   return rel ? `/workspace/${rel}` : '/workspace';
 }
 
-function covers(w: Watch, path: string): boolean {
-  if (w.path === '/workspace') return w.recursive || !path.slice('/workspace/'.length).includes('/');
-  if (path === w.path) return true;
-  if (!path.startsWith(`${w.path}/`)) return false;
-  return w.recursive || !path.slice(w.path.length + 1).includes('/');
-}
 
 function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
   return new ReadableStream({

@@ -20,6 +20,7 @@ import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
 import { encodeBinaryFrame, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
+import { utf8ChunkEnd } from '../../shared/protocol/utf8-boundary';
 import { StreamJournal, type Chunk, type JournalBacking } from './journal';
 import type { ClientStore } from './client-store';
 
@@ -234,7 +235,7 @@ export class OutputFanout {
       let size = 0;
       for (let chunk: Chunk | null = first; chunk && size < limit; chunk = j.read(chunk.offset + chunk.bytes.byteLength)) {
         const room = limit - size;
-        const cut = binary ? Math.min(room, chunk.bytes.byteLength) : utf8Cut(chunk.bytes, room);
+        const cut = binary ? Math.min(room, chunk.bytes.byteLength) : textCut(chunk.bytes, room);
         const piece = chunk.bytes.byteLength > cut ? chunk.bytes.subarray(0, cut) : chunk.bytes;
         if (piece.byteLength === 0) break;
         parts.push(piece);
@@ -261,12 +262,8 @@ export class OutputFanout {
   }
 }
 
-/** A cut position ≤ max that does not split a UTF-8 sequence (when the bytes are valid UTF-8). */
-export function utf8Cut(bytes: Uint8Array, max: number): number {
-  const cut = Math.min(max, bytes.byteLength);
-  if (cut >= bytes.byteLength) return bytes.byteLength;
-  // Step back over continuation bytes (10xxxxxx) to the sequence's lead byte and cut before it.
-  let i = cut;
-  while (i > cut - 3 && i > 0 && (bytes[i]! & 0xc0) === 0x80) i--;
-  return i > 0 ? i : cut;
+/** Where to cut a chunk for a text frame: at most `max` bytes, never inside a UTF-8 sequence (../../shared/protocol/utf8-boundary.ts). */
+function textCut(bytes: Uint8Array, max: number): number {
+  if (max >= bytes.byteLength) return bytes.byteLength;
+  return utf8ChunkEnd({ byteAt: (i) => bytes[i]! }, 0, max, bytes.byteLength, true);
 }

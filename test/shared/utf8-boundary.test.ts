@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { utf8ChunkEnd } from '../../../agent/services/processes/utf8-boundary';
+import { utf8ChunkEnd } from '../../shared/protocol/utf8-boundary';
 
 const src = (b: Uint8Array) => ({ byteAt: (o: number) => b[o] as number });
 const enc = (s: string) => new TextEncoder().encode(s);

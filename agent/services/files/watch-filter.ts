@@ -5,6 +5,7 @@
  * folder, so a watch inside it must hear that one event).
  */
 import type { FileChanged } from '../../../shared/api/files';
+import { watchCovers } from '../../../shared/protocol/watch-filter';
 import { parseWorkspacePath, toWorkspacePath } from './workspace-path';
 
 export interface WatchSpec {
@@ -13,14 +14,8 @@ export interface WatchSpec {
   recursive: boolean;
 }
 
-/** Whether a change concerns a watch on `spec` (see `subscribe`). */
+/** Whether a change concerns a watch on `spec` (see `subscribe`); the rule itself is shared with the edge. */
 export function matcher(spec: WatchSpec): (change: FileChanged) => boolean {
   const base = toWorkspacePath(parseWorkspacePath(spec.path));
-  const prefix = base === '/workspace' ? '/workspace/' : `${base}/`;
-  return (change) => {
-    const p = change.path;
-    if (p === base) return true;
-    if (p.startsWith(prefix)) return spec.recursive || !p.slice(prefix.length).includes('/');
-    return change.event === 'remove_dir' && base.startsWith(`${p}/`);
-  };
+  return (change) => watchCovers(base, spec.recursive, change);
 }

@@ -19,7 +19,7 @@ import type { StreamName } from '../../../shared/protocol/session-data';
 import { OutputRing } from './output-ring';
 import { metrics } from '../../metrics/agent-metrics';
 import type { DataSink } from './types';
-import { utf8ChunkEnd } from './utf8-boundary';
+import { utf8ChunkEnd } from '../../../shared/protocol/utf8-boundary';
 
 export interface StreamSenderOptions {
   ringBytes: number;
