@@ -174,6 +174,27 @@ describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page (Chromium, real st
     });
   }, TEST_TIMEOUT);
 
+  it('uploads files dropped onto the tree (one tar) and shows them', async () => {
+    await withPage(browser, 'drop-upload', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'drop');
+      // What a drop of two files from the desktop hands the page (a script cannot build a folder entry).
+      const dataTransfer = await page.evaluateHandle(() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['first dropped file\n'], 'dropped-1.txt', { type: 'text/plain' }));
+        dt.items.add(new File([new Uint8Array(300_000).fill(65)], 'dropped-2.bin'));
+        return dt;
+      });
+      await page.getByTestId('file-tree').dispatchEvent('drop', { dataTransfer });
+      await page.getByTestId('tree-message').filter({ hasText: /^uploaded 2 items$/ }).waitFor({ timeout: 60_000 });
+      await ide.treeItem('dropped-1.txt').waitFor();
+      await ide.treeItem('dropped-2.bin').waitFor();
+      await ide.run('cat dropped-1.txt; wc -c < dropped-2.bin');
+      const text = await ide.waitForTerminal(/^300000$/m);
+      expect(text.split('\n').filter((l) => l === 'first dropped file' || l === '300000')).toEqual(['first dropped file', '300000']);
+    });
+  }, TEST_TIMEOUT);
+
   it('keeps every line of a command once and in order when the page loses its WebSocket mid-output', async () => {
     const routes: Array<{ page: WebSocketRoute; server: WebSocketRoute }> = [];
     await withPage(
