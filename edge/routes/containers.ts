@@ -70,6 +70,7 @@ containerRoutes.post('/', jsonBody(CreateContainerBody), async (c) => {
     status: 'creating',
     ports: [...new Set(body.ports ?? [])],
     env: body.env ?? [],
+    ...(body.network ? { network: body.network } : {}),
     createdAt: now,
     lastActiveAt: now,
     limits: { cpu: 0, memory: 0 },

@@ -112,7 +112,7 @@ export class SessionLifecycle {
       const info = SessionInfoResult.parse(
         await this.agentCall(
           'session.create',
-          { sessionId: record.id, userId: record.userId, image: record.image, env: record.env, ports: record.ports, limits: {} },
+          { sessionId: record.id, userId: record.userId, image: record.image, env: record.env, ports: record.ports, ...(record.network ? { network: record.network } : {}), limits: {} },
           CREATE_TIMEOUT_MS,
         ),
       );

@@ -16,6 +16,8 @@ export interface SessionRecord {
   status: SessionStatus;
   ports: number[];
   env: string[];
+  /** The session's network (`none`: loopback only); absent: the agent's DEFAULT_NETWORK. */
+  network?: 'internet' | 'none';
   createdAt: number;
   lastActiveAt: number;
   limits: { cpu: number; memory: number };

@@ -114,6 +114,13 @@ describe.skipIf(!canNetns)('sandbox: what a session container can reach (real st
     expect(results).toEqual(['EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH', 'hello from 198.51.100.7']);
   });
 
+  it('gives a session created with network "none" loopback only, while its neighbours keep the internet', async () => {
+    const offline = await create({ network: 'none' });
+    expect((await exec(offline.id, { command: 'ls /sys/class/net' })).stdout.trim().split(/\s+/)).toEqual(['lo']);
+    const online = await create();
+    expect((await exec(online.id, { command: 'ls /sys/class/net' })).stdout.trim().split(/\s+/)).toEqual(['eth0', 'lo']);
+  });
+
   it('resolves the registry through the machine resolver and installs a package from it', async () => {
     const session = await create();
     const lookup = await exec(session.id, { command: 'node', args: ['-e', "require('dns').lookup('registry.npmjs.org', (e, a) => console.log(e ? e.code : 'ok'))"] });
@@ -124,7 +131,7 @@ describe.skipIf(!canNetns)('sandbox: what a session container can reach (real st
     });
     expect(install.exitCode, install.stderr).toBe(0);
     expect(install.stdout.trim().split('\n').pop()).toBe('true');
-  });
+  }, 180_000);
 });
 
 describe.skipIf(!hasDocker)('sandbox: users, images and start-up (real stack, Docker)', () => {
