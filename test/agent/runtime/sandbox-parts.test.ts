@@ -143,3 +143,33 @@ describe('start-up refusals', () => {
     expect(chosen.egress?.()).toBe('unenforced');
   });
 });
+
+describe('agent capacity', () => {
+  it('counts running sessions only: a stopped one does not hold a place', async () => {
+    const { Dispatcher } = await import('../../../agent/connection/dispatcher');
+    const { SessionService } = await import('../../../agent/services/sessions');
+    const sessions = [{ sessionId: 'ses_00000001', userId: 'u1', state: 'stopped' as const, workspace: '/w/1' }];
+    const created: string[] = [];
+    const runtime = {
+      mode: 'docker' as const,
+      list: async () => sessions,
+      create: async (spec: { sessionId: string; userId: string }) => {
+        created.push(spec.sessionId);
+        return { sessionId: spec.sessionId, userId: spec.userId, state: 'running' as const, workspace: '/w/2' };
+      },
+    };
+    const service = new SessionService({
+      runtime: runtime as unknown as ConstructorParameters<typeof SessionService>[0]['runtime'],
+      config: { maxSessions: 1, cpuLimit: 0.5, memoryLimitBytes: 1 << 28, pidsLimit: 64, keepWorkspaces: false },
+      logger,
+    });
+    const dispatcher = new Dispatcher(logger);
+    service.register(dispatcher);
+    const create = (sessionId: string) =>
+      dispatcher.handle({ type: 'req', id: sessionId, method: 'session.create', params: { sessionId, userId: 'u1', image: 'node:20', env: [], ports: [], limits: {} } });
+    expect(await create('ses_00000002')).toMatchObject({ ok: true, result: { sessionId: 'ses_00000002', state: 'running' } });
+    sessions.push({ sessionId: 'ses_00000002', userId: 'u1', state: 'running' as never, workspace: '/w/2' });
+    expect(await create('ses_00000003')).toMatchObject({ ok: false, error: { code: 'no_capacity' } });
+    expect(created).toEqual(['ses_00000002']);
+  });
+});
