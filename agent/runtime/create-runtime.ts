@@ -9,6 +9,7 @@
  * EGRESS_POLICY=off says so; a CONTAINER_RUNTIME the engine does not list
  * stops it everywhere.
  */
+import path from 'node:path';
 import Docker from 'dockerode';
 import type { AgentConfig } from '../config';
 import type { Logger } from '../logger';
@@ -33,6 +34,7 @@ export type RuntimeConfig = Pick<
   | 'allowRootContainers'
   | 'allowedImages'
   | 'containerRuntime'
+  | 'stateDir'
 >;
 
 export interface CreateRuntimeOptions {
@@ -100,6 +102,13 @@ export async function createRuntime({ config, logger, dockerFactory = dockerClie
       { dockerError: status.error },
     );
     return new LocalRuntime({ logger, workspaceBase: config.workspaceBase, dockerStatus: status });
+  }
+  // Local processes run as the agent's user: in production their workspaces must not sit where `..` reaches secrets.json.
+  const rel = path.relative(config.stateDir, config.workspaceBase);
+  if (config.production && !rel.startsWith('..') && !path.isAbsolute(rel)) {
+    throw new StartupRefused(
+      `NODE_ENV=production with AGENT_RUNTIME=local: USER_WORKSPACE_BASE (${config.workspaceBase}) is inside STATE_DIR, next to secrets.json that local processes could read; put it outside STATE_DIR`,
+    );
   }
   logger.warn('LOCAL MODE (AGENT_RUNTIME=local): user commands run as plain processes on this host with NO ISOLATION.');
   return new LocalRuntime({ logger, workspaceBase: config.workspaceBase });

@@ -138,9 +138,17 @@ describe('start-up refusals', () => {
   it('falls back to local mode in development, and in production when AGENT_RUNTIME=local says so', async () => {
     const dev = await createRuntime({ config: loadAgentConfig(env), logger, dockerFactory: deadDocker });
     expect(dev.mode).toBe('local');
-    const chosen = await createRuntime({ config: loadAgentConfig({ ...env, NODE_ENV: 'production', AGENT_RUNTIME: 'local' }), logger, dockerFactory: deadDocker });
+    const chosen = await createRuntime({
+      config: loadAgentConfig({ ...env, NODE_ENV: 'production', AGENT_RUNTIME: 'local', USER_WORKSPACE_BASE: '/tmp/mominai-refusal-ws' }),
+      logger,
+      dockerFactory: deadDocker,
+    });
     expect(chosen.mode).toBe('local');
     expect(chosen.egress?.()).toBe('unenforced');
+  });
+  it('refuses production local mode with workspaces inside STATE_DIR, beside secrets.json', async () => {
+    const config = loadAgentConfig({ ...env, NODE_ENV: 'production', AGENT_RUNTIME: 'local' });
+    await expect(createRuntime({ config, logger, dockerFactory: deadDocker })).rejects.toThrow(/USER_WORKSPACE_BASE .* is inside STATE_DIR/);
   });
 });
 
