@@ -154,7 +154,8 @@ export function hostSubnets(ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]> = os.
   return [...out];
 }
 
-function networkOf(cidr: string): string {
+/** The canonical form of an IPv4 CIDR (host bits cleared), as iptables prints it. */
+export function networkOf(cidr: string): string {
   const [addr = '', bitsRaw = '32'] = cidr.split('/');
   const bits = Number(bitsRaw);
   const n = addr.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
@@ -191,7 +192,7 @@ export class EgressPolicy {
     this.rules = policyRules({
       bridge: opts.bridge,
       resolvers: opts.resolvers ?? findResolvers(),
-      allowCidrs: opts.allowCidrs,
+      allowCidrs: opts.allowCidrs.map(networkOf),
       blockCidrs: opts.blockCidrs ?? [...BLOCKED_RANGES, ...hostSubnets()],
     });
   }
@@ -219,13 +220,24 @@ export class EgressPolicy {
     });
   }
 
-  /** Rules that should be there and are not (empty when the policy holds). */
+  /**
+   * Rules that should be there and are not (empty when the policy holds), read
+   * from one `iptables -S` listing per chain (the rules are written in the
+   * form iptables prints them).
+   */
   async missing(): Promise<string[]> {
-    const out: string[] = [];
-    for (const [chain, ...rule] of this.jumps()) if (!(await this.has(chain!, rule))) out.push(`${chain} ${rule.join(' ')}`);
-    for (const r of this.rules.forward) if (!(await this.has(this.rules.forwardChain, r))) out.push(`${this.rules.forwardChain} ${r.join(' ')}`);
-    for (const r of this.rules.input) if (!(await this.has(this.rules.inputChain, r))) out.push(`${this.rules.inputChain} ${r.join(' ')}`);
-    return out;
+    const { forwardChain, inputChain } = this.rules;
+    const wanted = [
+      ...this.jumps().map(([chain, ...rule]) => [chain!, rule] as const),
+      ...this.rules.forward.map((r) => [forwardChain, r] as const),
+      ...this.rules.input.map((r) => [inputChain, r] as const),
+    ];
+    const listed = new Set<string>();
+    for (const chain of ['DOCKER-USER', 'INPUT', forwardChain, inputChain]) {
+      const text = await this.ipt(['-S', chain]).catch(() => '');
+      for (const line of text.split('\n')) listed.add(line.trim());
+    }
+    return wanted.map(([chain, rule]) => `-A ${chain} ${rule.join(' ')}`).filter((line) => !listed.has(line));
   }
 
   /** Cheap check for the hot path: both jumps are in place. */

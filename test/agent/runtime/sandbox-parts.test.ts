@@ -10,6 +10,7 @@ import {
   EgressPolicy,
   findResolvers,
   hostSubnets,
+  networkOf,
   policyRules,
   restoreScript,
   sweepStaleChains,
@@ -21,6 +22,11 @@ const logger = createLogger({ level: 'error', base: {} });
 
 describe('egress rules', () => {
   const rules = policyRules({ bridge: 'br-0123456789ab', resolvers: ['10.255.255.53'], allowCidrs: ['10.9.0.0/16'], blockCidrs: [...BLOCKED_RANGES] });
+
+  it('writes allowed CIDRs in the canonical form iptables prints', () => {
+    expect(networkOf('10.9.1.7/16')).toBe('10.9.0.0/16');
+    expect(networkOf('192.168.5.0/24')).toBe('192.168.5.0/24');
+  });
 
   it('names one forward and one input chain per bridge', () => {
     expect(chainNames('br-0123456789ab')).toEqual({ forwardChain: 'MOMINAI-F-0123456789ab', inputChain: 'MOMINAI-I-0123456789ab' });
@@ -75,6 +81,7 @@ describe('egress rules', () => {
         return '';
       }
       const [op, ...rest] = args;
+      if (op === '-S') return [...present].filter((r) => r.startsWith(`${rest[0]} `)).map((r) => `-A ${r}`).join('\n');
       if (op === '-C') {
         if (!present.has(rest.join(' '))) throw new Error('no such rule');
         return '';
@@ -87,6 +94,8 @@ describe('egress rules', () => {
     expect(calls).toContain('-I DOCKER-USER 1 -i br-0123456789ab -j MOMINAI-F-0123456789ab');
     expect(calls).toContain('-I INPUT 1 -i br-0123456789ab -j MOMINAI-I-0123456789ab');
     expect(await policy.missing()).toEqual([]);
+    present.delete('MOMINAI-F-0123456789ab -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited');
+    expect(await policy.missing()).toEqual(['-A MOMINAI-F-0123456789ab -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited']);
     present.delete('DOCKER-USER -i br-0123456789ab -j MOMINAI-F-0123456789ab');
     expect(await policy.jumpsInPlace()).toBe(false);
   });
