@@ -58,6 +58,9 @@ export class TerminalPanel {
     if (this.disposed) return void proc.kill().catch(() => undefined);
     this.proc = proc;
     void this.pump(proc);
+    // The panel may have been fitted while the shell was starting (a resize with no process to take it).
+    this.refit();
+    void proc.resize(this.term.cols, this.term.rows).catch(() => undefined);
   }
 
   /** Everything the terminal holds, scrollback included, one string per line (trailing spaces cut). */
