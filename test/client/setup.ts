@@ -10,12 +10,16 @@ import { newId } from '../../shared/ids';
 import { newAccount } from '../helpers/api-client';
 import { ensureTestImage, type TestImage } from '../helpers/images';
 import { TestStack } from '../helpers/stack';
+import { edgeRunnerFromEnv } from '../../scripts/lib/stack';
 
 export const MiB = 1024 * 1024;
 
 export async function startStack(image: TestImage, name: string): Promise<TestStack> {
   const tag = await ensureTestImage(image);
-  const stack = new TestStack({ debug: process.env.SDK_TEST_DEBUG === '1', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: tag, PREVIEW_DOMAIN: 'preview.localhost' } });
+  // The Miniflare runner (the same workerd) unless EDGE_RUNNER says otherwise: `wrangler dev` reloads the
+  // Worker on every source change, which drops every socket of a suite that runs while the tree is edited.
+  const runner = process.env.EDGE_RUNNER ? edgeRunnerFromEnv() : 'miniflare';
+  const stack = new TestStack({ runner, debug: process.env.SDK_TEST_DEBUG === '1', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: tag, PREVIEW_DOMAIN: 'preview.localhost' } });
   await stack.startEdge();
   const id = newId('agt');
   const agent = await stack.startAgent({ id, name, token: await stack.agentToken({ id, name, ttlSeconds: 24 * 3600 }) });
