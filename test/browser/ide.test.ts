@@ -239,3 +239,43 @@ describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page (Chromium, real st
     });
   }, TEST_TIMEOUT);
 });
+
+describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page idle warning (Chromium, real stack, SESSION_IDLE_TIMEOUT=8000)', () => {
+  // Warning 4 s before the idle stop (half the timeout), stop after 8 s without activity.
+  const stack = new TestStack({ runner: 'miniflare', edgeVars: { SESSION_IDLE_TIMEOUT: '8000' } });
+  let browser: Browser;
+
+  beforeAll(async () => {
+    await buildWeb();
+    await ensureTestImage('node');
+    await stack.startEdge();
+    const agent = await stack.startAgent({ name: 'idle-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack.stop();
+  });
+
+  it('shows the idle warning as a banner, hides it on "keep working", and shows stopped after the idle stop', async () => {
+    await withPage(browser, 'idle-warning', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await ide.open();
+      await ide.register(newAccount('idle'));
+      await ide.clickNewSession({ image: IMAGE });
+      await ide.waitForStatus('running');
+      const banner = page.getByTestId('idle-banner');
+      await banner.waitFor({ timeout: 60_000 });
+      expect(await banner.textContent()).toMatch(/^This session stops in about \d+ s without activity\. Keep working$/);
+      await page.getByTestId('keep-working').click();
+      await banner.waitFor({ state: 'hidden' });
+      // Left alone, it warns again and then stops; the banner goes with the running state.
+      await banner.waitFor({ timeout: 60_000 });
+      await ide.waitForStatus('stopped', 90_000);
+      expect(await ide.status()).toBe('stopped');
+      expect(await banner.isHidden()).toBe(true);
+    });
+  }, TEST_TIMEOUT);
+});
