@@ -9,9 +9,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import { ROOT } from './lib/stack';
 
-const WATCHED = ['edge', 'agent', 'shared', 'scripts'];
+/** The source folders; `--watch <dir>` (repeatable) names others instead (the test watches a folder of its own). */
+const { values } = parseArgs({ options: { watch: { type: 'string', multiple: true } } });
+const WATCHED = (values.watch ?? ['edge', 'agent', 'shared', 'scripts']).map((d) => path.resolve(ROOT, d));
 const SOURCE = /\.(ts|js|mjs|cjs|json|sql)$/;
 const DEBOUNCE_MS = 200;
 /** start.ts gives each child 8 s to stop; past this its group is killed. */
@@ -71,9 +74,9 @@ function schedule(): void {
 }
 
 for (const dir of WATCHED) {
-  fs.watch(path.join(ROOT, dir), { recursive: true }, (_event, file) => {
+  fs.watch(dir, { recursive: true }, (_event, file) => {
     if (!file || !SOURCE.test(file) || file.split(path.sep).includes('node_modules')) return;
-    changed.add(path.join(dir, file));
+    changed.add(path.relative(ROOT, path.join(dir, file)));
     schedule();
   });
 }
@@ -88,5 +91,5 @@ async function shutdown(): Promise<void> {
 process.on('SIGINT', () => void shutdown());
 process.on('SIGTERM', () => void shutdown());
 
-say('watching for changes', { folders: WATCHED });
+say('watching for changes', { folders: WATCHED.map((d) => path.relative(ROOT, d) || '.') });
 startStack();
