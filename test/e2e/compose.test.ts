@@ -151,10 +151,10 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
     const ps = run('docker', ['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Label "com.docker.compose.service"}} {{.State}}']).stdout;
     expect(ps.split('\n').filter(Boolean).sort()).toEqual(['agent running', 'agent-token exited', 'edge running']);
     // The images' health checks: the edge answers /health, the agent's health file says it is connected.
-    const health = (service: string) =>
+    const statusOf = (service: string) =>
       run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`, '--format', '{{.Status}}']).stdout.trim();
-    expect(health('edge')).toMatch(/\(healthy\)$/);
-    await until('the agent container to be healthy', async () => (/\(healthy\)$/.test(health('agent')) ? true : undefined), 90_000);
+    expect(statusOf('edge')).toMatch(/\(healthy\)$/);
+    await until('the agent container to be healthy', async () => (/\(healthy\)$/.test(statusOf('agent')) ? true : undefined), 90_000);
   }, 180_000);
 
   it('passes edge settings through from .env (CORS_ORIGINS answers a preflight)', async () => {
