@@ -226,6 +226,21 @@ describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page (Chromium, real st
     );
   }, TEST_TIMEOUT);
 
+  it('opens the same session and follows the same shell after a page reload', async () => {
+    await withPage(browser, 'reload-keeps-shell', async ({ page }) => {
+      const ide = new IdePage(page, stack.baseUrl);
+      await startSession(ide, 'reload');
+      await ide.run('echo before-reload-$((2*3))');
+      await ide.waitForTerminal(/^before-reload-6$/m);
+      await page.reload();
+      await ide.waitForStatus('running');
+      await ide.waitForTerminal(/^before-reload-6\n.*[$#]$/m);
+      await ide.run('echo after-reload-$((3*3))');
+      const text = await ide.waitForTerminal(/^after-reload-9$/m);
+      expect(text.split('\n').filter((l) => /^(before|after)-reload-\d$/.test(l))).toEqual(['before-reload-6', 'after-reload-9']);
+    });
+  }, TEST_TIMEOUT);
+
   it('shows stopped after Stop and running again after Start', async () => {
     await withPage(browser, 'stop-start', async ({ page }) => {
       const ide = new IdePage(page, stack.baseUrl);

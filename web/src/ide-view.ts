@@ -8,6 +8,9 @@ import { h, replace } from './dom';
 import { SessionsPanel } from './sessions-view';
 import { Workspace } from './workspace';
 
+/** Where this tab keeps the id of the session it has open. */
+const OPEN_SESSION_KEY = 'mominai.open-session';
+
 export interface IdeView {
   terminalText(): string;
   dispose(): void;
@@ -26,10 +29,12 @@ export function mountIde(root: HTMLElement, client: MominaiClient, user: PublicU
   function openSession(session: SessionView): void {
     closeWorkspace();
     sessions.setActive(session.id);
+    sessionStorage.setItem(OPEN_SESSION_KEY, session.id);
     const ws = new Workspace(client, session, {
       changed: (s) => {
         sessions.update(s);
         if (s.status === 'destroyed' && workspace === ws) {
+          sessionStorage.removeItem(OPEN_SESSION_KEY);
           closeWorkspace();
           sessions.setActive(undefined);
           placeholder();
@@ -59,6 +64,10 @@ export function mountIde(root: HTMLElement, client: MominaiClient, user: PublicU
     ),
   );
   placeholder();
-  void sessions.refresh();
+  // After a reload, the session this tab had open opens again.
+  void sessions.refresh().then((all) => {
+    const again = all.find((s) => s.id === sessionStorage.getItem(OPEN_SESSION_KEY));
+    if (again && !workspace) openSession(again);
+  });
   return { terminalText: () => workspace?.terminalText() ?? '', dispose: closeWorkspace };
 }

@@ -50,17 +50,37 @@ export class TerminalPanel {
     this.refit();
   }
 
-  /** Opens a shell on this connection (the image's bash, else sh). */
-  async start(conn: SessionConnection): Promise<void> {
+  /**
+   * Opens a shell on this connection (the image's bash, else sh). With
+   * `reattachTo` (the shell this tab had before a reload) it follows that one
+   * from its first byte instead, when the session still runs it.
+   */
+  async start(conn: SessionConnection, reattachTo?: string): Promise<void> {
     this.conn = conn;
     this.refit();
-    const proc = await conn.openTerminal({ cols: this.term.cols, rows: this.term.rows });
+    const proc = (reattachTo && (await this.reattach(conn, reattachTo))) || (await conn.openTerminal({ cols: this.term.cols, rows: this.term.rows }));
     if (this.disposed) return void proc.kill().catch(() => undefined);
     this.proc = proc;
+    this.onProcess?.(proc.processId);
     void this.pump(proc);
     // The panel may have been fitted while the shell was starting (a resize with no process to take it).
     this.refit();
     void proc.resize(this.term.cols, this.term.rows).catch(() => undefined);
+  }
+
+  /** Called with the id of each shell the panel shows (to find it again after a reload). */
+  onProcess: ((processId: string) => void) | undefined;
+
+  private async reattach(conn: SessionConnection, processId: string): Promise<ProcessHandle | undefined> {
+    try {
+      const { payload } = await conn.request('list_processes');
+      const list: unknown[] = typeof payload === 'object' && payload !== null && 'processes' in payload && Array.isArray(payload.processes) ? payload.processes : [];
+      const running = list.some((p) => typeof p === 'object' && p !== null && 'processId' in p && p.processId === processId && 'running' in p && p.running === true);
+      if (!running) return undefined;
+      return await conn.attach(processId);
+    } catch {
+      return undefined;
+    }
   }
 
   /** Everything the terminal holds, scrollback included, one string per line (trailing spaces cut). */

@@ -61,6 +61,7 @@ export class Workspace {
     });
     this.editor = new EditorPanel((path, text) => this.save(path, text));
     this.terminal = new TerminalPanel();
+    this.terminal.onProcess = (id) => sessionStorage.setItem(this.shellKey, id);
     this.preview = new PreviewPanel({
       link: async (port) => (await this.client.previewUrl(this.session.id, port)).url,
       setPublic: (port, on) => this.client.setPortVisibility(this.session.id, port, on ? 'public' : 'private'),
@@ -97,7 +98,7 @@ export class Workspace {
       this.linkEl.textContent = 'connected';
       await conn.files.watch('/workspace', { recursive: true }, () => undefined);
       await this.tree.reload();
-      if (this.session.status === 'running') await this.terminal.start(conn);
+      if (this.session.status === 'running') await this.terminal.start(conn, sessionStorage.getItem(this.shellKey) ?? undefined);
     } catch (err) {
       this.error.textContent = messageOf(err);
     }
@@ -113,6 +114,11 @@ export class Workspace {
     this.conn?.close();
     this.terminal.dispose();
     this.editor.dispose();
+  }
+
+  /** Where this tab keeps the id of the session's shell, so a reload follows the same one. */
+  private get shellKey(): string {
+    return `mominai.shell.${this.session.id}`;
   }
 
   private need(): SessionConnection {
