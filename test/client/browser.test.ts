@@ -78,5 +78,5 @@ describe.skipIf(!hasDocker || !fs.existsSync(CHROMIUM))('browser bundle (Chromiu
     await context.close();
     expect(errors).toEqual([]);
     expect(result).toEqual({ stdout: 'from the browser\n', exit: { exitCode: 0, reason: 'exit' }, back: 'mounted in a browser', missing: 'ENOENT' });
-  });
+  }, 180_000);
 });

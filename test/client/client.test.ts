@@ -44,7 +44,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       const logged = await other.login({ email: account.email, password: account.password });
       expect(logged.user).toEqual(registered.user);
       expect(await other.me()).toEqual(registered.user);
-    });
+    }, 180_000);
 
     it('creates, lists, gets and runs a command to completion in a session', async () => {
       const s = await client.sessions.get(sessionId);
@@ -52,7 +52,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect((await client.sessions.list()).map((x) => x.id)).toContain(sessionId);
       const r = await client.sessions.exec(sessionId, { command: 'echo out; echo err >&2; exit 3' });
       expect(r).toMatchObject({ exitCode: 3, reason: 'exit', stdout: 'out\n', stderr: 'err\n', truncated: false });
-    });
+    }, 180_000);
 
     it('stops and starts a session, keeping its files', async () => {
       const other = await client.sessions.create({ name: 'stop start' });
@@ -63,7 +63,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect(await client.files(other.id).readText('kept.txt')).toBe('still here');
       await client.sessions.delete(other.id);
       await expect(client.sessions.get(other.id)).rejects.toMatchObject({ status: 404 });
-    });
+    }, 180_000);
 
     it('reports API errors as MominaiError with code, status and retryable', async () => {
       const err = await client.sessions.get('ses_00000000000000000000dead').catch((e: unknown) => e);
@@ -71,7 +71,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect(err).toMatchObject({ code: 'not_found', status: 404, retryable: false });
       const anon = new MominaiClient({ baseUrl: stack.baseUrl });
       await expect(anon.me()).rejects.toMatchObject({ code: 'unauthorized', status: 401 });
-    });
+    }, 180_000);
   });
 
   describe('connect', () => {
@@ -80,12 +80,12 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await expect(forged.connect(sessionId)).rejects.toMatchObject({ code: 'invalid_token', status: 401 });
       const stranger = await newClient(stack, 'stranger');
       await expect(stranger.connect(sessionId)).rejects.toMatchObject({ code: 'forbidden', status: 403 });
-    });
+    }, 180_000);
 
     it('asks for a WebSocket constructor where the platform has none', async () => {
       const bare = new MominaiClient({ baseUrl: stack.baseUrl, token: client.token! });
       await expect(bare.connect(sessionId)).rejects.toThrow(/no WebSocket implementation/);
-    });
+    }, 180_000);
   });
 
   describe('files', () => {
@@ -107,7 +107,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect(sha(back)).toBe(sha(data));
       expect(sha(await files.read('big/twenty.bin'))).toBe(sha(data));
       expect(await files.stat('big/twenty.bin')).toMatchObject({ type: 'file', size: 20 * MiB });
-    });
+    }, 180_000);
 
     it('makes folders, renames, lists and deletes through REST and over the socket', async () => {
       const files = client.files(sessionId);
@@ -123,7 +123,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await expect(files.list('ops')).rejects.toMatchObject({ code: 'not_found', status: 404 });
       const tar = await readAll(await files.tarDownload('big'));
       expect(new TextDecoder().decode(tar.subarray(257, 262))).toBe('ustar');
-    });
+    }, 180_000);
 
     it('uploads a tar of 500 files in one request', async () => {
       const entries = Array.from({ length: 498 }, (_, i) => ({ name: `tree/d${i % 10}/f${i}.txt`, type: 'file' as const, data: new TextEncoder().encode(`file ${i}\n`) }));
@@ -139,7 +139,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       const listing = await conn.files.list('tree/d3');
       expect(listing.length).toBe(50);
       expect(new TextDecoder().decode(await conn.files.read('tree/d3/f13.txt'))).toBe('file 13\n');
-    });
+    }, 180_000);
 
     it('sees through a watch a file that a command made', async () => {
       const changes: FileChange[] = [];
@@ -150,7 +150,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await seen;
       expect(changes.some((c) => c.path === '/workspace/made/by-command.txt')).toBe(true);
       watch.close();
-    });
+    }, 180_000);
 
     it('keeps a watch across a reconnect and delivers the changes made while the socket was down', async () => {
       const changes: FileChange[] = [];
@@ -170,7 +170,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await caughtUp;
       expect(changes.filter((c) => c.path === '/workspace/away/while-offline.txt').length).toBe(1);
       watch.close();
-    });
+    }, 180_000);
 
     it('fails with not_found for a missing file, conflict for an existing folder and a non-empty one', async () => {
       await expect(conn.files.read('no/such.txt')).rejects.toMatchObject({ code: 'not_found', status: 404 });
@@ -178,7 +178,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await expect(conn.files.mkdir('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
       await conn.files.write('exists/inner.txt', 'x');
       await expect(conn.files.delete('exists')).rejects.toMatchObject({ code: 'conflict', status: 409 });
-    });
+    }, 180_000);
   });
 
   describe('jsh on an image without bash (busybox sh)', () => {
@@ -206,7 +206,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       await wc.tornDown;
       // Attached, not created: teardown leaves the session running.
       expect((await client.sessions.get(sessionId)).status).toBe('running');
-    });
+    }, 180_000);
   });
 
   describe('processes that never lose output', () => {
@@ -230,7 +230,7 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       expect(got.byteLength).toBe(5 * MiB);
       expect(Buffer.compare(Buffer.from(got), data)).toBe(0);
       expect(conn.reconnects - before).toBe(3);
-    });
+    }, 180_000);
 
     it('reports one gap to a client that stayed away while more than the journal was printed', async () => {
       const size = 20 * MiB;
@@ -255,6 +255,6 @@ describe.skipIf(!hasDocker)('MominaiClient (real stack, Docker)', () => {
       // What came is the file with exactly the gap's bytes missing.
       const expected = Buffer.concat([data.subarray(0, gap.fromOffset), data.subarray(gap.toOffset)]);
       expect(Buffer.compare(Buffer.from(got), expected)).toBe(0);
-    });
+    }, 180_000);
   });
 });

@@ -52,7 +52,7 @@ function collector(output: ReadableStream<string>) {
     get text() {
       return text;
     },
-    until(pred: (t: string) => boolean, timeoutMs = 30_000): Promise<string> {
+    until(pred: (t: string) => boolean, timeoutMs = 60_000): Promise<string> {
       return waitFor<string>((l) => {
         const w = () => l(text);
         waiters.add(w);
@@ -89,7 +89,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
       await wc.tornDown;
     }
     await stack?.stop();
-  });
+  }, 180_000);
 
   it('mounts an app, serves it on server-ready, and shows an fs.writeFile on the next GET', async () => {
     const files: FileSystemTree = {
@@ -115,7 +115,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     expect((await browserGet(stack.port, clean, landing.setCookie)).body).toBe('<h1>version two</h1>');
     server.kill();
     expect(await server.exit).not.toBe(0);
-  });
+  }, 180_000);
 
   it('runs jsh --osc in a terminal: interactive, then exit=<pid>:0 after echo hi, keystrokes in and answers out, kill ends it', async () => {
     const shell = await wc.spawn('/bin/jsh', ['--osc'], { terminal: { cols: 80, rows: 24 } });
@@ -134,7 +134,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     await out2.until((t) => t.includes('\x1b]654;prompt\x07'));
     second.kill();
     expect(await second.exit).not.toBe(0);
-  });
+  }, 180_000);
 
   it('fails like Node for a missing file, an existing folder and a non-empty folder', async () => {
     const missing = await wc.fs.readFile('/no/such/file.txt').catch((e: unknown) => e);
@@ -148,7 +148,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     await wc.fs.rm('/not-there', { force: true });
     await wc.fs.rm('/made', { recursive: true });
     await expect(wc.fs.readdir('/made')).rejects.toMatchObject({ code: 'ENOENT' });
-  });
+  }, 180_000);
 
   it('reports through internal.watchPaths a file a command wrote, with its content, and leaves out node_modules during a 1,000-file burst', async () => {
     const events: PathWatcherEvent[] = [];
@@ -167,7 +167,8 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
       const n = () => l(events);
       notify.add(n);
       return () => notify.delete(n);
-    }, (list) => list.some((e) => e.path === '/workspace/done.txt' && e.buffer !== undefined), 60_000, 'done.txt in watchPaths');
+    }, (list) => list.some((e) => e.path === '/workspace/done.txt' && e.buffer !== undefined), 90_000, 'done.txt in watchPaths');
+    seen.catch(() => undefined); // awaited below; this keeps an earlier failure from leaving it unhandled
     const burst = await wc.spawn('node', ['-e', `
       const fs = require('fs');
       fs.mkdirSync('node_modules/pkg', { recursive: true });
@@ -182,7 +183,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     const done = list.find((e) => e.path === '/workspace/done.txt' && e.buffer)!;
     expect(new TextDecoder().decode(done.buffer)).toBe('burst finished\n');
     expect(list.filter((e) => e.path.includes('node_modules'))).toEqual([]);
-  });
+  }, 180_000);
 
   it('exports a folder as a FileSystemTree', async () => {
     await wc.fs.mkdir('/exp/sub', { recursive: true });
@@ -197,7 +198,7 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     expect(await wc.fs.readFile('/copy/skip.log', 'utf8')).toBe('L');
     const zip = await wc.export('/exp', { format: 'zip' });
     expect([...zip.subarray(0, 4)]).toEqual([0x50, 0x4b, 0x03, 0x04]);
-  });
+  }, 180_000);
 
   it('lists with file types or as bytes, renames, and watches like Node', async () => {
     await wc.fs.mkdir('/ls/inner', { recursive: true });
@@ -219,12 +220,13 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
       const n = () => l(events);
       notify.add(n);
       return () => notify.delete(n);
-    }, (list) => list.some(([e, f]) => e === 'rename' && f === 'inner/from-shell.txt'), 30_000, 'the watch event');
+    }, (list) => list.some(([e, f]) => e === 'rename' && f === 'inner/from-shell.txt'), 60_000, 'the watch event');
+    seen.catch(() => undefined); // awaited below; this keeps an earlier failure from leaving it unhandled
     const maker = await wc.spawn('sh', ['-c', 'echo x > ls/inner/from-shell.txt'], { output: false });
     expect(await maker.exit).toBe(0);
     await seen.catch((err: unknown) => {
       throw new Error(`${String(err)}; events: ${JSON.stringify(events)}`);
     });
     watcher.close();
-  });
+  }, 180_000);
 });
