@@ -98,7 +98,10 @@ export class Workspace {
       this.linkEl.textContent = 'connected';
       await conn.files.watch('/workspace', { recursive: true }, () => undefined);
       await this.tree.reload();
-      if (this.session.status === 'running') await this.terminal.start(conn, sessionStorage.getItem(this.shellKey) ?? undefined);
+      if (this.session.status === 'running') {
+        this.watchDeclaredPorts(conn);
+        await this.terminal.start(conn, sessionStorage.getItem(this.shellKey) ?? undefined);
+      }
     } catch (err) {
       this.error.textContent = messageOf(err);
     }
@@ -161,7 +164,22 @@ export class Workspace {
     if (session.status === 'running' && was !== 'running' && this.conn && !this.terminal.running) {
       void this.conn.request('watch', { path: '/workspace', recursive: true }).catch(() => undefined);
       void this.tree.reload();
+      this.watchDeclaredPorts(this.conn);
       void this.terminal.start(this.conn).catch((err) => (this.error.textContent = messageOf(err)));
+    }
+  }
+
+  /**
+   * `server-ready` is pushed once, when the port opens; a page that connects
+   * later (a reload) would miss it. `start_preview` answers once a declared
+   * port accepts connections, whenever that is, so the preview opens either way.
+   */
+  private watchDeclaredPorts(conn: SessionConnection): void {
+    for (const port of this.session.ports ?? []) {
+      void conn.startPreview(port).then(
+        () => !this.disposed && this.preview.serverReady(port),
+        () => undefined,
+      );
     }
   }
 
