@@ -100,9 +100,6 @@ export class AppError extends Error {
   get status(): number {
     return errorStatus[this.code];
   }
-  get retryable(): boolean {
-    return retryableCodes.has(this.code);
-  }
   toBody(): ErrorBody {
     return this.details === undefined
       ? { code: this.code, message: this.message }
