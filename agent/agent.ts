@@ -60,8 +60,9 @@ export class Agent {
       runtime: opts.runtime,
       config: opts.config,
       logger: opts.logger,
+      report: (event, data) => this.loop.connection?.send({ type: 'event', event, data }) ?? false,
       hooks: {
-        running: (info) => this.hosts.open(info.sessionId, info.workspace, info.address),
+        running: (info) => this.hosts.open(info.sessionId, info.workspace, info.address, info.containerId),
         gone: (id) => this.hosts.close(id),
         diskUsed: (id) => this.hosts.diskUsed(id),
       },
@@ -92,6 +93,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.figuresTimer) clearInterval(this.figuresTimer);
+    this.sessions.close();
     await this.hosts.closeAll();
     await this.loop.stop();
     await this.opts.runtime.close();
@@ -101,7 +103,7 @@ export class Agent {
     const { config, runtime } = this.opts;
     const [docker, sessions] = await Promise.all([runtime.probe(), runtime.list().catch(() => [])]);
     this.activeSessions = sessions.filter((s) => s.state === 'running').length;
-    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId, s.workspace, s.address);
+    for (const s of sessions) if (s.state === 'running') this.hosts.open(s.sessionId, s.workspace, s.address, s.containerId);
     return {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,

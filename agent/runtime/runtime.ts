@@ -83,6 +83,20 @@ export interface ProcessHandle {
   readonly exited: Promise<ExitInfo>;
 }
 
+/**
+ * A session's container ended without the runtime being asked to end it:
+ * its main process exited by itself (`exited`), was ended by a signal
+ * (`killed`, e.g. `kill -KILL -1` inside it) or by the kernel for memory
+ * (`oom`); `removed` when the container itself is gone.
+ */
+export interface ContainerEnded {
+  sessionId: string;
+  containerId: string;
+  reason: 'exited' | 'oom' | 'killed';
+  exitCode: number | null;
+  removed: boolean;
+}
+
 export type EgressState = 'enforced' | 'unenforced';
 export type Isolation = 'container' | 'gvisor' | 'none';
 
@@ -103,5 +117,11 @@ export interface Runtime {
   remove(sessionId: string, opts?: { keepWorkspace?: boolean }): Promise<void>;
   exec(sessionId: string, spec: ExecSpec): Promise<ProcessHandle>;
   stats(sessionId: string): Promise<ResourceStats | null>;
+  /**
+   * Calls `listener` as soon as a session's container stops or is removed,
+   * whoever caused it (absent: the runtime cannot tell; list() still shows it).
+   * Returns the unsubscribe function.
+   */
+  watchContainers?(listener: (e: ContainerEnded) => void): () => void;
   close(): Promise<void>;
 }

@@ -57,9 +57,11 @@ export class SessionHosts {
 
   /**
    * Opens the host of a running session (idempotent); `workspace` is its folder on
-   * this host and `address` where its servers listen (the container's IP).
+   * this host, `address` where its servers listened when it started (the
+   * container's IP) and `containerId` the container that runs it. Previews
+   * never trust that address for long: see liveTarget.
    */
-  open(sessionId: string, workspace: string, address: string | undefined): void {
+  open(sessionId: string, workspace: string, address: string | undefined, containerId?: string): void {
     if (this.hosts.has(sessionId)) return;
     const { runtime, edgeUrl, token } = this.opts;
     const logger = this.opts.logger.child({ sessionId });
@@ -99,7 +101,7 @@ export class SessionHosts {
       logger,
       streams,
       events,
-      target: async () => (address ? { address, declaredPorts: [] } : null),
+      target: () => this.liveTarget(sessionId, containerId, address),
       listListening: execListListening(runtime, sessionId, { includeLoopback: runtime.mode === 'local' }),
       allowLoopback: runtime.mode === 'local',
       dataBuffered: () => bufferedAmount(),
@@ -149,6 +151,22 @@ export class SessionHosts {
     link.start();
     previews.start();
     quota?.start();
+  }
+
+  /**
+   * Where the session's servers listen now, read from the runtime (cached
+   * for a second by the preview's TargetGuard): the same container that the
+   * host was opened for, running, with its address now. Null otherwise, so a
+   * container that died (and whose address Docker may hand to another
+   * tenant's container) is never a preview target; the host of a container
+   * that stops is closed at once as well (SessionService).
+   */
+  private async liveTarget(sessionId: string, containerId: string | undefined, opened: string | undefined): Promise<{ address: string; declaredPorts: number[] } | null> {
+    const now = (await this.opts.runtime.list()).find((s) => s.sessionId === sessionId);
+    if (!now || now.state !== 'running') return null;
+    if (containerId && now.containerId !== containerId) return null;
+    const address = now.address ?? (this.opts.runtime.mode === 'local' ? opened : undefined);
+    return address ? { address, declaredPorts: [] } : null;
   }
 
   /** Closes a session's host: its processes are killed and its data socket closed. */

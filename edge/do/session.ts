@@ -56,7 +56,11 @@ export class SessionDO extends DurableObject<Env> {
     return capture(() => this.lifecycle.view(userId));
   }
   async stop(userId: string): Promise<RpcResult<SessionView>> {
-    return capture(() => this.lifecycle.stop(userId));
+    return capture(async () => {
+      const view = await this.lifecycle.stop(userId);
+      this.previews.forgetPorts();
+      return view;
+    });
   }
   async start(userId: string): Promise<RpcResult<SessionView>> {
     return capture(() => this.lifecycle.start(userId));
@@ -77,9 +81,11 @@ export class SessionDO extends DurableObject<Env> {
       return this.relay.runToCompletion(body);
     });
   }
-  /** From the Fleet's reconciliation: the agent reported this state. */
-  async applyStatus(status: SessionStatus, note: string | null): Promise<SessionView | null> {
-    return this.lifecycle.applyStatus(status, note);
+  /** From the Fleet: the agent reported this state (reconciliation, or its container ended, with `reason`). */
+  async applyStatus(status: SessionStatus, note: string | null, reason?: string): Promise<SessionView | null> {
+    const view = await this.lifecycle.applyStatus(status, note, reason);
+    if (this.lifecycle.record?.status !== 'running') this.previews.forgetPorts();
+    return view;
   }
   /** Makes a port public (anyone may open its preview) or private again. */
   async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {

@@ -2,11 +2,18 @@
  * Preview routes. Two forms reach a session's dev server:
  *   path form   /preview/<sessionId>/<path>            (the seed's)
  *   host form   <sessionId>.<PREVIEW_DOMAIN>/<path> or <port>-<sessionId>.<PREVIEW_DOMAIN>/<path>
- * The host form is recommended: the app gets its own origin, so its cookies
- * and scripts are kept away from the API's and from other previews. Access is
- * by a cookie that a short-lived signed link sets (`/__mominai/auth?ticket=`),
- * checked here; the Session DO applies the owner and public-port rules.
- * Preview responses do not get the API's security headers: they are the app's.
+ *   bare domain <PREVIEW_DOMAIN>/<sessionId>/<path>          (path form off the API's origin)
+ * The host form is recommended and the only one that serves public ports or
+ * anyone but the owner: the app gets its own origin, so its cookies and
+ * scripts are kept away from the API's and from other previews. The path
+ * forms share an origin with other previews, so they are owner-only and their
+ * responses are sanitised (../preview/headers.ts); PREVIEW_PATH_FORM=off
+ * turns them off. Access is by a cookie that a short-lived signed link sets
+ * (`/__mominai/auth?ticket=`, ../preview/cookie.ts), checked here; a request
+ * that could change state from another origin is refused here too
+ * (../preview/origin-check.ts); the Session DO applies the owner and
+ * public-port rules. Preview responses do not get the API's security
+ * headers: they are the app's.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { AppError, ErrorCode } from '../../shared/errors';
@@ -14,7 +21,9 @@ import { signToken, verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
 import type { AppEnv } from '../env';
 import { refuse } from '../errors';
-import { cookieName, previewSettings, targetFromHost, targetFromPath, type PreviewTarget } from '../preview/settings';
+import { previewCookie, previewCookieName } from '../preview/cookie';
+import { crossOriginRefusal } from '../preview/origin-check';
+import { pathFormBase, previewSettings, targetFromHost, targetFromPath, warnIfPreviewDomainShared, type PreviewTarget } from '../preview/settings';
 import type { PreviewRequestInfo } from '../session/preview-relay';
 import { sessionPreview } from '../relay/upgrade';
 import { requireSession } from '../fleet/cached';
@@ -31,8 +40,8 @@ function readCookie(header: string | undefined, name: string): string | undefine
 }
 
 /** The user a preview cookie names, or null when there is no valid cookie for this session. */
-async function cookieUser(c: Context<AppEnv>, target: PreviewTarget): Promise<string | null> {
-  const token = readCookie(c.req.header('Cookie'), cookieName(target.sessionId));
+async function cookieUser(c: Context<AppEnv>, target: PreviewTarget, name: string): Promise<string | null> {
+  const token = readCookie(c.req.header('Cookie'), name);
   if (!token) return null;
   try {
     const { sub, payload } = await verifyToken(loadConfig(c.env).jwtSecret, 'preview', token);
@@ -50,13 +59,18 @@ async function handle(c: Context<AppEnv>, target: PreviewTarget): Promise<Respon
     return c.redirect(`${target.prefix}/${url.search}`, 301);
   }
   const origin = `${url.protocol}//${c.req.header('Host') ?? url.host}`;
+  const refusal = crossOriginRefusal(c.req.method, c.req.raw.headers, origin);
+  if (refusal) throw new AppError(ErrorCode.Forbidden, refusal);
+  const name = previewCookieName(target.sessionId, target.form, url);
   const info: PreviewRequestInfo = {
-    userId: await cookieUser(c, target),
+    userId: await cookieUser(c, target, name),
     port: target.port,
     path: target.path,
     prefix: target.prefix,
     origin,
-    cookieName: cookieName(target.sessionId),
+    cookieName: name,
+    form: target.form,
+    clientIp: c.req.header('CF-Connecting-IP') ?? null,
   };
   await requireSession(c.env, target.sessionId);
   return sessionOf(c.env, target.sessionId).fetch(sessionPreview(c.req.raw, info));
@@ -77,12 +91,11 @@ async function setCookie(c: Context<AppEnv>, target: PreviewTarget, url: URL): P
     claims: { sid: target.sessionId, use: 'cookie' },
   });
   const path = target.form === 'path' ? `${target.prefix}/` : '/';
-  const secure = url.protocol === 'https:' ? '; Secure' : '';
   return new Response(null, {
     status: 302,
     headers: {
       Location: path,
-      'Set-Cookie': `${cookieName(target.sessionId)}=${cookie}; Path=${path}; HttpOnly; SameSite=Lax; Max-Age=${settings.cookieTtlSeconds}${secure}`,
+      'Set-Cookie': previewCookie(previewCookieName(target.sessionId, target.form, url), cookie, path, settings.cookieTtlSeconds, url),
       'Cache-Control': 'no-store',
     },
   });
@@ -91,9 +104,14 @@ async function setCookie(c: Context<AppEnv>, target: PreviewTarget, url: URL): P
 /** Serves previews addressed by Host (the subdomain form) before anything else runs. */
 export function previewByHost(): MiddlewareHandler<AppEnv> {
   return async function previewByHost(c, next) {
-    const target = targetFromHost(c.req.header('Host'), new URL(c.req.url), previewSettings(c.env).domain);
-    if (!target) return next();
+    const settings = previewSettings(c.env);
+    const target = targetFromHost(c.req.header('Host'), new URL(c.req.url), settings.domain);
+    if (!target) {
+      warnIfPreviewDomainShared(c.env, c.req.header('Host'));
+      return next();
+    }
     try {
+      if (target.form === 'path' && !settings.pathForm) throw new AppError(ErrorCode.NotFound, 'the path form of previews is off (PREVIEW_PATH_FORM): use the preview host');
       return await handle(c, target);
     } catch (err) {
       return refuse(c.req.raw, err);
@@ -108,6 +126,7 @@ export function previewByPath(): MiddlewareHandler<AppEnv> {
     const target = targetFromPath(new URL(c.req.url));
     if (!target) return refuse(c.req.raw, new AppError(ErrorCode.NotFound, 'no such preview'));
     try {
+      if (!previewSettings(c.env).pathForm) throw new AppError(ErrorCode.NotFound, 'the path form of previews is off (PREVIEW_PATH_FORM): use the preview host');
       return await handle(c, target);
     } catch (err) {
       return refuse(c.req.raw, err);
@@ -115,7 +134,12 @@ export function previewByPath(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** A short-lived signed link that opens a session's preview for its owner. */
+/**
+ * A short-lived signed link that opens a session's preview for its owner:
+ * `url` in the host form, `pathUrl` in a path form (on the bare
+ * PREVIEW_DOMAIN when it is set, else under the API's `/preview/`; the host
+ * form's link when PREVIEW_PATH_FORM is off).
+ */
 export async function previewLink(c: Context<AppEnv>, sessionId: string, userId: string, port: number | null): Promise<{ url: string; pathUrl: string; expiresIn: number }> {
   const config = loadConfig(c.env);
   const settings = previewSettings(c.env);
@@ -129,9 +153,10 @@ export async function previewLink(c: Context<AppEnv>, sessionId: string, userId:
   const url = new URL(c.req.url);
   const edgePort = url.port ? `:${url.port}` : '';
   const host = `${port ? `${port}-` : ''}${sessionId}.${settings.domain}`;
+  const hostBase = `${url.protocol}//${host}${edgePort}`;
   return {
-    url: `${url.protocol}//${host}${edgePort}${AUTH_PATH}?ticket=${ticket}`,
-    pathUrl: `${url.origin}/preview/${sessionId}${AUTH_PATH}?ticket=${ticket}`,
+    url: `${hostBase}${AUTH_PATH}?ticket=${ticket}`,
+    pathUrl: `${pathFormBase(settings, url, sessionId) ?? hostBase}${AUTH_PATH}?ticket=${ticket}`,
     expiresIn: settings.linkTtlSeconds,
   };
 }

@@ -170,12 +170,16 @@ export class SessionLifecycle {
     return { id: r.id, status: 'destroyed' };
   }
 
-  /** The agent reported this state (Fleet reconciliation); a move the state machine refuses is ignored. */
-  async applyStatus(status: SessionStatus, note: string | null): Promise<SessionView | null> {
+  /**
+   * The agent reported this state (Fleet reconciliation, or its container
+   * ended: then `reason` is exited, oom or killed, and clients get it in
+   * `container_status`); a move the state machine refuses is ignored.
+   */
+  async applyStatus(status: SessionStatus, note: string | null, reason?: string): Promise<SessionView | null> {
     const r = this.current;
     if (!r || r.status === 'destroyed' || r.status === status) return r ? toView(r) : null;
     try {
-      return toView(await this.commit(moveTo(r, status, note ?? undefined), note ?? 'reconciled'));
+      return toView(await this.commit(moveTo(r, status, note ?? undefined), reason ?? note ?? 'reconciled'));
     } catch (err) {
       log('warn', 'ignored a status the state machine refuses', { sessionId: r.id, from: r.status, to: status, error: String(err) });
       return toView(r);

@@ -4,8 +4,11 @@
  * (../../shared/protocol/preview.ts) with bodies as windowed byte streams.
  * Which port: the one named in the host, else the session's preview port
  * (`start_preview`), else the first declared port found listening. Access:
- * public ports to anyone; otherwise only the owner (401 without a preview
- * cookie, 403 for another user).
+ * on the host form, public ports to anyone; otherwise, and always on the path
+ * forms (they share an origin with other previews), only the owner (401
+ * without a preview cookie, 403 for another user). A session that is not
+ * running answers 503 `session_stopped` (`agent_unavailable` while its agent
+ * is away), and the ports seen listening are forgotten when it stops.
  */
 import { z } from 'zod';
 import { AppError, ErrorCode } from '../../shared/errors';
@@ -20,6 +23,7 @@ import type { EdgeByteStreams } from './byte-streams';
 import type { AgentLink } from './process-relay';
 import type { SessionRecord } from './record';
 import { HeadWaiters, type ArrivedHead } from './head-waiters';
+import { AGENT_UNAVAILABLE as AGENT_AWAY } from '../fleet/availability';
 
 /**
  * Longest wait for the agent's answer to http.request. The agent gives up on
@@ -34,7 +38,12 @@ export const PreviewRequestInfo = z.object({
   path: z.string(),
   prefix: z.string(),
   origin: z.string(),
+  /** The preview cookie's name (never passed to the dev server, nor is any other preview cookie). */
   cookieName: z.string(),
+  /** `host` (an origin of its own) or `path` (owner-only, responses sanitised); absent: host. */
+  form: z.enum(['host', 'path']).optional(),
+  /** The client's address as the edge's platform saw it (CF-Connecting-IP), for X-Forwarded-For. */
+  clientIp: z.string().max(64).nullable().optional(),
 });
 export type PreviewRequestInfo = z.infer<typeof PreviewRequestInfo>;
 
@@ -48,6 +57,8 @@ export interface PreviewRelayDeps {
   /** Where browsers reach this edge (from the last client connect), or '' before any did. */
   publicOrigin(): string;
   domain: string;
+  /** Where a session's path form starts seen from an edge URL (../preview/settings.ts pathFormBase); absent: `/preview/<id>` on that origin. */
+  pathFormBase?: (edge: URL, sessionId: string) => string | null;
   acceptPreviewSocket(server: WebSocket, streamBase: number): void;
   previewSockets(streamBase: number): WebSocket[];
   broadcast(frame: ServerFrame): void;
@@ -84,7 +95,9 @@ export class PreviewRelay {
     await this.deps.saveRecord({ ...record, previewPort: p });
     await this.declarePorts();
     await callSession(await this.deps.agent(), 'ports.wait', { port: p, timeoutMs: 120_000 }, 125_000);
-    return { port: p, url: this.urlFor(p), pathUrl: `${this.deps.publicOrigin()}/preview/${record.id}/` };
+    const origin = this.deps.publicOrigin();
+    const base = origin ? (this.deps.pathFormBase ? this.deps.pathFormBase(new URL(origin), record.id) : `${origin}/preview/${record.id}`) : `/preview/${record.id}`;
+    return { port: p, url: this.urlFor(p), pathUrl: base === null ? this.urlFor(p) : `${base}/` };
   }
 
   /** The record with `port` public or private. */
@@ -99,13 +112,30 @@ export class PreviewRelay {
     if (!record || record.status === 'destroyed') throw new AppError(ErrorCode.NotFound, 'no such preview');
     const port = info.port ?? record.previewPort ?? record.ports.find((p) => this.openPorts.has(p)) ?? record.ports[0] ?? [...this.openPorts][0];
     if (!port) throw new AppError(ErrorCode.NotFound, 'this session has no preview port yet: declare ports or send start_preview');
-    const isPublic = (record.publicPorts ?? []).includes(port);
+    const isPublic = info.form !== 'path' && (record.publicPorts ?? []).includes(port);
     if (!isPublic) {
       if (!info.userId) throw new AppError(ErrorCode.Unauthorized, 'this preview is private: open it through a preview link from GET /api/containers/:id/preview-url');
-      if (info.userId !== record.userId) throw new AppError(ErrorCode.Forbidden, 'this preview belongs to another user');
+      if (info.userId !== record.userId) {
+        const publicHere = info.form === 'path' && (record.publicPorts ?? []).includes(port) ? ' (public ports are served on the preview host only, not on the path form)' : '';
+        throw new AppError(ErrorCode.Forbidden, `this preview belongs to another user${publicHere}`);
+      }
+    }
+    if (record.status === 'stopped' || (record.status === 'error' && record.error !== AGENT_AWAY)) {
+      throw new AppError(ErrorCode.SessionStopped, `the session is ${record.status}${record.error ? ` (${record.error})` : ''}; start it to use its preview`);
     }
     if (record.status !== 'running') throw new AppError(ErrorCode.AgentUnavailable, `the session is ${record.status}`);
     return { record, port };
+  }
+
+  /** The edge's own X-Forwarded-* for the dev server, set once (the client's were removed). */
+  private static forwarded(info: PreviewRequestInfo): Record<string, string> {
+    const origin = new URL(info.origin);
+    return {
+      ...(info.clientIp ? { 'x-forwarded-for': info.clientIp } : {}),
+      'x-forwarded-prefix': info.prefix || '/',
+      'x-forwarded-proto': origin.protocol.slice(0, -1),
+      'x-forwarded-host': origin.host,
+    };
   }
 
   async http(request: Request, info: PreviewRequestInfo): Promise<Response> {
@@ -113,12 +143,7 @@ export class PreviewRelay {
     const agent = await this.deps.agent();
     const streamBase = this.deps.nextStreamIds(2);
     const hasBody = request.body !== null && request.method !== 'GET' && request.method !== 'HEAD';
-    const origin = new URL(info.origin);
-    const forwarded = {
-      'x-forwarded-prefix': info.prefix || '/',
-      'x-forwarded-proto': origin.protocol.slice(0, -1),
-      'x-forwarded-host': origin.host,
-    };
+    const forwarded = PreviewRelay.forwarded(info);
     const answer = this.heads.wait(streamBase);
     const params = { streamBase, port, method: request.method, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, forwarded), hasBody };
     if (!agent.sendEvent('http.request', params)) {
@@ -135,7 +160,7 @@ export class PreviewRelay {
       throw err;
     }
     const { head, body } = arrived;
-    const headers = downstreamHeaders(head.headers, info.prefix, info.origin);
+    const headers = downstreamHeaders(head.headers, info.prefix, info.origin, info.form ?? 'host');
     const noBody = request.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status < 200;
     if (noBody && body instanceof ReadableStream) await body.cancel().catch(() => undefined);
     // A body the dev server compressed is sent as it is: without 'manual', the runtime would compress it again.
@@ -151,7 +176,7 @@ export class PreviewRelay {
     const result = await callSession(
       agent,
       'ws.open',
-      { streamBase, port, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, { 'x-forwarded-prefix': info.prefix || '/' }), protocols },
+      { streamBase, port, path: info.path, headers: upstreamHeaders(request.headers, info.cookieName, PreviewRelay.forwarded(info)), protocols },
       30_000,
     );
     const pair = new WebSocketPair();
@@ -228,6 +253,11 @@ export class PreviewRelay {
           ? this.deps.streams.receiveSized(frame.streamId, length)
           : this.deps.streams.receive(frame.streamId);
     this.heads.settle(streamBase, { head: decoded.head, body });
+  }
+
+  /** The container stopped: the ports seen listening in it are forgotten (they are reported afresh when it runs again). */
+  forgetPorts(): void {
+    this.openPorts.clear();
   }
 
   /** Every request waiting for its head fails: the agent's data socket is gone. */

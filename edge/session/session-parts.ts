@@ -5,7 +5,7 @@
  * ../do/session.ts hands the runtime's events to them.
  */
 import type { Env } from '../env';
-import { previewSettings } from '../preview/settings';
+import { pathFormBase, previewSettings } from '../preview/settings';
 import { sendJson, trySend } from '../relay/socket';
 import { AgentChannel } from './agent-channel';
 import { clientAttachment, type Attachment } from './attachments';
@@ -52,6 +52,7 @@ export function sessionParts(ctx: DurableObjectState, env: Env, broadcast: (fram
     saveRecord: async (next) => void (await lifecycle.commit(next)),
     publicOrigin: () => clients().map((ws) => clientAttachment(ws)?.origin).findLast((o) => o !== undefined) ?? '',
     domain: previewSettings(env).domain,
+    pathFormBase: (edge, sessionId) => pathFormBase(previewSettings(env), edge, sessionId),
     acceptPreviewSocket: (server, streamBase) => {
       ctx.acceptWebSocket(server, ['preview', `preview:${streamBase}`]);
       server.serializeAttachment({ role: 'preview', streamBase, sent: 0 } satisfies Attachment);

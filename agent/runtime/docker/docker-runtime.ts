@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { DockerStatus } from '../../../shared/protocol/tunnel';
 import type { Logger } from '../../logger';
-import type { EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
+import type { ContainerEnded, EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
 import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspacePath, type PreparedWorkspace } from '../workspace';
 import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
 import { startDockerExec } from './docker-exec';
@@ -90,6 +90,27 @@ export class DockerRuntime implements Runtime {
 
   async probe(): Promise<DockerStatus> {
     return probeDocker(this.docker);
+  }
+
+  /**
+   * A session container's `die` (with why: State.OOMKilled, else a signal's
+   * exit code 128+n, else its own exit) and `destroy` events, as they come.
+   * `stop` and `oom` add nothing: a stop always follows a die, and an oom
+   * alone may be one process inside a container that stays up.
+   */
+  watchContainers(listener: (e: ContainerEnded) => void): () => void {
+    void this.events.start();
+    return this.events.on((containerId, event, { labels, exitCode }) => {
+      const sessionId = labels[Labels.session];
+      if (!sessionId) return;
+      if (event === 'destroy') return listener({ sessionId, containerId, reason: 'killed', exitCode: null, removed: true });
+      if (event !== 'die') return;
+      void this.docker
+        .getContainer(containerId)
+        .inspect()
+        .then((info) => info.State?.OOMKilled === true, () => false)
+        .then((oom) => listener({ sessionId, containerId, reason: oom ? 'oom' : exitCode !== null && exitCode > 128 ? 'killed' : 'exited', exitCode, removed: false }));
+    });
   }
 
   egress(): EgressState {

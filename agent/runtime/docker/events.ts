@@ -4,13 +4,21 @@
  * container that stays up (State.OOMKilled is set only when the main process
  * dies), so execs compare OOM counts from before and after they ran; a `die`
  * tells an exec killed by a signal that its container stopped under it, and
- * the stats sampler to let go of the container.
+ * the stats sampler to let go of the container; `die`, `stop` and `destroy`
+ * also tell the agent that a session's container ended without being asked
+ * (see DockerRuntime.watchContainers), so the edge hears of it at once.
  */
 import type Docker from 'dockerode';
 import type { Logger } from '../../logger';
 
-export type ContainerEvent = 'oom' | 'die' | 'destroy';
-type Listener = (containerId: string, event: ContainerEvent) => void;
+export type ContainerEvent = 'oom' | 'die' | 'stop' | 'destroy';
+/** What an event says besides its kind: the container's labels and, for `die`, its exit code. */
+export interface EventAttributes {
+  labels: Record<string, string>;
+  exitCode: number | null;
+}
+type Listener = (containerId: string, event: ContainerEvent, attributes: EventAttributes) => void;
+const EVENTS: readonly string[] = ['oom', 'die', 'stop', 'destroy'];
 
 export class DockerEvents {
   private stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
@@ -55,7 +63,7 @@ export class DockerEvents {
   private async open(): Promise<void> {
     try {
       const stream = (await this.docker.getEvents({
-        filters: { type: ['container'], event: ['oom', 'die', 'destroy'], label: this.labelFilters },
+        filters: { type: ['container'], event: [...EVENTS], label: this.labelFilters },
       })) as NodeJS.ReadableStream & { destroy?: () => void };
       if (this.closed) {
         stream.destroy?.();
@@ -96,7 +104,7 @@ export class DockerEvents {
 
   private onLine(line: string): void {
     if (!line.trim()) return;
-    let msg: { id?: unknown; Action?: unknown; status?: unknown };
+    let msg: { id?: unknown; Action?: unknown; status?: unknown; Actor?: { Attributes?: unknown } };
     try {
       msg = JSON.parse(line) as typeof msg;
     } catch {
@@ -104,13 +112,23 @@ export class DockerEvents {
     }
     const id = typeof msg.id === 'string' ? msg.id : undefined;
     const action = typeof msg.Action === 'string' ? msg.Action : typeof msg.status === 'string' ? msg.status : '';
-    if (!id || (action !== 'oom' && action !== 'die' && action !== 'destroy')) return;
-    if (action === 'destroy') this.counts.delete(id);
-    else {
+    if (!id || !EVENTS.includes(action)) return;
+    const event = action as ContainerEvent;
+    if (event === 'destroy') this.counts.delete(id);
+    else if (event === 'oom' || event === 'die') {
       const c = this.counts.get(id) ?? { oom: 0, die: 0 };
-      c[action] += 1;
+      c[event] += 1;
       this.counts.set(id, c);
     }
-    for (const l of this.listeners) l(id, action);
+    const attributes = eventAttributes(msg.Actor?.Attributes);
+    for (const l of this.listeners) l(id, event, attributes);
   }
+}
+
+/** The engine puts a container's labels and, on `die`, `exitCode` among an event's string attributes. */
+function eventAttributes(raw: unknown): EventAttributes {
+  const labels: Record<string, string> = {};
+  if (raw && typeof raw === 'object') for (const [k, v] of Object.entries(raw)) if (typeof v === 'string') labels[k] = v;
+  const code = labels.exitCode !== undefined && /^\d{1,3}$/.test(labels.exitCode) ? Number(labels.exitCode) : null;
+  return { labels, exitCode: code };
 }

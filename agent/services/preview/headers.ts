@@ -6,7 +6,9 @@
  * the form dev servers accept by default (Vite refuses other hosts), unless
  * the DO passes the host to use in `x-mominai-host`. The host is only ever a
  * header value: the agent connects to the container's address whatever the
- * headers say.
+ * headers say. Headers internal to the edge and agent (`x-mominai-*`,
+ * `x-session-call`, `x-preview-info`, `x-user-id`, `x-agent-*`, `x-file-*`)
+ * never reach the dev server, even if a DO bug or a forged frame carried one.
  */
 import { AppError, ErrorCode } from '../../../shared/errors';
 
@@ -25,6 +27,14 @@ const MAX_VALUE = 16_384;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const HOST_VALUE = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+const INTERNAL = new Set(['x-session-call', 'x-preview-info', 'x-user-id']);
+const INTERNAL_PREFIXES = ['x-mominai-', 'x-agent-', 'x-file-'];
+
+/** A header the edge or agent uses between their parts: never the dev server's business. */
+export function isInternalHeader(name: string): boolean {
+  return INTERNAL.has(name) || INTERNAL_PREFIXES.some((p) => name.startsWith(p));
+}
 
 function isHopByHop(name: string, named: ReadonlySet<string>): boolean {
   return HOP_BY_HOP.has(name) || name.startsWith('proxy-') || named.has(name);
@@ -65,7 +75,7 @@ export function upstreamRequestHeaders(incoming: HeaderList, port: number, extra
       override = value;
       continue;
     }
-    if (name === 'host' || name === 'expect' || isHopByHop(name, named) || extraDrop(name)) continue;
+    if (name === 'host' || name === 'expect' || isHopByHop(name, named) || isInternalHeader(name) || extraDrop(name)) continue;
     headers.push([name, value]);
   }
   const host = override ?? `localhost:${port}`;
@@ -111,4 +121,24 @@ export function responseHeaders(raw: Record<string, string | string[] | undefine
     headers.push([name, value]);
   }
   return { headers, dropped };
+}
+
+/**
+ * The Origin a relayed WebSocket carries to the dev server. The edge has
+ * already refused an upgrade whose Origin is not the preview's own, so what
+ * arrives is that origin or none. The preview's own origin (from the edge's
+ * `x-forwarded-proto` and `x-forwarded-host`) becomes `http://<host>`, the
+ * origin of the Host the dev server sees, so servers that check Origin
+ * against their host (Vite's HMR socket) accept it; no Origin stays none (a
+ * non-browser client), and any other Origin passes unchanged, so the dev
+ * server can refuse a cross-site socket too.
+ */
+export function upstreamOrigin(incoming: HeaderList, host: string): string | undefined {
+  const get = (n: string) => incoming.find(([k]) => k.toLowerCase() === n)?.[1];
+  const origin = get('origin');
+  if (origin === undefined) return undefined;
+  const proto = get('x-forwarded-proto');
+  const fwdHost = get('x-forwarded-host');
+  if (proto && fwdHost && origin.toLowerCase() === `${proto}://${fwdHost}`.toLowerCase()) return `http://${host}`;
+  return origin;
 }

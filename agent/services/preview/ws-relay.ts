@@ -13,7 +13,7 @@ import { FrameFlag, FrameKind, MAX_BINARY_PAYLOAD, type BinaryFrame } from '../.
 import type { WsOpenParams } from '../../../shared/protocol/preview';
 import type { Logger } from '../../logger';
 import type { ByteStreams } from '../streams/byte-streams';
-import { toNodeHeaders, upstreamRequestHeaders } from './headers';
+import { toNodeHeaders, upstreamOrigin, upstreamRequestHeaders } from './headers';
 import { upstreamFailure } from './http-relay';
 
 /** Above this many bytes queued towards the dev server the relay gives up with 1013 (try again later). */
@@ -68,10 +68,11 @@ export class WsRelay {
     return new Promise((resolve, reject) => {
       let ws: WebSocket;
       try {
+        const origin = upstreamOrigin(p.headers, host);
         ws = new WebSocket(url, p.protocols, {
           headers: toNodeHeaders(headers),
-          // Dev servers check Origin against the host they serve (Vite does for its HMR socket).
-          origin: `http://${host}`,
+          // See upstreamOrigin: only the preview's own origin is mapped to the one the dev server expects.
+          ...(origin === undefined ? {} : { origin }),
           perMessageDeflate: false,
           maxPayload: MAX_BINARY_PAYLOAD,
           handshakeTimeout: this.deps.handshakeTimeoutMs,

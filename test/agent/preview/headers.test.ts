@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { responseHeaders, toNodeHeaders, upstreamRequestHeaders } from '../../../agent/services/preview/headers';
+import { responseHeaders, toNodeHeaders, upstreamOrigin, upstreamRequestHeaders } from '../../../agent/services/preview/headers';
 import { checkTargetAddress } from '../../../agent/services/preview/target-guard';
 
 describe('upstreamRequestHeaders', () => {
@@ -95,5 +95,39 @@ describe('checkTargetAddress', () => {
   it('refuses loopback when it is not allowed', () => {
     for (const a of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1']) expect(() => checkTargetAddress(a, false), a).toThrow(/loopback/);
     expect(() => checkTargetAddress('172.18.0.5', false)).not.toThrow();
+  });
+});
+
+describe('internal headers and Origin towards the dev server', () => {
+  it('never passes a header internal to the edge or agent, whatever the DO sent', () => {
+    const { headers } = upstreamRequestHeaders(
+      [
+        ['accept', '*/*'],
+        ['x-session-call', '{}'],
+        ['x-preview-info', '{"userId":"usr_1"}'],
+        ['x-user-id', 'usr_1'],
+        ['x-agent-id', 'agt_1'],
+        ['x-file-mtime', '1'],
+        ['x-mominai-trace', '1'],
+        ['x-forwarded-host', 'a.preview.example'],
+      ],
+      3000,
+    );
+    expect(headers).toEqual([
+      ['host', 'localhost:3000'],
+      ['accept', '*/*'],
+      ['x-forwarded-host', 'a.preview.example'],
+    ]);
+  });
+
+  it("maps only the preview's own Origin to the dev server's; others pass, none stays none", () => {
+    const fwd: Array<[string, string]> = [
+      ['x-forwarded-proto', 'https'],
+      ['x-forwarded-host', '3000-ses_1.preview.example'],
+    ];
+    expect(upstreamOrigin([['origin', 'https://3000-ses_1.preview.example'], ...fwd], 'localhost:3000')).toBe('http://localhost:3000');
+    expect(upstreamOrigin([['origin', 'https://3000-ses_2.preview.example'], ...fwd], 'localhost:3000')).toBe('https://3000-ses_2.preview.example');
+    expect(upstreamOrigin(fwd, 'localhost:3000')).toBe(undefined);
+    expect(upstreamOrigin([['origin', 'https://3000-ses_1.preview.example']], 'localhost:3000')).toBe('https://3000-ses_1.preview.example');
   });
 });

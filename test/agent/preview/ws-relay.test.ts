@@ -62,9 +62,16 @@ describe('PreviewService › ws.open', () => {
   });
 
   const open = (streamBase: number, path = '/hmr', extra: Record<string, unknown> = {}) =>
-    peer.call('ws.open', { streamBase, port, path, headers: [['origin', 'https://ses.preview.example'], ['cookie', 'a=1']], protocols: ['vite-hmr'], ...extra });
+    peer.call('ws.open', {
+      streamBase,
+      port,
+      path,
+      headers: [['origin', 'https://ses.preview.example'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'ses.preview.example'], ['cookie', 'a=1']],
+      protocols: ['vite-hmr'],
+      ...extra,
+    });
 
-  it('connects with Host and Origin of localhost:<port> and the chosen subprotocol', async () => {
+  it("connects with Host localhost:<port>, the preview's own Origin mapped to http://localhost:<port>, and the chosen subprotocol", async () => {
     const res = await open(10);
     expect(res).toMatchObject({ ok: true, result: { protocol: 'vite-hmr' } });
     const u = upgrades[0]!;
@@ -74,6 +81,13 @@ describe('PreviewService › ws.open', () => {
     expect(u.headers.cookie).toBe('a=1');
     expect(u.headers['sec-websocket-protocol']).toBe('vite-hmr');
     expect(peer.service.activeCount()).toBe(1);
+  });
+
+  it('passes a foreign Origin unchanged and sends none when the client sent none', async () => {
+    await open(10, '/hmr', { headers: [['origin', 'https://other.preview.example'], ['x-forwarded-proto', 'https'], ['x-forwarded-host', 'ses.preview.example']] });
+    await open(12, '/hmr', { headers: [['x-forwarded-proto', 'https'], ['x-forwarded-host', 'ses.preview.example']] });
+    expect(upgrades[0]!.headers.origin).toBe('https://other.preview.example');
+    expect(upgrades[1]!.headers.origin).toBe(undefined);
   });
 
   it('sends a message the server sent at once only after the res to ws.open', async () => {
@@ -189,9 +203,9 @@ describe('PreviewService › ws.open', () => {
     peer = new DoPeer({ target: async () => ({ address: '127.0.0.1', declaredPorts: [port] }), listListening: async () => [], pollMs: 60_000, maxActive: 1 });
     expect((await open(100)).ok).toBe(true);
     const second = await open(102);
-    expect(second.ok || second.error.code).toBe('rate_limited');
+    expect(second.ok || second.error.code).toBe('limit_exceeded');
     const http = await peer.call('http.request', { streamBase: 104, port, method: 'GET', path: '/', headers: [], hasBody: false });
-    expect(http.ok || http.error.code).toBe('rate_limited');
+    expect(http.ok || http.error.code).toBe('limit_exceeded');
   });
 
   it('pauses reading from the dev server while the data socket is backed up', async () => {
