@@ -58,7 +58,15 @@ export class Http {
     try {
       res = await this.opts.fetch(`${this.opts.baseUrl}${path}`, init);
     } catch (err) {
-      throw new MominaiError(ClientErrorCode.NetworkError, `${init.method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      // A kept-alive connection the server closed just as it was reused fails at once; a GET or HEAD
+      // (nothing sent that could have been half-applied) goes once more on a new one.
+      const idempotent = init.method === 'GET' || init.method === 'HEAD';
+      if (!idempotent || init.signal?.aborted) throw networkError(init.method, path, err);
+      try {
+        res = await this.opts.fetch(`${this.opts.baseUrl}${path}`, init);
+      } catch (again) {
+        throw networkError(init.method, path, again);
+      }
     }
     if (res.ok || res.status === 304) return res;
     throw await errorOf(res);
@@ -78,6 +86,10 @@ export class Http {
     if (!parsed.success) throw new MominaiError(ClientErrorCode.BadResponse, `${path}: unexpected answer`, { status: res.status, details: parsed.error.issues.slice(0, 5) });
     return parsed.data;
   }
+}
+
+function networkError(method: string | undefined, path: string, err: unknown): MominaiError {
+  return new MominaiError(ClientErrorCode.NetworkError, `${method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
 async function errorOf(res: Response): Promise<MominaiError> {

@@ -296,3 +296,24 @@ describe('SessionConnection (scripted server)', () => {
     conn.close();
   });
 });
+
+describe('REST calls (scripted fetch)', () => {
+  it('sends a GET once more when its kept-alive connection was closed under it, but never a POST', async () => {
+    const calls: string[] = [];
+    let failNext = true;
+    const fetch = async (url: string, init?: RequestInit): Promise<Response> => {
+      calls.push(`${init?.method} ${new URL(url).pathname}`);
+      if (failNext) {
+        failNext = false;
+        throw new TypeError('fetch failed', { cause: new Error('other side closed') });
+      }
+      return Response.json({ user: { id: 'usr_1', email: 'a@example.com', username: 'a' } });
+    };
+    const client = new MominaiClient({ baseUrl: 'http://edge.test', token: 'tok', fetch });
+    expect(await client.me()).toEqual({ id: 'usr_1', email: 'a@example.com', username: 'a' });
+    expect(calls).toEqual(['GET /api/auth/me', 'GET /api/auth/me']);
+    failNext = true;
+    await expect(client.sessions.create({})).rejects.toMatchObject({ code: 'network_error', status: 0, retryable: true });
+    expect(calls.slice(2)).toEqual(['POST /api/containers']);
+  });
+});
