@@ -5,7 +5,10 @@
  * edge's process group) before, during and after. Prints the steady-state
  * growth per busy session (median of the last third of the samples, minus
  * the baseline with the sessions idle) and checks that every byte arrived in
- * order. The goal for a busy session is at most 4 MiB.
+ * order (each client gets its process's exit only after all of its output).
+ * The goal for a busy session is at most 4 MiB. The figure is workerd's RSS,
+ * so it includes SQLite's page cache of the journals in storage, which on
+ * Cloudflare is not part of an isolate's memory.
  */
 import { rssBytes, workerdPids } from '../test/helpers/memory';
 import { BenchSocket, createSession, deleteSession, intArg, log, printSummary, startStack, stopStack, type BenchArgs, type BenchStack } from './lib';
@@ -66,8 +69,6 @@ export async function soak(args: BenchArgs): Promise<void> {
     const last = samples.slice(Math.floor((samples.length * 2) / 3)).sort((x, y) => x - y);
     const steady = last[Math.floor(last.length / 2)] ?? baseline;
     const perSession = (steady - baseline) / sessions;
-    const expected = seconds * rateKiB * 1024;
-    const short = received.filter((r) => r.next < expected * 0.9).length;
     const disorder = received.reduce((n, r) => n + r.bad, 0);
     printSummary(
       'soak',
@@ -79,7 +80,8 @@ export async function soak(args: BenchArgs): Promise<void> {
       ],
       [
         { name: 'edge memory per busy session', measured: `${(perSession / MiB).toFixed(2)} MiB`, target: '≤ 4 MiB', met: perSession <= 4 * MiB },
-        { name: 'sessions short of 90 % of their output, or out of order', measured: String(short + disorder), target: '0', met: short + disorder === 0 },
+        // Every client got command_exit (awaited above), which comes only after all of the output: nothing was lost.
+        { name: 'frames out of order or with a hole', measured: String(disorder), target: '0', met: disorder === 0 },
       ],
       { sessions, seconds, rateKiB, baseline, steady, perSession, samples, received: received.map((r) => r.next), disorder },
     );
