@@ -84,7 +84,12 @@ export class SessionDO extends DurableObject<Env> {
   /** From the Fleet: the agent reported this state (reconciliation, or its container ended, with `reason`). */
   async applyStatus(status: SessionStatus, note: string | null, reason?: string): Promise<SessionView | null> {
     const view = await this.lifecycle.applyStatus(status, note, reason);
-    if (this.lifecycle.record?.status !== 'running') this.previews.forgetPorts();
+    if (this.lifecycle.record?.status !== 'running') {
+      this.previews.forgetPorts();
+      // A container that ended under its processes: they end too (with no data socket, the agent cannot say so).
+      // (A session marked while its agent is away keeps its processes: the agent reports them when it returns.)
+      if (reason || status === 'stopped') this.relay.containerEnded(reason === 'oom' ? 'oom' : 'lost');
+    }
     return view;
   }
   /** Makes a port public (anyone may open its preview) or private again. */

@@ -349,6 +349,19 @@ export class ProcessRelay {
     return { text: new TextDecoder().decode(keep), truncated: j.start > 0 || keep !== all };
   }
 
+  /**
+   * The session's container ended: every process still running ended with
+   * it (`lost`, or `oom` when the kernel killed the container for memory).
+   * Exits the agent already reported keep their own reason.
+   */
+  containerEnded(reason: 'lost' | 'oom'): void {
+    for (const r of this.deps.store.running()) {
+      if (this.spawning.has(r.id)) continue;
+      const end = (s: StreamName) => this.fanout.journals.get(OutputFanout.key(r.id, s))?.end ?? 0;
+      this.onExit({ processId: r.id, exitCode: null, reason, endOffsets: { stdout: end('stdout'), stderr: end('stderr'), pty: end('pty') } });
+    }
+  }
+
   private onExit(exit: ProcExitEvent): void {
     if (this.exits.has(exit.processId)) return;
     this.exits.set(exit.processId, exit);

@@ -13,8 +13,10 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../shared/ids';
 import { ROOT } from '../../scripts/lib/stack';
-import { api, registerUser, type TestUser } from '../helpers/client';
+import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { hasDocker } from '../helpers/docker';
 import { FakeAgent } from '../helpers/fake-agent';
+import { ensureTestImage } from '../helpers/images';
 import { TestStack } from '../helpers/stack';
 
 const HEARTBEAT_MS = 1000;
@@ -386,5 +388,257 @@ describe('the sandbox issue, edge side: local-mode agents and agent places', () 
     expect(third.status).toBe(409);
     expect(third.body.error).toMatchObject({ code: 'conflict', message: 'session limit reached: at most 2 sessions per user' });
     agent.close();
+  });
+});
+
+interface Got {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A request to the edge with any Host and headers (fetch would not let us set Host or Origin). */
+function send(port: number, opts: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<Got> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', headers: { ...(opts.host ? { Host: opts.host } : {}), ...opts.headers } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** A WebSocket upgrade through the edge: 101 and the first echo, or the refusal's status and body. */
+function upgrade(port: number, reqPath: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${reqPath}`, { headers });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('open', () => {
+      ws.once('message', (d) => {
+        ws.close();
+        resolve({ status: 101, body: d.toString() });
+      });
+      ws.send('ping');
+    });
+    ws.once('error', reject);
+  });
+}
+
+describe.skipIf(!hasDocker)('tenant isolation, previews (real stack, Docker)', () => {
+  const DOMAIN = 'preview.localhost';
+  const stack = new TestStack({
+    edgeVars: { HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN },
+  });
+  let owner: TestUser;
+  let stranger: TestUser;
+  let sessionId: string;
+  let hostCookie = '';
+  let pathCookie = '';
+  let hostSetCookie = '';
+  let links: { url: string; pathUrl: string };
+  const previewHost = () => `3000-${sessionId}.${DOMAIN}:${stack.port}`;
+  const previewOrigin = () => `http://${previewHost()}`;
+  // Another user's preview on the same PREVIEW_DOMAIN: a sibling site.
+  const siblingOrigin = () => `http://3000-ses_${'ab'.repeat(12)}.${DOMAIN}:${stack.port}`;
+
+  /** Creates a session running the fixture server on port 3000, its preview ready; returns its id. */
+  const sessionWithServer = async (user: TestUser): Promise<{ id: string; sock: TestSocket }> => {
+    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: { image: 'mominai/node:test', ports: [3000] } });
+    expect(res.status).toBe(201);
+    const id = res.body.session.id;
+    fs.copyFileSync(path.resolve(__dirname, '../fixtures/preview-server.cjs'), path.join(stack.stateDir, 'workspaces', user.id, id, 'server.cjs'));
+    const sock = await TestSocket.open(stack, user.token, id);
+    await sock.waitFor((f) => f.type === 'ready');
+    const started = await sock.request('container_command', { command: 'node server.cjs' });
+    expect(started.type, JSON.stringify(started)).toBe('process_started');
+    const ready = await sock.request('start_preview', { port: 3000 }, 120_000);
+    expect(ready.type, JSON.stringify(ready)).toBe('preview_ready');
+    return { id, sock };
+  };
+
+  /** Follows a signed preview link once; returns the Set-Cookie it answered with. */
+  const follow = async (link: string): Promise<string> => {
+    const u = new URL(link);
+    const res = await send(stack.port, { path: u.pathname + u.search, host: u.host });
+    expect(res.status).toBe(302);
+    return String(res.headers['set-cookie']?.[0] ?? '');
+  };
+
+  beforeAll(async () => {
+    await ensureTestImage('node');
+    await stack.startEdge();
+    const agent = await stack.startAgent({ name: 'iso-preview-agent' });
+    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    [owner, stranger] = await Promise.all([registerUser(stack, 'iso-owner'), registerUser(stack, 'iso-stranger')]);
+    const made = await sessionWithServer(owner);
+    sessionId = made.id;
+    made.sock.close();
+    const link = await api<{ url: string; pathUrl: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=3000`, { token: owner.token });
+    expect(link.status).toBe(200);
+    links = link.body;
+    hostSetCookie = await follow(links.url);
+    hostCookie = hostSetCookie.split(';')[0]!;
+    pathCookie = (await follow(links.pathUrl)).split(';')[0]!;
+  }, 240_000);
+  afterAll(async () => {
+    await stack.stop();
+  });
+
+  describe("1. a session's state follows its container", () => {
+    it('stops the session with a reason within 5 s of `kill -KILL -1`, ends its processes, and its preview answers 503 session_stopped until it runs again', async () => {
+      const { id, sock } = await sessionWithServer(owner);
+      const server = sock.frames.find((f) => f.type === 'process_started')!;
+      const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${id}/preview-url?port=3000`, { token: owner.token });
+      const cookie = (await follow(link.body.url)).split(';')[0]!;
+      const host = `3000-${id}.${DOMAIN}:${stack.port}`;
+      expect((await send(stack.port, { path: '/hello', host, headers: { Cookie: cookie } })).body).toBe('hello from 3000 GET');
+
+      const killedAt = Date.now();
+      sock.send('container_command', { command: 'kill -KILL -1' });
+      const status = await sock.waitFor((f) => f.type === 'container_status' && f.payload.status === 'stopped', 5_000);
+      const took = Date.now() - killedAt;
+      expect(took).toBeLessThan(5_000);
+      expect(status.payload.reason).toBe('killed');
+      const exit = await sock.waitFor((f) => f.type === 'command_exit' && f.payload.processId === server.payload.processId, 10_000);
+      expect(exit.payload.reason).toBe('lost');
+      const view = await api<{ session: { status: string } }>(stack, 'GET', `/api/containers/${id}`, { token: owner.token });
+      expect(view.body.session.status).toBe('stopped');
+      const stopped = await send(stack.port, { path: '/hello', host, headers: { Cookie: cookie } });
+      expect(stopped.status).toBe(503);
+      expect(JSON.parse(stopped.body).error.code).toBe('session_stopped');
+      console.log(JSON.stringify({ measured: 'kill -KILL -1 to container_status stopped', ms: took }));
+
+      // It runs again: a new server, a fresh start_preview, and the preview answers from the live container.
+      expect((await api(stack, 'POST', `/api/containers/${id}/start`, { token: owner.token })).status).toBe(200);
+      const again = await TestSocket.open(stack, owner.token, id);
+      await again.waitFor((f) => f.type === 'ready');
+      await again.request('container_command', { command: 'node server.cjs' });
+      expect((await again.request('start_preview', { port: 3000 }, 120_000)).type).toBe('preview_ready');
+      expect((await send(stack.port, { path: '/hello', host, headers: { Cookie: cookie } })).body).toBe('hello from 3000 GET');
+      again.close();
+      sock.close();
+      await api(stack, 'DELETE', `/api/containers/${id}`, { token: owner.token });
+    }, 240_000);
+  });
+
+  describe('2. previews on their own origins; the path forms are owner-only and sanitised', () => {
+    it('points pathUrl at the bare PREVIEW_DOMAIN, off the API origin', () => {
+      expect(links.pathUrl.startsWith(`http://${DOMAIN}:${stack.port}/${sessionId}/__mominai/auth?ticket=`)).toBe(true);
+    });
+
+    it('never passes Service-Worker-Allowed, Clear-Site-Data or a preview cookie on either path form, and keeps cookie paths inside the prefix', async () => {
+      const forms = [
+        { path: `/preview/${sessionId}/hostile?victim=${sessionId}`, host: undefined, prefix: `/preview/${sessionId}` },
+        { path: `/${sessionId}/hostile?victim=${sessionId}`, host: `${DOMAIN}:${stack.port}`, prefix: `/${sessionId}` },
+      ];
+      for (const f of forms) {
+        const res = await send(stack.port, { path: f.path, ...(f.host ? { host: f.host } : {}), headers: { Cookie: pathCookie } });
+        expect(res.status).toBe(200);
+        expect(res.body).toBe('hostile');
+        expect(res.headers['service-worker-allowed']).toBe(undefined);
+        expect(res.headers['clear-site-data']).toBe(undefined);
+        expect(res.headers['set-cookie']).toEqual([`app=1; Path=${f.prefix}/`]);
+      }
+    });
+
+    it('serves a public port on the host form to anyone, and on the path forms to nobody but the owner', async () => {
+      expect((await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } })).status).toBe(200);
+      try {
+        expect((await send(stack.port, { path: '/hello', host: previewHost() })).body).toBe('hello from 3000 GET');
+        const anonymous = await send(stack.port, { path: `/preview/${sessionId}/hello` });
+        expect(anonymous.status).toBe(401);
+        expect(JSON.parse(anonymous.body).error.code).toBe('unauthorized');
+        const bare = await send(stack.port, { path: `/${sessionId}/hello`, host: `${DOMAIN}:${stack.port}` });
+        expect(bare.status).toBe(401);
+        // A stranger holding a valid preview cookie (for a session of their own) is still refused.
+        const theirs = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: stranger.token, body: { image: 'mominai/node:test' } });
+        const theirLink = await api<{ pathUrl: string }>(stack, 'GET', `/api/containers/${theirs.body.session.id}/preview-url`, { token: stranger.token });
+        const theirCookie = (await follow(theirLink.body.pathUrl)).split(';')[0]!;
+        const forged = theirCookie.replace(theirs.body.session.id, sessionId);
+        const withForged = await send(stack.port, { path: `/${sessionId}/hello`, host: `${DOMAIN}:${stack.port}`, headers: { Cookie: forged } });
+        expect(withForged.status).toBe(401);
+        await api(stack, 'DELETE', `/api/containers/${theirs.body.session.id}`, { token: stranger.token });
+        expect((await send(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: pathCookie } })).body).toBe('hello from 3000 GET');
+      } finally {
+        await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'private' } });
+      }
+    });
+  });
+
+  describe('3. cross-preview requests are refused', () => {
+    it('refuses a POST carrying the valid cookie from another origin with 403 before the dev server, and lets the same-origin one pass', async () => {
+      const cross = await send(stack.port, { path: '/upload', method: 'POST', host: previewHost(), headers: { Cookie: hostCookie, Origin: siblingOrigin() }, body: 'x' });
+      expect(cross.status).toBe(403);
+      expect(JSON.parse(cross.body).error).toEqual({
+        code: 'forbidden',
+        message: `a POST request from ${siblingOrigin()} to this preview is refused: only the preview's own origin may do that`,
+      });
+      const same = await send(stack.port, { path: '/upload', method: 'POST', host: previewHost(), headers: { Cookie: hostCookie, Origin: previewOrigin() }, body: 'x' });
+      expect(same.status).toBe(200);
+      expect(JSON.parse(same.body)).toEqual({ bytes: 1, sha256: '2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881' });
+    });
+
+    it('refuses a WebSocket upgrade carrying the valid cookie from another origin with 403, and relays the same-origin one', async () => {
+      const cross = await upgrade(stack.port, '/socket', { Host: previewHost(), Cookie: hostCookie, Origin: siblingOrigin() });
+      expect(cross.status).toBe(403);
+      expect(JSON.parse(cross.body).error.message).toBe(`a WebSocket from ${siblingOrigin()} to this preview is refused: only the preview's own origin may do that`);
+      expect(await upgrade(stack.port, '/socket', { Host: previewHost(), Cookie: hostCookie, Origin: previewOrigin() })).toEqual({ status: 101, body: 'echo:ping' });
+      // The dev server saw the preview's own origin as its own (Host localhost:3000), so Vite-like checks pass.
+      const seen = JSON.parse((await send(stack.port, { path: '/last-upgrade', host: previewHost(), headers: { Cookie: hostCookie } })).body) as Record<string, string>;
+      expect(seen.origin).toBe('http://localhost:3000');
+    });
+
+    it('sets a host-only, __Host- prefixed, Secure, SameSite=None, Partitioned cookie on *.localhost', () => {
+      expect(hostSetCookie).toMatch(new RegExp(`^__Host-mominai_preview_${sessionId}=[^;]+; Path=/; HttpOnly; Secure; SameSite=None; Partitioned; Max-Age=\\d+$`));
+    });
+  });
+
+  describe('4. header hygiene both ways', () => {
+    const hostile = {
+      'X-Forwarded-For': '6.6.6.6',
+      'X-Forwarded-Host': 'evil.example',
+      'X-Forwarded-Proto': 'gopher',
+      'X-Forwarded-Prefix': '/evil',
+      Forwarded: 'for=6.6.6.6;host=evil.example',
+      'X-Real-IP': '6.6.6.6',
+      'X-Preview-Info': '{"userId":"usr_forged","cookieName":"x"}',
+      'X-User-Id': 'usr_forged',
+      'X-Agent-Id': 'agt_forged',
+      'X-File-Mtime': '1',
+      'X-Mominai-Host': '169.254.169.254',
+      'X-Session-Call': 'forged',
+    };
+    const internal = /^(x-preview-info|x-user-id|x-agent-|x-file-|x-mominai-|x-session-call|forwarded$|x-real-ip$|cf-)/;
+
+    it("shows the dev server no client forwarding header and no internal header over HTTP, only the edge's own X-Forwarded-*", async () => {
+      const res = await send(stack.port, { path: '/headers', host: previewHost(), headers: { ...hostile, Cookie: `${hostCookie}; app=1` } });
+      expect(res.status).toBe(200);
+      const seen = JSON.parse(res.body) as Record<string, string>;
+      expect(Object.keys(seen).filter((k) => internal.test(k))).toEqual([]);
+      expect(seen['x-forwarded-host']).toBe(previewHost());
+      expect(seen['x-forwarded-proto']).toBe('http');
+      expect(seen['x-forwarded-prefix']).toBe('/');
+      expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+      expect(seen.host).toBe('localhost:3000');
+      expect(seen.cookie).toBe('app=1');
+    });
+
+    it('shows the dev server no client forwarding header and no internal header on a WebSocket upgrade', async () => {
+      expect((await upgrade(stack.port, '/socket', { ...hostile, Host: previewHost(), Cookie: hostCookie })).status).toBe(101);
+      const seen = JSON.parse((await send(stack.port, { path: '/last-upgrade', host: previewHost(), headers: { Cookie: hostCookie } })).body) as Record<string, string>;
+      expect(Object.keys(seen).filter((k) => internal.test(k))).toEqual([]);
+      expect(seen['x-forwarded-host']).toBe(previewHost());
+      expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+      expect(seen.cookie).toBe(undefined);
+      expect(seen.origin).toBe(undefined);
+    });
   });
 });
