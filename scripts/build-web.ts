@@ -43,39 +43,49 @@ export interface WebBuild {
 }
 
 export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir?: string; minify?: boolean } = {}): Promise<WebBuild> {
+  // Built beside outDir, then each file renamed into it (atomic per file): a running edge serves the
+  // folder, and two builds at once (test files in parallel) never see each other's half-written files.
+  const staging = `${outDir}.staging-${process.pid}-${Date.now()}`;
   fs.mkdirSync(outDir, { recursive: true });
-  const result = await build({
-    absWorkingDir: ROOT,
-    entryPoints: { app: 'web/src/main.ts', 'app-style': 'web/styles.css' },
-    outdir: outDir,
-    entryNames: '[name]',
-    // The signed-in part (editor, terminal) is a chunk of its own, loaded after sign-in.
-    splitting: true,
-    chunkNames: '[name]-[hash]',
-    bundle: true,
-    // The SDK from its source (tree-shaken with the page), so the page builds whatever state client/dist is in.
-    alias: { '@mominai/client': path.join(ROOT, 'client/src/index.ts') },
-    format: 'esm',
-    platform: 'browser',
-    target: ['chrome110', 'firefox115', 'safari16'],
-    minify,
-    legalComments: 'none',
-    logLevel: 'warning',
-    plugins: [zodNamespaceImport],
-    metafile: true,
-  });
-  // Chunk names carry hashes: remove the chunks of earlier builds (the folder itself stays, a running edge serves it).
-  const written = new Set(Object.keys(result.metafile.outputs).map((f) => path.basename(f)));
-  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.js') && !written.has(f)) fs.rmSync(path.join(outDir, f));
-  // esbuild names a CSS entry after its key; the page links app.css.
-  fs.renameSync(path.join(outDir, 'app-style.css'), path.join(outDir, 'app.css'));
-  fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(outDir, 'index.html'));
-  const chunks = fs.readdirSync(outDir).filter((f) => f.endsWith('.js') && f !== 'app.js');
-  const files = ['index.html', 'app.js', ...chunks.sort(), 'app.css'].map((name) => {
-    const body = fs.readFileSync(path.join(outDir, name));
-    return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
-  });
-  return { outDir, files, gzipTotal: files.reduce((n, f) => n + f.gzipBytes, 0) };
+  try {
+    await build({
+      absWorkingDir: ROOT,
+      entryPoints: { app: 'web/src/main.ts', 'app-style': 'web/styles.css' },
+      outdir: staging,
+      entryNames: '[name]',
+      // The signed-in part (editor, terminal) is a chunk of its own, loaded after sign-in.
+      splitting: true,
+      chunkNames: '[name]-[hash]',
+      bundle: true,
+      // The SDK from its source (tree-shaken with the page), so the page builds whatever state client/dist is in.
+      alias: { '@mominai/client': path.join(ROOT, 'client/src/index.ts') },
+      format: 'esm',
+      platform: 'browser',
+      target: ['chrome110', 'firefox115', 'safari16'],
+      minify,
+      legalComments: 'none',
+      logLevel: 'warning',
+      plugins: [zodNamespaceImport],
+    });
+    // esbuild names a CSS entry after its key; the page links app.css.
+    fs.renameSync(path.join(staging, 'app-style.css'), path.join(staging, 'app.css'));
+    fs.copyFileSync(path.join(ROOT, 'web/index.html'), path.join(staging, 'index.html'));
+    const written = fs.readdirSync(staging);
+    const chunks = written.filter((f) => f.endsWith('.js') && f !== 'app.js').sort();
+    const files = ['index.html', 'app.js', ...chunks, 'app.css'].map((name) => {
+      const body = fs.readFileSync(path.join(staging, name));
+      return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
+    });
+    // Scripts first, index.html last, so a page loaded meanwhile never names a chunk that is not there yet.
+    for (const f of written.sort((a, b) => Number(a === 'index.html') - Number(b === 'index.html'))) {
+      fs.renameSync(path.join(staging, f), path.join(outDir, f));
+    }
+    // Chunk names carry hashes: remove the chunks of earlier builds.
+    for (const f of fs.readdirSync(outDir)) if (f.endsWith('.js') && !written.includes(f)) fs.rmSync(path.join(outDir, f), { force: true });
+    return { outDir, files, gzipTotal: files.reduce((n, f) => n + f.gzipBytes, 0) };
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
 }
 
 const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
