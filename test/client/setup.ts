@@ -6,7 +6,6 @@
  */
 import WebSocket from 'ws';
 import { MominaiClient } from '@mominai/client';
-import { newId } from '../../shared/ids';
 import { newAccount } from '../helpers/api-client';
 import { ensureTestImage, type TestImage } from '../helpers/images';
 import { TestStack } from '../helpers/stack';
@@ -21,8 +20,7 @@ export async function startStack(image: TestImage, name: string): Promise<TestSt
   const runner = process.env.EDGE_RUNNER ? edgeRunnerFromEnv() : 'miniflare';
   const stack = new TestStack({ runner, debug: process.env.SDK_TEST_DEBUG === '1', edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: tag, PREVIEW_DOMAIN: 'preview.localhost' } });
   await stack.startEdge();
-  const id = newId('agt');
-  const agent = await stack.startAgent({ id, name, token: await stack.agentToken({ id, name, ttlSeconds: 24 * 3600 }) });
+  const agent = await stack.startAgent({ name });
   await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
   return stack;
 }
