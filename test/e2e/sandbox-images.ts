@@ -14,7 +14,11 @@ export async function importImage(docker: Docker, ref: string, opts: { passwd: P
   const [repo, tag] = ref.split(':');
   const tar = pack();
   const add = (header: Parameters<typeof tar.entry>[0], body?: Buffer) =>
-    new Promise<void>((resolve, reject) => tar.entry(header, body, (err) => (err ? reject(err) : resolve())));
+    new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (body) tar.entry(header, body, done);
+      else tar.entry(header, done);
+    });
   const writing = (async () => {
     for (const dir of ['bin', 'etc', 'tmp', 'workspace', 'root', 'proc', 'sys', 'dev']) {
       await add({ name: dir, type: 'directory', mode: dir === 'tmp' ? 0o1777 : 0o755 });

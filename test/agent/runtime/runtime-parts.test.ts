@@ -48,7 +48,11 @@ describe('choosing the container user', () => {
 describe('reading /etc/passwd out of an image archive', () => {
   async function archive(entries: Array<{ name: string; type?: 'file' | 'directory' | 'symlink'; body?: Buffer; linkname?: string }>) {
     const p = pack();
-    for (const e of entries) p.entry({ name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) }, e.body);
+    for (const e of entries) {
+      const header = { name: e.name, type: e.type ?? 'file', ...(e.linkname ? { linkname: e.linkname } : {}) };
+      if (e.body) p.entry(header, e.body);
+      else p.entry(header);
+    }
     p.finalize();
     return p as unknown as NodeJS.ReadableStream;
   }
@@ -66,7 +70,7 @@ describe('reading /etc/passwd out of an image archive', () => {
     // The header of a 50 MiB file, then zeros for as long as anyone reads.
     const packer = pack();
     packer.entry({ name: 'passwd', size: 50 * 1024 * 1024 });
-    const header = await new Promise<Buffer>((resolve) => packer.once('data', (d: Buffer) => resolve(d.subarray(0, 512))));
+    const header = await new Promise<Buffer>((resolve) => packer.once('data', (d: unknown) => resolve(Buffer.from(d as Uint8Array).subarray(0, 512))));
     let pushed = 0;
     const endless = new Readable({
       read() {
