@@ -56,14 +56,16 @@ export function uploadTar(opts: {
     xhr.onerror = () => reject(new MominaiError('network_error', 'the upload failed'));
     xhr.onload = () => {
       if (xhr.status >= 200 && xhr.status < 300) return resolve();
-      let message = `upload failed (HTTP ${xhr.status})`;
+      let body: unknown;
       try {
-        message = (JSON.parse(xhr.responseText) as { error: { message: string } }).error.message;
+        body = JSON.parse(xhr.responseText);
       } catch {
-        // not the API's error body
+        body = undefined;
       }
-      reject(new Error(message));
+      const error = typeof body === 'object' && body !== null && 'error' in body ? body.error : undefined;
+      reject(error ? MominaiError.fromBody(error, xhr.status) : new MominaiError('bad_response', `upload failed (HTTP ${xhr.status})`, { status: xhr.status }));
     };
+    // encodeTar's bytes live in a plain ArrayBuffer; the DOM typings want that spelled out.
     xhr.send(tar as Uint8Array<ArrayBuffer>);
   });
 }

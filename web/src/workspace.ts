@@ -4,7 +4,7 @@
  * editor, terminal and preview. Live status comes from the connection
  * (`container_status`, `idle_warning`); start, stop and delete go through REST.
  */
-import type { FileType, MominaiClient, SessionConnection, SessionView } from '@mominai/client';
+import { MominaiError, type FileType, type MominaiClient, type SessionConnection, type SessionView } from '@mominai/client';
 import { h, messageOf } from './dom';
 import { EditorPanel } from './editor';
 import { FileTree } from './file-tree';
@@ -230,7 +230,7 @@ export class Workspace {
       return await this.need().files.read(absPath(rel));
     } catch (err) {
       // Past the WebSocket's read limit: through REST.
-      if ((err as { code?: string }).code === 'payload_too_large') return this.client.files(this.session.id).read(rel);
+      if (err instanceof MominaiError && err.code === 'payload_too_large') return this.client.files(this.session.id).read(rel);
       throw err;
     }
   }
