@@ -146,18 +146,23 @@ describe.skipIf(!hasDocker || !chromiumAvailable())('IDE page (Chromium, real st
     });
   }, TEST_TIMEOUT);
 
-  // Blocked by issue 13: the preview cookie is `SameSite=Lax`, and Chromium refuses it in a response
-  // inside a cross-site iframe (CDP blockedReasons ["UserPreferences"] in a fresh context, where
-  // third-party cookies are blocked), so the private preview answers 401 there. A
-  // `SameSite=None; Secure; Partitioned` cookie is kept on http://*.preview.localhost in the same
-  // setting (measured). Remove `.skip` when the edge sets such a cookie.
-  it.skip('shows a private port in the preview iframe through its signed link (needs the partitioned preview cookie of issue 13)', async () => {
+  // The preview cookie is `Secure; SameSite=None; Partitioned` on loopback hosts (edge/preview/cookie.ts): a
+  // `SameSite=Lax` one is refused in a response inside a cross-site iframe, and an unpartitioned one too
+  // where third-party cookies are blocked (a fresh Chromium context).
+  it('shows a private port in the preview iframe through its signed link (the partitioned preview cookie)', async () => {
     await withPage(browser, 'preview-private', async ({ page }) => {
       const ide = new IdePage(page, stack.baseUrl);
       await runServer(ide);
       const heading = page.frameLocator('[data-testid=preview-frame]').locator('h1');
       await heading.filter({ hasText: 'hello from the preview, v1' }).waitFor({ timeout: 30_000 });
       expect(await heading.textContent()).toBe('hello from the preview, v1');
+      expect(await page.getByTestId('preview-public').isChecked()).toBe(false);
+
+      await ide.replaceEditorText(serverJs('v2'));
+      await ide.saveWithShortcut();
+      await page.getByTestId('preview-reload').click();
+      await heading.filter({ hasText: 'hello from the preview, v2' }).waitFor({ timeout: 30_000 });
+      expect(await heading.textContent()).toBe('hello from the preview, v2');
     });
   }, TEST_TIMEOUT);
 
