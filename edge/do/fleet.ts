@@ -270,6 +270,14 @@ export class FleetDO extends DurableObject<Env> {
       safeClose(ws, CloseCode.Unauthorized, why);
     }
     log('warn', 'agent cut off', { agentId, why });
+    // Its data sockets (one per session, held by the Session DOs) drop too.
+    for (const s of this.sessions.byAgent(agentId)) {
+      this.ctx.waitUntil(
+        this.env.SESSION.get(this.env.SESSION.idFromName(s.id))
+          .dropAgent(agentId)
+          .catch((err: unknown) => log('warn', 'could not drop a revoked agent data socket', { agentId, sessionId: s.id, error: String(err) })),
+      );
+    }
     this.agentGone(agentId, why);
   }
 

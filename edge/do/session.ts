@@ -92,6 +92,15 @@ export class SessionDO extends DurableObject<Env> {
     }
     return view;
   }
+  /** The Fleet revoked `agentId`: its data socket to this session closes now, not when the agent's connection drops. */
+  async dropAgent(agentId: string): Promise<void> {
+    for (const ws of this.ctx.getWebSockets('agent')) {
+      const att = attachmentOf(ws);
+      if (att?.role !== 'agent' || att.agentId !== agentId) continue;
+      safeClose(ws, CloseCode.Unauthorized, 'the agent was revoked');
+      this.socketGone(ws, att);
+    }
+  }
   /** Makes a port public (anyone may open its preview) or private again. */
   async setPortVisibility(userId: string, port: number, visibility: 'public' | 'private'): Promise<RpcResult<SessionView>> {
     return capture(async () => toView(await this.lifecycle.commit(PreviewRelay.withVisibility(this.lifecycle.owned(userId), port, visibility))));

@@ -17,7 +17,7 @@ import { api, registerUser, TestSocket, type TestUser } from '../helpers/client'
 import { hasDocker } from '../helpers/docker';
 import { FakeAgent } from '../helpers/fake-agent';
 import { ensureTestImage } from '../helpers/images';
-import { TestStack } from '../helpers/stack';
+import { TestStack, type TestAgent } from '../helpers/stack';
 
 const HEARTBEAT_MS = 1000;
 const run = promisify(execFile);
@@ -439,6 +439,7 @@ describe.skipIf(!hasDocker)('tenant isolation, previews (real stack, Docker)', (
   });
   let owner: TestUser;
   let stranger: TestUser;
+  let agent: TestAgent;
   let sessionId: string;
   let hostCookie = '';
   let pathCookie = '';
@@ -475,7 +476,7 @@ describe.skipIf(!hasDocker)('tenant isolation, previews (real stack, Docker)', (
   beforeAll(async () => {
     await ensureTestImage('node');
     await stack.startEdge();
-    const agent = await stack.startAgent({ name: 'iso-preview-agent' });
+    agent = await stack.startAgent({ name: 'iso-preview-agent' });
     await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
     [owner, stranger] = await Promise.all([registerUser(stack, 'iso-owner'), registerUser(stack, 'iso-stranger')]);
     const made = await sessionWithServer(owner);
@@ -639,6 +640,20 @@ describe.skipIf(!hasDocker)('tenant isolation, previews (real stack, Docker)', (
       expect(seen['x-forwarded-for']).toBe('127.0.0.1');
       expect(seen.cookie).toBe(undefined);
       expect(seen.origin).toBe(undefined);
+    });
+  });
+
+  // Last: it revokes this suite's agent.
+  describe("revoking an agent drops its sessions' data sockets", () => {
+    it('closes the data socket of each of its sessions at once, so its previews stop with it', async () => {
+      expect((await send(stack.port, { path: '/hello', host: previewHost(), headers: { Cookie: hostCookie } })).body).toBe('hello from 3000 GET');
+      const { stdout } = await script(stack, 'agent-revoke.ts', [agent.id]);
+      expect(stdout.trim()).toMatch(new RegExp(`^revoked ${agent.id} \\(iso-preview-agent\\) at \\S+$`));
+      // The data socket was closed by the edge: the agent dials it again and is refused.
+      const refused = await agent.waitForLog((l) => l.msg === 'edge refused a session data socket' && l.sessionId === sessionId);
+      expect(refused.status).toBe(401);
+      const after = await send(stack.port, { path: '/hello', host: previewHost(), headers: { Cookie: hostCookie } });
+      expect(after.status).toBe(503);
     });
   });
 });

@@ -75,7 +75,8 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect(String(ready.payload.url)).toContain(`3000-${sessionId}.${DOMAIN}`);
     sock.close();
     const link = await api<{ url: string; pathUrl: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=3000`, { token: owner.token });
-    pathCookie = await cookieFrom(link.body.pathUrl);
+    // With PREVIEW_DOMAIN set, pathUrl is the path form on the bare preview domain (`<domain>/<id>/`).
+    pathCookie = await cookieFrom(link.body.pathUrl, new URL(link.body.pathUrl).host);
     hostCookie = await cookieFrom(link.body.url, new URL(link.body.url).host);
   });
   afterAll(async () => {
@@ -224,19 +225,20 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect(growth).toBeLessThan(90 * MiB);
   }, 240_000);
 
-  it('keeps previews private: 401 without the cookie, 403 for another user, 200 for anyone once public', async () => {
+  it('keeps previews private: 401 without the cookie, 403 for another user, 200 for anyone once public (on the host form only)', async () => {
     expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
     const strangerLink = await api(stack, 'GET', `/api/containers/${sessionId}/preview-url`, { token: stranger.token });
     expect(strangerLink.status).toBe(403);
     // A stranger with a cookie of their own (for their own session) gets nothing here either.
     const theirs = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: stranger.token, body: { image: 'mominai/busybox:test' } });
     const theirLink = await api<{ pathUrl: string }>(stack, 'GET', `/api/containers/${theirs.body.session.id}/preview-url`, { token: stranger.token });
-    const theirCookie = await cookieFrom(theirLink.body.pathUrl);
+    const theirCookie = await cookieFrom(theirLink.body.pathUrl, new URL(theirLink.body.pathUrl).host);
     const forged = theirCookie.replace(theirs.body.session.id, sessionId);
     expect((await request(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: forged } })).status).toBe(401);
     const made = await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } });
     expect(made.status).toBe(200);
-    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(200);
+    expect((await request(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}` })).status).toBe(200);
+    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
     await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'private' } });
     expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
   });
