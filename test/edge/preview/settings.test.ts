@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pathFormBase, targetFromHost } from '../../../edge/preview/settings';
+import { pathFormBase, targetFromHost, warnIfPreviewDomainShared } from '../../../edge/preview/settings';
 
 const domain = 'preview.localhost';
 
@@ -32,5 +32,31 @@ describe('pathFormBase', () => {
     expect(pathFormBase({ domain, domainSet: true, pathForm: true }, edge, 'ses_1')).toBe('http://preview.localhost:3001/ses_1');
     expect(pathFormBase({ domain, domainSet: false, pathForm: true }, edge, 'ses_1')).toBe('http://127.0.0.1:3001/preview/ses_1');
     expect(pathFormBase({ domain, domainSet: true, pathForm: false }, edge, 'ses_1')).toBe(null);
+  });
+});
+
+describe('warnIfPreviewDomainShared', () => {
+  const capture = (fn: () => void): string[] => {
+    const lines: string[] = [];
+    const original = console.error;
+    console.error = (line: string) => void lines.push(line);
+    try {
+      fn();
+    } finally {
+      console.error = original;
+    }
+    return lines;
+  };
+
+  it('logs an error once when a production PREVIEW_DOMAIN is a subdomain of the API host, and nothing in development or for a separate domain', () => {
+    const shared = { NODE_ENV: 'production', PREVIEW_DOMAIN: 'preview.api.example.com' };
+    const lines = capture(() => {
+      warnIfPreviewDomainShared(shared, 'api.example.com:443');
+      warnIfPreviewDomainShared(shared, 'api.example.com');
+    });
+    expect(lines.length).toBe(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'error', previewDomain: 'preview.api.example.com', apiHost: 'api.example.com' });
+    expect(capture(() => warnIfPreviewDomainShared({ NODE_ENV: 'production', PREVIEW_DOMAIN: 'example-preview.com' }, 'api2.example.com'))).toEqual([]);
+    expect(capture(() => warnIfPreviewDomainShared({ PREVIEW_DOMAIN: 'preview.dev.example.com' }, 'dev.example.com'))).toEqual([]);
   });
 });
