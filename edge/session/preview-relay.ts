@@ -112,13 +112,11 @@ export class PreviewRelay {
     if (!record || record.status === 'destroyed') throw new AppError(ErrorCode.NotFound, 'no such preview');
     const port = info.port ?? record.previewPort ?? record.ports.find((p) => this.openPorts.has(p)) ?? record.ports[0] ?? [...this.openPorts][0];
     if (!port) throw new AppError(ErrorCode.NotFound, 'this session has no preview port yet: declare ports or send start_preview');
-    const isPublic = info.form !== 'path' && (record.publicPorts ?? []).includes(port);
-    if (!isPublic) {
-      if (!info.userId) throw new AppError(ErrorCode.Unauthorized, 'this preview is private: open it through a preview link from GET /api/containers/:id/preview-url');
-      if (info.userId !== record.userId) {
-        const publicHere = info.form === 'path' && (record.publicPorts ?? []).includes(port) ? ' (public ports are served on the preview host only, not on the path form)' : '';
-        throw new AppError(ErrorCode.Forbidden, `this preview belongs to another user${publicHere}`);
-      }
+    const publicPort = (record.publicPorts ?? []).includes(port);
+    if (info.form === 'path' || !publicPort) {
+      const why = info.form === 'path' && publicPort ? ' (public ports are served on the preview host only; the path form is for the owner)' : '';
+      if (!info.userId) throw new AppError(ErrorCode.Unauthorized, `this preview is private${why}: open it through a preview link from GET /api/containers/:id/preview-url`);
+      if (info.userId !== record.userId) throw new AppError(ErrorCode.Forbidden, `this preview belongs to another user${why}`);
     }
     if (record.status === 'stopped' || (record.status === 'error' && record.error !== AGENT_AWAY)) {
       throw new AppError(ErrorCode.SessionStopped, `the session is ${record.status}${record.error ? ` (${record.error})` : ''}; start it to use its preview`);

@@ -556,7 +556,11 @@ describe.skipIf(!hasDocker)('tenant isolation, previews (real stack, Docker)', (
         expect((await send(stack.port, { path: '/hello', host: previewHost() })).body).toBe('hello from 3000 GET');
         const anonymous = await send(stack.port, { path: `/preview/${sessionId}/hello` });
         expect(anonymous.status).toBe(401);
-        expect(JSON.parse(anonymous.body).error.code).toBe('unauthorized');
+        expect(JSON.parse(anonymous.body).error).toEqual({
+          code: 'unauthorized',
+          message:
+            'this preview is private (public ports are served on the preview host only; the path form is for the owner): open it through a preview link from GET /api/containers/:id/preview-url',
+        });
         const bare = await send(stack.port, { path: `/${sessionId}/hello`, host: `${DOMAIN}:${stack.port}` });
         expect(bare.status).toBe(401);
         // A stranger holding a valid preview cookie (for a session of their own) is still refused.
