@@ -68,8 +68,8 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
   const docker = new Docker();
   const project = `mominai-e2e-${randomBytes(3).toString('hex')}`;
   const agentName = `compose-${randomBytes(3).toString('hex')}`;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-compose-'));
-  const envFile = path.join(dir, '.env');
+  let dir = '';
+  let envFile = '';
   const operatorToken = `op-${randomBytes(24).toString('hex')}`;
   let port = 0;
   let base = '';
@@ -85,6 +85,8 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
   const compose = (...args: string[]) => run('docker-compose', [...composeArgs(), ...args], composeEnv);
 
   beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-compose-'));
+    envFile = path.join(dir, '.env');
     await ensureTestImage('node');
     port = await freePort();
     base = `http://127.0.0.1:${port}`;
@@ -115,9 +117,10 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
   }, 600_000);
 
   afterAll(async () => {
-    if (!port) return;
-    const r = spawnSync('docker-compose', [...composeArgs(), 'down', '-v', '-t', '20'], { cwd: ROOT, encoding: 'utf8', env: composeEnv });
-    if (r.status !== 0) process.stderr.write(`compose down: ${r.stderr}\n`);
+    if (port) {
+      const r = spawnSync('docker-compose', [...composeArgs(), 'down', '-v', '-t', '20'], { cwd: ROOT, encoding: 'utf8', env: composeEnv });
+      if (r.status !== 0) process.stderr.write(`compose down: ${r.stderr}\n`);
+    }
     // What the agent made outside compose's knowledge, if a test failed before cleaning up.
     if (agentId) {
       for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.mominai.agent=${agentId}`] } })) {
@@ -125,7 +128,7 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
       }
     }
     await docker.getNetwork(`mominai-${agentName}`).remove().catch(() => undefined);
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
   let token = '';
