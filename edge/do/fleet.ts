@@ -26,8 +26,7 @@ import { AGENT_UNAVAILABLE, SerialByKey, sessionsToMark } from '../fleet/availab
 import type { FleetSnapshot } from '../fleet/health-view';
 import { effectiveCapacity, noPlaceReason, placementCandidates, type PlacementLimits } from '../fleet/placement';
 import { planReconcile } from '../fleet/reconcile';
-import { disagreements, DriftTracker, type ReportedContainer } from '../fleet/drift';
-import { CONTAINER_STATE_EVENT, ContainerStateEvent } from '../../shared/protocol/container-state';
+import { ContainerWatch } from '../fleet/container-watch';
 import { AgentRegistry, type AgentView } from '../fleet/registry';
 import { chooseAgent, SessionIndex, type IndexedSession } from '../fleet/sessions';
 import { log, setLogLevel } from '../log';
@@ -72,7 +71,9 @@ export class FleetDO extends DurableObject<Env> {
   private readonly sessions: SessionIndex;
   private readonly pending = new PendingRequests();
   private readonly serial = new SerialByKey();
-  private readonly drift = new DriftTracker();
+  private readonly containers = new ContainerWatch({
+    byAgent: (id) => this.sessions.byAgent(id), session: (id) => this.env.SESSION.get(this.env.SESSION.idFromName(id)), serial: this.serial,
+    applyStatus: (...a) => this.applyStatus(...a), waitUntil: (p) => this.ctx.waitUntil(p) });
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -126,8 +127,7 @@ export class FleetDO extends DurableObject<Env> {
         case 'heartbeat':
           this.registry.recordHeartbeat(att.agentId, frame.system, frame.activeSessions, Date.now(), frame.containers ?? [], frame.activePreviews ?? 0);
           send(ws, { type: 'heartbeat_ack', seq: frame.seq });
-          if (frame.containers) this.correctDrift(att.agentId, frame.containers);
-          return;
+          return this.containers.onHeartbeat(att.agentId, frame.containers ?? []);
         case 'req':
           return send(ws, {
             type: 'res',
@@ -140,8 +140,7 @@ export class FleetDO extends DurableObject<Env> {
           if (!this.pending.settle(frame, att.conn)) log('debug', 'late, unknown or foreign response', { agentId: att.agentId, id: frame.id });
           return;
         case 'event':
-          if (frame.event === CONTAINER_STATE_EVENT) return await this.onContainerState(att.agentId, frame.data);
-          log('debug', 'agent frame', { agentId: att.agentId, type: frame.type, event: frame.event });
+          if (!(await this.containers.onEvent(att.agentId, frame.event, frame.data))) log('debug', 'agent frame', { agentId: att.agentId, type: frame.type, event: frame.event });
           return;
         case 'error':
           log('warn', 'agent reported an error', { agentId: att.agentId, error: frame.error });
@@ -187,35 +186,6 @@ export class FleetDO extends DurableObject<Env> {
       log('warn', 'removing a container no session owns', { agentId, sessionId });
       this.ctx.waitUntil(this.callAgent(agentId, 'session.remove', { sessionId }, 60_000).then(() => undefined));
     }
-  }
-
-  /**
-   * The agent saw a session's container end without being asked (see
-   * shared/protocol/container-state.ts): the session stops, or fails when the
-   * container is gone, with the reason. Only sessions placed on that agent.
-   */
-  private async onContainerState(agentId: string, data: unknown): Promise<void> {
-    const parsed = ContainerStateEvent.safeParse(data);
-    if (!parsed.success) return log('warn', 'bad session.state event from agent', { agentId, issues: parsed.error.issues.slice(0, 3).map((i) => i.message) });
-    const e = parsed.data;
-    if (!this.sessions.byAgent(agentId).some((s) => s.id === e.sessionId)) return log('warn', 'session.state for a session not placed on this agent', { agentId, sessionId: e.sessionId });
-    const what = e.reason === 'oom' ? 'ran out of memory' : e.reason === 'killed' ? 'was killed' : 'exited';
-    const note = `the container ${what}${e.exitCode !== null ? ` (exit code ${e.exitCode})` : ''}${e.state === 'missing' ? ' and was removed' : ''}`;
-    await this.serial.run(agentId, () => this.applyStatus(agentId, e.sessionId, e.state === 'missing' ? 'error' : 'stopped', note, e.reason));
-  }
-
-  /** Heartbeat container states against the index: a disagreement seen twice in a row is corrected (../fleet/drift.ts). */
-  private correctDrift(agentId: string, containers: ReportedContainer[]): void {
-    const updates = this.drift.observe(agentId, disagreements(this.sessions.byAgent(agentId), containers));
-    if (updates.length === 0) return;
-    this.ctx.waitUntil(
-      this.serial.run(agentId, async () => {
-        for (const u of updates) {
-          log('warn', 'session record drifted from its container; corrected', { agentId, sessionId: u.sessionId, status: u.status });
-          await this.applyStatus(agentId, u.sessionId, u.status, u.note);
-        }
-      }),
-    );
   }
 
   /** Tells a Session DO its status changed under it, and keeps the index in step. */
@@ -270,14 +240,7 @@ export class FleetDO extends DurableObject<Env> {
       safeClose(ws, CloseCode.Unauthorized, why);
     }
     log('warn', 'agent cut off', { agentId, why });
-    // Its data sockets (one per session, held by the Session DOs) drop too.
-    for (const s of this.sessions.byAgent(agentId)) {
-      this.ctx.waitUntil(
-        this.env.SESSION.get(this.env.SESSION.idFromName(s.id))
-          .dropAgent(agentId)
-          .catch((err: unknown) => log('warn', 'could not drop a revoked agent data socket', { agentId, sessionId: s.id, error: String(err) })),
-      );
-    }
+    this.containers.dropDataSockets(agentId);
     this.agentGone(agentId, why);
   }
 
