@@ -14,7 +14,7 @@ import { verifyToken } from '../auth/tokens';
 import { loadConfig } from '../config';
 import { openAgentStore } from '../fleet/agent-store';
 import type { AppEnv } from '../env';
-import { internalUpgrade } from '../relay/upgrade';
+import { internalUpgrade, sessionUpgrade } from '../relay/upgrade';
 import { fleetOf, sessionOf } from './containers';
 
 export const agentRoutes = new Hono<AppEnv>();
@@ -51,5 +51,5 @@ agentRoutes.get('/sessions/:sessionId', async (c) => {
   const placed = await fleetOf(c.env).getSession(sessionId);
   if (!placed) throw new AppError(ErrorCode.NotFound, 'no such session');
   if (placed.agentId !== agentId) throw new AppError(ErrorCode.Forbidden, 'this session is placed on another agent');
-  return stub.fetch(internalUpgrade(c.req.raw, { 'X-Agent-Id': agentId }));
+  return stub.fetch(sessionUpgrade(c.req.raw, { kind: 'agent', agentId }));
 });
