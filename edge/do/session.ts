@@ -177,13 +177,13 @@ export class SessionDO extends DurableObject<Env> {
       return this.previews.fromBrowser(att.streamBase, att.sent, message);
     }
     if (att?.role !== 'client') return safeClose(ws, 1008, 'socket has no identity');
-    await this.lifecycle.touch();
     await handleClientMessage(ws, message, {
       send: sendJson,
       processes: (s, type, id, payload) => this.relay.handleClient(s, type, id, payload),
       files: (s, type, id, payload) => this.files.client(s, type, id, payload),
       startPreview: (port) => this.previews.start(port),
       session: () => this.lifecycle.record && toView(this.lifecycle.record),
+      activity: () => this.lifecycle.touch(),
     });
   }
 

@@ -19,7 +19,16 @@ export interface ClientFrameRoutes {
   files(ws: WebSocket, type: string, id: Id, payload: unknown): Promise<boolean>;
   startPreview(port: number): Promise<{ port: number; url: string; pathUrl: string }>;
   session(): unknown;
+  /** Marks user activity (postpones the idle stop); not called for keep-alives. */
+  activity(): Promise<void>;
 }
+
+/**
+ * Frames a client sends on its own while a tab merely stays open: a ping keeps
+ * the socket alive and an ack follows output (which counts as activity by
+ * itself). Neither may keep an abandoned tab's session from its idle stop.
+ */
+const KEEP_ALIVE_TYPES: ReadonlySet<string> = new Set(['ping', 'ack']);
 
 export async function handleClientMessage(ws: WebSocket, message: string | ArrayBuffer, routes: ClientFrameRoutes): Promise<void> {
   if (typeof message !== 'string') {
@@ -31,6 +40,7 @@ export async function handleClientMessage(ws: WebSocket, message: string | Array
   }
   const { type, id, payload } = parsed.frame;
   const withId = id !== undefined ? { id } : {};
+  if (!KEEP_ALIVE_TYPES.has(type)) await routes.activity();
   try {
     if (await routes.processes(ws, type, id, payload)) return;
     if (await routes.files(ws, type, id, payload)) return;
