@@ -11,7 +11,8 @@
 import { DurableObject } from 'cloudflare:workers';
 import { AppError, ErrorCode } from '../../shared/errors';
 import type { ExecBody, ExecResult, SessionStatus, SessionView } from '../../shared/api/containers';
-import { decodeSessionEvent } from '../../shared/protocol/session-channel';
+import { QUOTA_EVENT, type QuotaWarningPayload } from '../../shared/protocol/quota';
+import { decodeSessionEvent, type SessionEvent } from '../../shared/protocol/session-channel';
 import { CloseCode } from '../../shared/protocol/tunnel';
 import type { Env } from '../env';
 import { refuse } from '../errors';
@@ -92,6 +93,14 @@ export class SessionDO extends DurableObject<Env> {
     }
     return view;
   }
+  /** Workspace quota news from the agent: a warning for the clients, or the stop it is making (reason `disk_quota`). */
+  private onQuota(e: SessionEvent): boolean {
+    if (e.event !== QUOTA_EVENT) return false;
+    const { action, diskUsed, quota } = e.data;
+    if (action === 'warning') this.broadcast({ type: 'quota_warning', payload: { diskUsed, quota } satisfies QuotaWarningPayload });
+    else this.ctx.waitUntil(this.applyStatus('stopped', null, 'disk_quota'));
+    return true;
+  }
   /** The Fleet revoked `agentId`: its data socket to this session closes now, not when the agent's connection drops. */
   async dropAgent(agentId: string): Promise<void> {
     for (const ws of this.ctx.getWebSockets('agent')) {
@@ -167,7 +176,7 @@ export class SessionDO extends DurableObject<Env> {
         event: (event, data) => {
           const e = decodeSessionEvent(event, data);
           if (!e) return log('warn', 'unknown or malformed event from agent', { event });
-          if (!(this.streams.onEvent(e) || this.files.onEvent(e) || this.previews.onEvent(e) || this.relay.onEvent(e))) log('warn', 'event nobody takes', { event });
+          if (!(this.streams.onEvent(e) || this.files.onEvent(e) || this.previews.onEvent(e) || this.relay.onEvent(e) || this.onQuota(e))) log('warn', 'event nobody takes', { event });
         },
         activity: () => this.lifecycle.touch(),
       });

@@ -9,7 +9,7 @@
  * Flow (details in ./session-data.ts, ./files.ts, ./preview.ts, ./byte-streams.ts):
  *   DO → agent  req proc.* / fs.* / ports.* / ws.open   → res with the method's result
  *   DO → agent  event ack | stream.abort | http.request | ws.close
- *   agent → DO  event proc.exit | proc.state | fs.change | port | http.error | ws.close | ack | stream.abort
+ *   agent → DO  event proc.exit | proc.state | fs.change | port | http.error | ws.close | ack | stream.abort | session.quota
  *   both ways   binary frames (./binary.ts) carry the bytes: output, file bodies, preview bodies and messages.
  */
 import { z } from 'zod';
@@ -18,6 +18,7 @@ import { ChangesSinceResult, DirListing, FileChanged, FileStatResult, FileWritte
 import { FsChangesSince, FsDelete, FsMkdir, FsPath, FsRead, FsRename, FsTar, FsWrite, StreamAbort } from './files';
 import { HttpErrorEvent, HttpRequestParams, PortEvent, PortsDeclareParams, PortsWaitParams, WsCloseEvent, WsOpenParams } from './preview';
 import { summariseIssues } from './tunnel';
+import { QUOTA_EVENT, QuotaEvent } from './quota';
 import { AckEvent, ProcExitEvent, ProcKillParams, ProcResizeParams, ProcSpawnParams, ProcStateEvent } from './session-data';
 
 const Port = z.number().int().min(1).max(65535);
@@ -87,6 +88,7 @@ export const SessionEvent = z.discriminatedUnion('event', [
   z.object({ event: z.literal('ack'), data: AckEvent }),
   z.object({ event: z.literal('stream.abort'), data: StreamAbort }),
   z.object({ event: z.literal('http.request'), data: HttpRequestParams }),
+  z.object({ event: z.literal(QUOTA_EVENT), data: QuotaEvent }),
 ]);
 export type SessionEvent = z.infer<typeof SessionEvent>;
 

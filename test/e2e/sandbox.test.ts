@@ -309,17 +309,30 @@ describe.skipIf(!hasDocker)('sandbox: fair shares per session (real stack, Docke
     }
   });
 
-  it('answers API writes past WORKSPACE_QUOTA with 507 quota_exceeded, and stops the container far past it', async () => {
+  it('answers API writes past WORKSPACE_QUOTA with 507 quota_exceeded, warns clients, and stops the container far past it', async () => {
     const id = await create();
-    expect((await exec(id, 'dd if=/dev/zero of=/workspace/big1 bs=1048576 count=5 2>/dev/null && echo ok')).body.stdout).toBe('ok\n');
-    await agent.waitForLog((l) => l.msg === 'workspace past its quota' && l.sessionId === id, 30_000);
-    const put = await api(stack, 'PUT', `/api/containers/${id}/files/more.txt`, { token: alice.token, body: { content: 'x' } });
-    expect(put.status).toBe(507);
-    expect(put.body).toMatchObject({ error: { code: 'quota_exceeded' } });
+    const ws = await TestSocket.open(stack, alice.token, id);
+    try {
+      const warned = ws.waitFor((f) => f.type === 'quota_warning', 60_000);
+      expect((await exec(id, 'dd if=/dev/zero of=/workspace/big1 bs=1048576 count=5 2>/dev/null && echo ok')).body.stdout).toBe('ok\n');
+      await agent.waitForLog((l) => l.msg === 'workspace past its quota' && l.sessionId === id, 30_000);
+      const warning = await warned;
+      expect(warning.payload.quota).toBe(4 * 1024 * 1024);
+      expect(warning.payload.diskUsed).toBeGreaterThan(4 * 1024 * 1024);
+      const put = await api(stack, 'PUT', `/api/containers/${id}/files/more.txt`, { token: alice.token, body: { content: 'x' } });
+      expect(put.status).toBe(507);
+      expect(put.body).toMatchObject({ error: { code: 'quota_exceeded' } });
 
-    await exec(id, 'dd if=/dev/zero of=/workspace/big2 bs=1048576 count=5 2>/dev/null; echo ok');
-    await agent.waitForLog((l) => l.msg === 'session stopped: workspace far past its quota' && l.sessionId === id, 30_000);
-    expect((await (await containerOf(id)).inspect()).State.Running).toBe(false);
+      const stopped = ws.waitFor((f) => f.type === 'container_status' && f.payload.status === 'stopped', 60_000);
+      await exec(id, 'dd if=/dev/zero of=/workspace/big2 bs=1048576 count=5 2>/dev/null; echo ok');
+      await agent.waitForLog((l) => l.msg === 'session stopped: workspace far past its quota' && l.sessionId === id, 30_000);
+      expect((await stopped).payload.reason).toBe('disk_quota');
+      expect((await (await containerOf(id)).inspect()).State.Running).toBe(false);
+      const view = await api(stack, 'GET', `/api/containers/${id}`, { token: alice.token });
+      expect(view.body).toMatchObject({ session: { status: 'stopped' } });
+    } finally {
+      ws.close();
+    }
   });
 
   it("keeps a neighbour's commands working through a fork bomb and a memory hog", async () => {
