@@ -11,6 +11,8 @@
  *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
  *   soak       [--sessions 10] [--seconds 480] [--rate-kib 40]
  *                                             N sessions printing RATE KiB/s to acking clients: edge memory per busy session
+ *   sandbox    [--n 30] [--runtime-n 8]     a neighbour's echo p99 through a fork bomb + memory hog next door
+ *                                             (vs docker exec in the same storm); create and exec under runsc vs runc
  *   all        every benchmark above but soak, in that order
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr),
@@ -22,10 +24,11 @@ import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
 import { preview } from './preview';
+import { sandbox } from './sandbox';
 import { soak } from './soak';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, soak };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);

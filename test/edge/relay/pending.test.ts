@@ -32,9 +32,10 @@ describe('PendingRequests', () => {
     await expect(result).resolves.toBe(1);
   });
 
-  it('makes ids of 128 random bits that do not follow from each other', () => {
+  it('makes ids of 128 random bits that do not follow from each other', async () => {
     const pending = new PendingRequests();
-    const ids = Array.from({ length: 1000 }, () => pending.open('o', 10_000, 'x').id);
+    const opened = Array.from({ length: 1000 }, () => pending.open('o', 10_000, 'x'));
+    const ids = opened.map((o) => o.id);
     for (const id of ids) expect(id).toMatch(/^r[0-9a-f]{32}$/);
     expect(new Set(ids).size).toBe(1000);
     // Neighbours share no long prefix (a time + counter scheme shares all but the last characters).
@@ -46,6 +47,9 @@ describe('PendingRequests', () => {
     const longest = Math.max(...ids.slice(1).map((id, i) => shared(id, ids[i]!)));
     expect(longest).toBeLessThan(10);
     pending.failOwner('o', new AppError('agent_unavailable', 'done'));
+    // Every request this test opened ends with the owner's failure (and none is left unhandled).
+    const ended = await Promise.allSettled(opened.map((o) => o.result));
+    expect(ended.every((r) => r.status === 'rejected' && r.reason instanceof AppError && r.reason.code === 'agent_unavailable')).toBe(true);
   });
 
   it('fails every request of an owner whose socket went away, and only those', async () => {
