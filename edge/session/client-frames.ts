@@ -25,10 +25,9 @@ export interface ClientFrameRoutes {
 
 /**
  * Frames a client sends on its own while a tab merely stays open: a ping keeps
- * the socket alive and an ack follows output (which counts as activity by
- * itself). Neither may keep an abandoned tab's session from its idle stop.
+ * the socket alive and must not keep an abandoned tab's session from its idle stop.
  */
-const KEEP_ALIVE_TYPES: ReadonlySet<string> = new Set(['ping', 'ack']);
+const KEEP_ALIVE_TYPES: ReadonlySet<string> = new Set(['ping']);
 
 export async function handleClientMessage(ws: WebSocket, message: string | ArrayBuffer, routes: ClientFrameRoutes): Promise<void> {
   if (typeof message !== 'string') {

@@ -263,9 +263,10 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     expect((await compare()).publicPorts).toEqual([3000]);
     const before = (await compare()).lastActiveAt;
     // Activity: a client command, more than the one-second activity granularity later.
+    // t0 before the connect: connecting is activity too, and a command less than a second after it is not recorded again.
+    const t0 = Date.now();
     const sock = await TestSocket.open(stack, owner.token, sessionId);
     await sock.waitFor((f) => f.type === 'ready');
-    const t0 = Date.now();
     await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - Date.parse(before)))));
     const started = await sock.request('container_command', { command: 'true' });
     expect(started.type).toBe('process_started');

@@ -36,11 +36,11 @@ describe('handleClientMessage', () => {
       expect(ws.frames().map((f) => [f.type, f.id])).toEqual([['pong', 7]]);
     });
 
-    it('does not count an ack, and hands it to the process relay', async () => {
+    it('counts an ack (a client reading output), and hands it to the process relay', async () => {
       const r = routes();
       const ws = new FakeSocket();
       await handleClientMessage(ws.ws, JSON.stringify({ type: 'ack', payload: { processId: 'p', stream: 'stdout', offset: 10 } }), r.routes);
-      expect(r.activity).toEqual([]);
+      expect(r.activity).toEqual(['touched']);
       expect(r.owned).toEqual(['ack']);
     });
 
