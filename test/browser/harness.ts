@@ -23,8 +23,11 @@ const FLAGS = [
   '--disable-sync',
 ];
 
+/** Whether the browser suites can run; under REQUIRE_DOCKER=1 (CI, which installs Chromium) a missing browser is a failure, not a skip. */
 export function chromiumAvailable(): boolean {
-  return fs.existsSync(CHROMIUM);
+  if (fs.existsSync(CHROMIUM)) return true;
+  if (process.env.REQUIRE_DOCKER === '1') throw new Error(`REQUIRE_DOCKER=1 but no Chromium at ${CHROMIUM}: install Debian's chromium`);
+  return false;
 }
 
 export async function launchChromium(): Promise<Browser> {

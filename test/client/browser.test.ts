@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
+import { chromiumAvailable } from '../browser/harness';
 import type { TestStack } from '../helpers/stack';
 import { startStack } from './setup';
 
@@ -40,7 +41,7 @@ const PAGE_SCRIPT = `async (baseUrl) => {
   return { stdout, exit, back, missing };
 }`;
 
-describe.skipIf(!hasDocker || !fs.existsSync(CHROMIUM))('browser bundle (Chromium, real stack, Docker)', () => {
+describe.skipIf(!hasDocker || !chromiumAvailable())('browser bundle (Chromium, real stack, Docker)', () => {
   let stack: TestStack;
   let page: http.Server;
   let pageOrigin: string;
