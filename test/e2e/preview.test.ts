@@ -209,6 +209,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const before = pids().reduce((n, p) => n + rssBytes(p), 0);
     const peak = samplePeak(pids);
     // Read as it arrives, without keeping it, so only the edge and the agent could be holding the body.
+    // The sampler stops however the request ends (it reads the stack's processes, gone after afterAll).
     const bytes = await new Promise<number>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: stack.port, path: `/preview/${sessionId}/big?mib=150`, headers: { Cookie: pathCookie } }, (res) => {
         let n = 0;
@@ -218,7 +219,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
       });
       req.on('error', reject);
       req.end();
-    });
+    }).finally(() => peak.stop());
     const growth = peak.stop() - before;
     process.stderr.write(`[preview] peak RSS growth (agent + workerd) while 150 MiB streamed: ${(growth / MiB).toFixed(1)} MiB\n`);
     expect(bytes).toBe(150 * MiB);

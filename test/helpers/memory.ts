@@ -28,7 +28,13 @@ export function samplePeak(pids: () => number[], everyMs = 100): { stop(): numbe
   let peak = 0;
   const tick = () => {
     let total = 0;
-    for (const pid of pids()) {
+    let list: number[];
+    try {
+      list = pids();
+    } catch {
+      return; // the processes' owner is gone (a failed test's stack was stopped before stop() ran)
+    }
+    for (const pid of list) {
       try {
         total += rssBytes(pid);
       } catch {
@@ -39,6 +45,7 @@ export function samplePeak(pids: () => number[], everyMs = 100): { stop(): numbe
   };
   tick();
   const t = setInterval(tick, everyMs);
+  t.unref();
   return {
     stop() {
       clearInterval(t);
