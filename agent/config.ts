@@ -72,6 +72,10 @@ export interface AgentConfig {
   readonly workspaceQuotaBytes: number;
   /** WORKSPACE_QUOTA_INTERVAL_MS (10000): how often each running session's workspace is measured. */
   readonly quotaIntervalMs: number;
+  /** WARM_POOL_SIZE (0): started containers of DEFAULT_IMAGE and the default limits kept for creates to claim. */
+  readonly warmPoolSize: number;
+  /** DEFAULT_IMAGE (node:20-bullseye): the image of sessions that name none (the edge's setting), so the warm pool's. */
+  readonly defaultImage: string;
 }
 
 export class ConfigError extends Error {
@@ -124,7 +128,9 @@ function sandboxSettings(env: NodeJS.ProcessEnv) {
   if (!user || Number(user[1]) === 0) throw new ConfigError(`CONTAINER_USER must be uid:gid with a uid other than 0, not "${env.CONTAINER_USER}"`);
   const containerRuntime = env.CONTAINER_RUNTIME || 'runc';
   if (!/^[a-z][a-z0-9_-]{0,31}$/.test(containerRuntime)) throw new ConfigError(`CONTAINER_RUNTIME must be a runtime name like runc or runsc, not "${containerRuntime}"`);
-  const allowedImages = (env.ALLOWED_IMAGES || `node:*,${env.DEFAULT_IMAGE || 'node:20-bullseye'}`)
+  const defaultImage = env.DEFAULT_IMAGE || 'node:20-bullseye';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,254}$/.test(defaultImage)) throw new ConfigError(`DEFAULT_IMAGE must be an image reference like node:20-bullseye, not "${defaultImage}"`);
+  const allowedImages = (env.ALLOWED_IMAGES || `node:*,${defaultImage}`)
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean);
@@ -145,6 +151,8 @@ function sandboxSettings(env: NodeJS.ProcessEnv) {
     maxPreviewSocketsPerSession: intFrom(env, 'MAX_PREVIEW_SOCKETS_PER_SESSION', 256, 1, 100_000),
     workspaceQuotaBytes: parseBytes('WORKSPACE_QUOTA', env.WORKSPACE_QUOTA || '5g', 1024 * 1024),
     quotaIntervalMs: intFrom(env, 'WORKSPACE_QUOTA_INTERVAL_MS', 10_000, 100, 3_600_000),
+    warmPoolSize: intFrom(env, 'WARM_POOL_SIZE', 0, 0, 100),
+    defaultImage,
   } as const;
 }
 

@@ -35,6 +35,11 @@ export type RuntimeConfig = Pick<
   | 'allowedImages'
   | 'containerRuntime'
   | 'stateDir'
+  | 'warmPoolSize'
+  | 'defaultImage'
+  | 'cpuLimit'
+  | 'memoryLimitBytes'
+  | 'pidsLimit'
 >;
 
 export interface CreateRuntimeOptions {
@@ -77,6 +82,7 @@ export async function createRuntime({ config, logger, dockerFactory = dockerClie
         userPolicy: { fallback: config.containerUser, allowRoot: config.allowRootContainers },
         allowedImages: config.allowedImages,
         ...(config.containerRuntime !== 'runc' ? { containerRuntime: config.containerRuntime } : {}),
+        warmPool: { size: config.warmPoolSize, image: config.defaultImage, limits: { cpu: config.cpuLimit, memoryBytes: config.memoryLimitBytes, pids: config.pidsLimit } },
       });
       await checkContainerRuntime(docker, config.containerRuntime);
       const egress = await runtime.prepareEgress();
@@ -87,6 +93,8 @@ export async function createRuntime({ config, logger, dockerFactory = dockerClie
           'NODE_ENV=production and the egress policy cannot be enforced (the agent needs root and iptables on the Docker host); fix that, or set EGRESS_POLICY=off to run without it',
         );
       }
+      // Pooled containers an earlier run left are finished or removed before the edge hears what runs here.
+      await runtime.pool.reconcile();
       return runtime;
     }
     if (config.runtime === 'docker') {

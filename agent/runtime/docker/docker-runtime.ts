@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { DockerStatus } from '../../../shared/protocol/tunnel';
 import type { Logger } from '../../logger';
-import type { ContainerEnded, EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionSpec } from '../runtime';
+import type { ContainerEnded, EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionLimits, SessionSpec } from '../runtime';
 import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspacePath, type PreparedWorkspace } from '../workspace';
 import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
 import { startDockerExec } from './docker-exec';
@@ -19,6 +19,9 @@ import { ImageUserResolver, type UserPolicy } from './image-user';
 import { ImageStore } from './images';
 import { AgentNetwork, networkName } from './network';
 import { StatsSampler } from './stats-sampler';
+import { claimEnv, ClaimStore, ownerOf } from './pool-claims';
+import { createWarmPool } from './pool-create';
+import type { WarmPool } from './warm-pool';
 
 export { LABEL_PREFIX };
 
@@ -45,6 +48,8 @@ export interface DockerRuntimeOptions {
   allowedImages?: readonly string[];
   /** The engine runtime of session containers (default the engine's, runc); `runsc` is gVisor. */
   containerRuntime?: string;
+  /** WARM_POOL_SIZE started containers of this image and these limits, on the default network (see ./warm-pool.ts). */
+  warmPool?: { size: number; image: string; limits: SessionLimits };
 }
 
 export class DockerRuntime implements Runtime {
@@ -64,6 +69,10 @@ export class DockerRuntime implements Runtime {
   private readonly sampler: StatsSampler;
   /** sessionId → container id, so the hot path (exec, stats) skips a list call. */
   private readonly ids = new Map<string, string>();
+  /** Owners of containers taken from the warm pool (their labels cannot say; see ./pool-claims.ts). */
+  private readonly claims: ClaimStore;
+  /** The warm pool; `pool.reconcile()` at start-up cleans what an earlier run left and starts filling. */
+  readonly pool: WarmPool;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
     this.docker = opts.docker;
@@ -86,6 +95,8 @@ export class DockerRuntime implements Runtime {
       this.sampler.forget(id);
       if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
     });
+    this.claims = new ClaimStore(opts.workspaceBase, this.log);
+    this.pool = createWarmPool(opts, { agent: this.agent, agentFilters: this.filters, logger: this.log, claims: this.claims, images: this.images, users: this.users, network: this.network, guardEgress: () => this.guardEgress() });
   }
 
   async probe(): Promise<DockerStatus> {
@@ -101,7 +112,7 @@ export class DockerRuntime implements Runtime {
   watchContainers(listener: (e: ContainerEnded) => void): () => void {
     void this.events.start();
     return this.events.on((containerId, event, { labels, exitCode }) => {
-      const sessionId = labels[Labels.session];
+      const { sessionId } = ownerOf(this.claims, containerId, labels);
       if (!sessionId) return;
       if (event === 'destroy') return listener({ sessionId, containerId, reason: 'killed', exitCode: null, removed: true });
       if (event !== 'die') return;
@@ -162,8 +173,7 @@ export class DockerRuntime implements Runtime {
     const containers = await this.docker.listContainers({ all: true, filters: { label: this.filters } });
     const sessions: SessionInfo[] = [];
     for (const c of containers) {
-      const sessionId = c.Labels[Labels.session] ?? '';
-      const userId = c.Labels[Labels.user] ?? '';
+      const { sessionId, userId } = ownerOf(this.claims, c.Id, c.Labels);
       let workspace: string;
       try {
         workspace = workspacePath(this.opts.workspaceBase, userId, sessionId);
@@ -191,6 +201,11 @@ export class DockerRuntime implements Runtime {
     if (this.opts.allowedImages) checkImageAllowed(spec.image, this.opts.allowedImages);
     if (await this.find(spec.sessionId)) throw new AppError(ErrorCode.Conflict, `session ${spec.sessionId} already has a container`);
     void this.events.start();
+    const claimed = await this.pool.claim(spec);
+    if (claimed) {
+      this.ids.set(spec.sessionId, claimed);
+      return this.toInfo(await this.docker.getContainer(claimed).inspect());
+    }
     const isolated = (spec.network ?? this.opts.defaultNetwork ?? 'internet') === 'none';
     const [image, network] = await Promise.all([
       this.images.ensure(spec.image),
@@ -246,7 +261,7 @@ export class DockerRuntime implements Runtime {
       if (before.Config.Labels?.[Labels.network] !== 'none') await this.guardEgress();
       const user = /^(\d+)(?::(\d+))?$/.exec(before.Config.User || '0');
       const owner = user ? { uid: Number(user[1]), gid: Number(user[2] ?? user[1]) } : undefined;
-      await prepareWorkspace(this.opts.workspaceBase, before.Config.Labels?.[Labels.user] ?? '', sessionId, owner, this.log);
+      await prepareWorkspace(this.opts.workspaceBase, ownerOf(this.claims, before.Id, before.Config.Labels).userId, sessionId, owner, this.log);
       await container.start();
     } catch (err) {
       if (!isNotModified(err)) throw this.mapMissing(sessionId, err);
@@ -272,15 +287,17 @@ export class DockerRuntime implements Runtime {
       all: true,
       filters: { label: [...this.filters, `${Labels.session}=${sessionId}`] },
     });
-    let userId = containers[0]?.Labels[Labels.user];
-    for (const c of containers) {
-      this.sampler.forget(c.Id);
+    const claim = this.claims.bySession(sessionId);
+    let userId = containers[0]?.Labels[Labels.user] ?? claim?.userId;
+    for (const id of new Set([...containers.map((c) => c.Id), ...(claim ? [claim.containerId] : [])])) {
+      this.sampler.forget(id);
       try {
-        await this.docker.getContainer(c.Id).remove({ force: true, v: true });
+        await this.docker.getContainer(id).remove({ force: true, v: true });
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
     }
+    if (claim) await this.claims.release(claim);
     this.ids.delete(sessionId);
     userId ??= await findWorkspaceOwner(this.opts.workspaceBase, sessionId);
     if (!opts.keepWorkspace && userId) await removeWorkspace(this.opts.workspaceBase, userId, sessionId);
@@ -288,6 +305,9 @@ export class DockerRuntime implements Runtime {
   }
 
   async exec(sessionId: string, spec: ExecSpec): Promise<ProcessHandle> {
+    // A claimed pooled container was started before its session existed: the session's env goes to each process.
+    const claim = this.claims.bySession(sessionId);
+    if (claim) spec = { ...spec, env: { ...claimEnv(claim), ...spec.env } };
     await this.events.start();
     const cached = this.ids.has(sessionId);
     const containerId = await this.containerId(sessionId);
@@ -316,6 +336,7 @@ export class DockerRuntime implements Runtime {
 
   /** Stops sampling; on a clean exit the egress rules go too, unless containers still sit on the bridge (they outlive the agent). */
   async close(): Promise<void> {
+    await this.pool.close();
     this.sampler.close();
     this.events.close();
     if (!this.policy) return;
@@ -333,6 +354,8 @@ export class DockerRuntime implements Runtime {
       all: true,
       filters: { label: [...this.filters, `${Labels.session}=${sessionId}`] },
     });
+    const claim = list.length === 0 ? this.claims.bySession(sessionId) : undefined;
+    if (claim) return (await this.docker.listContainers({ all: true, filters: { id: [claim.containerId], label: this.filters } }))[0];
     return list[0];
   }
 
@@ -353,9 +376,7 @@ export class DockerRuntime implements Runtime {
   }
 
   private toInfo(info: Docker.ContainerInspectInfo): SessionInfo {
-    const labels = info.Config.Labels ?? {};
-    const sessionId = labels[Labels.session] ?? '';
-    const userId = labels[Labels.user] ?? '';
+    const { sessionId, userId } = ownerOf(this.claims, info.Id, info.Config.Labels);
     const address = info.NetworkSettings.Networks?.[this.network.name]?.IPAddress;
     return {
       sessionId,
