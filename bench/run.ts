@@ -11,9 +11,12 @@
  *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
  *   soak       [--sessions 10] [--seconds 480] [--rate-kib 40]
  *                                             N sessions printing RATE KiB/s to acking clients: edge memory per busy session
+ *   scale      [--sessions 50] [--rate-kib 40] [--seconds 40] [--n 150] [--idle-seconds 60]
+ *                                             N sessions on one agent, each a terminal at RATE KiB/s: echo idle vs loaded,
+ *                                             agent CPU and RSS per session, dockerd and edge CPU, exec calls while idle
  *   sandbox    [--n 30] [--runtime-n 8]     a neighbour's echo p99 through a fork bomb + memory hog next door
  *                                             (vs docker exec in the same storm); create and exec under runsc vs runc
- *   all        every benchmark above but soak, in that order
+ *   all        every benchmark above but soak and scale, in that order
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr),
  * --edge miniflare|wrangler (what runs the edge Worker; default miniflare, or EDGE_RUNNER):
@@ -25,10 +28,11 @@ import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
 import { preview } from './preview';
 import { sandbox } from './sandbox';
+import { scale } from './scale';
 import { soak } from './soak';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak, scale };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
@@ -53,8 +57,8 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // The soak runs for minutes: only when asked for by name.
-  const names = name === 'all' ? Object.keys(BENCHES).filter((n) => n !== 'soak') : [name];
+  // The soak and the scale run take minutes: only when asked for by name.
+  const names = name === 'all' ? Object.keys(BENCHES).filter((n) => n !== 'soak' && n !== 'scale') : [name];
   let failed = 0;
   for (const n of names) {
     if (interrupted.signal.aborted) break;
