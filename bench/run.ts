@@ -4,7 +4,7 @@
  * first Ctrl-C asks it to stop at its next step and clean up, a second one
  * exits at once.
  *
- *   lifecycle  [--n 10]                       create-to-running vs docker run -d
+ *   lifecycle  [--n 10] [--pool N]            create-to-running vs docker run -d (with a warm pool of N: WARM_POOL_SIZE)
  *   terminal   [--n 200] [--mib 100] [--reps 3]  keystroke echo and bulk output vs docker exec
  *   files      [--n-small 20] [--n-large 5]   1 MiB and 50 MiB write/read via the API vs docker cp
  *   preview    [--concurrency 8] [--seconds 5] [--load-reps 2] [--n 200] [--mib 50] [--reps 3]

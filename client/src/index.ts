@@ -10,7 +10,7 @@ export type { RunOptions, ExecOptions, TerminalOptions } from './connection-proc
 export { ConnectionFiles, type FileChange } from './connection-files';
 export { SessionFiles } from './files';
 export { encodeTar, type TarEntry } from './tar';
-export type { GapInfo, PortInfo, ProcessInfo } from './protocol';
+export type { GapInfo, PortInfo, ProcessInfoType as ProcessInfo } from './protocol';
 export type { ErrorCode } from '../../shared/errors';
 export type { SessionView, SessionStatus, CreateContainerBody, ExecBody, ExecResult } from '../../shared/api/containers';
 export type { PublicUser, RegisterRequest, LoginRequest } from '../../shared/api/auth';

@@ -17,6 +17,7 @@ import { declaredContentLength, decodeHttpHead, type HttpResponseHead } from '..
 import { callSession, type SessionEvent } from '../../shared/protocol/session-channel';
 import { wireErrorToAppError } from '../../shared/protocol/tunnel';
 import type { ServerFrame } from '../../shared/protocol/client';
+import type { PortPayload, PreviewReadyPayload, ServerReadyPayload } from '../../shared/protocol/server-frames';
 import { downstreamHeaders, upstreamHeaders } from '../preview/headers';
 import { safeClose } from '../relay/socket';
 import type { EdgeByteStreams } from './byte-streams';
@@ -30,6 +31,10 @@ import { AGENT_UNAVAILABLE as AGENT_AWAY } from '../fleet/availability';
  * the container at 60 s and says so; this only covers an agent that never answers.
  */
 const HEAD_TIMEOUT_MS = 65_000;
+
+/** The client frames built here, typed by the schemas the SDK checks them with. */
+type PortFrame = z.input<typeof PortPayload>;
+type ServerReadyFrame = z.input<typeof ServerReadyPayload>;
 
 /** What the Worker learned of a preview request (who, which port and path, under which prefix and origin). */
 export const PreviewRequestInfo = z.object({
@@ -89,7 +94,7 @@ export class PreviewRelay {
   }
 
   /** `start_preview`: makes `port` the preview port and resolves once something accepts connections on it. */
-  async start(p: number): Promise<{ port: number; url: string; pathUrl: string }> {
+  async start(p: number): Promise<z.input<typeof PreviewReadyPayload> & { pathUrl: string }> {
     const record = this.deps.record();
     if (!record) throw new AppError(ErrorCode.NotFound, 'no such session');
     await this.deps.saveRecord({ ...record, previewPort: p });
@@ -278,8 +283,8 @@ export class PreviewRelay {
       if (state === 'open') this.openPorts.add(port);
       else this.openPorts.delete(port);
       const url = this.urlFor(port);
-      this.deps.broadcast({ type: 'port', payload: { port, state, url } });
-      if (state === 'open') this.deps.broadcast({ type: 'server-ready', payload: { port, url } });
+      this.deps.broadcast({ type: 'port', payload: { port, state, url } satisfies PortFrame });
+      if (state === 'open') this.deps.broadcast({ type: 'server-ready', payload: { port, url } satisfies ServerReadyFrame });
       return true;
     }
     return false;

@@ -10,7 +10,19 @@ import { describe, expect, it } from 'vitest';
 import { MominaiClient, type ConnectionEvents, type FileChange, type GapInfo, type WebSocketLike } from '@mominai/client';
 import { encodeBinaryFrame, FrameKind } from '../../shared/protocol/binary';
 
-const SESSION = { id: 'ses_0123456789abcdef01234567', name: 's', image: 'i', status: 'running' };
+const SESSION = {
+  id: 'ses_0123456789abcdef01234567',
+  name: 's',
+  image: 'i',
+  status: 'running',
+  ports: [3000],
+  agentId: 'agt_01',
+  createdAt: '2026-01-01T00:00:00.000Z',
+  lastActiveAt: '2026-01-01T00:00:00.000Z',
+  limits: { cpu: 0.5, memory: 536870912 },
+  previewPort: null,
+  publicPorts: [],
+};
 const P1 = 'prc_00000000000000000000aa01';
 const P2 = 'prc_00000000000000000000bb02';
 

@@ -203,8 +203,8 @@ export class DockerRuntime implements Runtime {
     void this.events.start();
     const claimed = await this.pool.claim(spec);
     if (claimed) {
-      this.ids.set(spec.sessionId, claimed);
-      return this.toInfo(await this.docker.getContainer(claimed).inspect());
+      this.ids.set(spec.sessionId, claimed.Id);
+      return this.toInfo(claimed);
     }
     const isolated = (spec.network ?? this.opts.defaultNetwork ?? 'internet') === 'none';
     const [image, network] = await Promise.all([

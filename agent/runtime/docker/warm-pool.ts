@@ -99,19 +99,20 @@ export class WarmPool {
   }
 
   /**
-   * Makes a started pooled container the session's and returns its id, or
+   * Makes a started pooled container the session's and returns what the
+   * engine said of it just before (its name is the session's now), or
    * undefined when the spec does not match or none is ready (the caller
    * then creates one as usual).
    */
-  async claim(spec: SessionSpec): Promise<string | undefined> {
-    if (!this.matches(spec)) return undefined;
+  async claim(spec: SessionSpec): Promise<Docker.ContainerInspectInfo | undefined> {
+    if (!this.matches(spec) || this.ready.length === 0) return undefined;
     const started = Date.now();
-    const imageId = await this.opts.beforeClaim();
+    const check = this.opts.beforeClaim();
     for (;;) {
       const pooled = this.ready.shift();
       this.fill();
       if (!pooled) return undefined;
-      const info = await this.opts.docker.getContainer(pooled.id).inspect().catch(() => undefined);
+      const [imageId, info] = await Promise.all([check, this.opts.docker.getContainer(pooled.id).inspect().catch(() => undefined)]);
       if (!info?.State.Running || pooled.imageId !== imageId) {
         this.log.warn('discarded a pooled container that was stopped or of an older image', { containerId: pooled.id.slice(0, 12) });
         await this.discard(pooled.id, pooled.slot);
@@ -129,9 +130,9 @@ export class WarmPool {
       };
       try {
         await this.opts.claims.put(record);
-        await finishClaim(this.opts.docker, this.opts.workspaceBase, record);
+        await finishClaim(this.opts.docker, this.opts.workspaceBase, record, info.Name);
         this.log.info('session container claimed from the warm pool', { sessionId: spec.sessionId, containerId: pooled.id.slice(0, 12), ms: Date.now() - started, available: this.ready.length });
-        return pooled.id;
+        return info;
       } catch (err) {
         this.log.warn('claiming a pooled container failed; creating one instead', { sessionId: spec.sessionId, error: dockerMessage(err) });
         await this.opts.claims.release(record).catch(() => undefined);
@@ -232,7 +233,7 @@ export class WarmPool {
  * workspace (a symlink left at the slot path), and the container gets the
  * session's name. Safe to run again at any point.
  */
-export async function finishClaim(docker: Docker, workspaceBase: string, record: ClaimRecord): Promise<void> {
+export async function finishClaim(docker: Docker, workspaceBase: string, record: ClaimRecord, currentName?: string): Promise<void> {
   const workspace = workspacePath(workspaceBase, record.userId, record.sessionId);
   const slot = slotPath(workspaceBase, record.slot);
   for (const dir of [workspaceBase, path.dirname(workspace)]) {
@@ -248,6 +249,5 @@ export async function finishClaim(docker: Docker, workspaceBase: string, record:
   if (!st?.isSymbolicLink()) await fsp.symlink(workspace, slot);
   const container = docker.getContainer(record.containerId);
   const name = containerName(record.sessionId);
-  const info = await container.inspect();
-  if (info.Name !== `/${name}`) await container.rename({ name });
+  if ((currentName ?? (await container.inspect()).Name) !== `/${name}`) await container.rename({ name });
 }
