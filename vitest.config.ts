@@ -12,6 +12,8 @@ export default defineConfig({
     // CI retries a failed test once; a run that needed it prints the retry in vitest's output.
     retry: process.env.CI ? 1 : 0,
     hookTimeout: 120_000,
+    // A failed test prints what its stack's edge and agents warned of (test/helpers/failure-digest.ts).
+    setupFiles: ['test/helpers/failure-digest.ts'],
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],

@@ -247,8 +247,8 @@ export class FleetDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const { heartbeatIntervalMs } = loadConfig(this.env);
     const now = Date.now();
-    for (const id of this.registry.lapsed(now - Math.floor(heartbeatIntervalMs * 1.5))) {
-      // Only sockets that said hello lapsed; a new one still saying hello is left alone.
+    // Two missed heartbeats (README) and half an interval to arrive; only sockets that said hello lapse.
+    for (const id of this.registry.lapsed(now - Math.floor(heartbeatIntervalMs * 2.5))) {
       for (const ws of this.ctx.getWebSockets(id)) if (attachmentOf(ws)?.hello) safeClose(ws, CloseCode.HeartbeatTimeout, 'heartbeat lapsed');
       log('warn', 'agent heartbeat lapsed', { agentId: id });
       this.agentGone(id, 'heartbeat lapsed');

@@ -213,8 +213,12 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const bytes = await new Promise<number>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: stack.port, path: `/preview/${sessionId}/big?mib=150`, headers: { Cookie: pathCookie } }, (res) => {
         let n = 0;
-        res.on('data', (c: Buffer) => (n += c.length));
-        res.on('end', () => resolve(n));
+        let head = '';
+        res.on('data', (c: Buffer) => {
+          if (n < 512) head += c.subarray(0, 512 - n).toString();
+          n += c.length;
+        });
+        res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`HTTP ${res.statusCode}: ${head}`))));
         res.on('error', reject);
       });
       req.on('error', reject);

@@ -66,6 +66,9 @@ async function removeDockerLeftovers(agents: Array<{ id: string; name: string }>
   for (const a of agents) await docker.getNetwork(`mominai-${a.name}`).remove().catch(() => undefined);
 }
 
+/** Stacks with a started edge, for the failure digest (./failure-digest.ts). */
+export const liveStacks = new Set<TestStack>();
+
 export class TestStack {
   readonly secrets: StackSecrets;
   readonly stateDir: string;
@@ -91,6 +94,7 @@ export class TestStack {
   }
 
   async startEdge(): Promise<void> {
+    liveStacks.add(this);
     if (!this.port) this.port = await freePort();
     this.edge = spawnEdge({
       host: '127.0.0.1',
@@ -104,7 +108,14 @@ export class TestStack {
         if (this.opts.debug) process.stderr.write(`[edge] ${l}\n`);
       },
     });
-    await waitForHealth(this.baseUrl, () => true, { timeoutMs: 60_000 });
+    // wrangler dev bundles and starts two workerds: under a full suite on 2 cores that has taken
+    // over 60 s. Wait nearly the hook's 120 s, but give up at once (with its output) if it exits.
+    const edge = this.edge;
+    const exited = edge.exited.then(({ code, signal }) => {
+      throw new Error(`the edge exited (${code ?? signal}) before answering /health:\n${this.edgeLogs.slice(-20).join('\n')}`);
+    });
+    exited.catch(() => undefined); // a later exit (stop) is no error
+    await Promise.race([waitForHealth(this.baseUrl, () => true, { timeoutMs: 110_000 }), exited]);
   }
 
   async stopEdge(): Promise<void> {
@@ -205,7 +216,16 @@ export class TestStack {
     return waitForHealth(this.baseUrl, until, { timeoutMs, operatorToken: this.secrets.OPERATOR_TOKEN });
   }
 
+  /** The warnings and errors the edge and the agents logged (the newest `max` of each). */
+  digest(max = 30): string {
+    const notable = (lines: string[]) => lines.filter((l) => /"level":"(warn|error)"|\b(warn|error|Error)\b/.test(l)).slice(-max);
+    const parts = [`edge :${this.port}`, ...notable(this.edgeLogs)];
+    for (const a of this.agents) parts.push(`agent ${a.name} (${a.id})`, ...notable(a.logs));
+    return parts.join('\n');
+  }
+
   async stop(): Promise<void> {
+    liveStacks.delete(this);
     await Promise.all(this.agents.map((a) => a.proc.stop()));
     await this.stopEdge();
     await this.removeContainers();
