@@ -1,6 +1,6 @@
 /**
- * Files of a session, at the edge: REST requests (forwarded by the Worker as
- * internal requests carrying `X-File-Op`) and client WebSocket frames become
+ * Files of a session, at the edge: REST requests (handed over by the Worker
+ * through the Session DO's typed `fileRequest` RPC) and client WebSocket frames become
  * `fs.*` requests to the agent (../../shared/protocol/files.ts); bodies stream
  * through as byte streams, so neither the edge nor the agent holds a whole
  * large file. Watch events fan out to the clients that asked to watch.

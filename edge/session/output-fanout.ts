@@ -118,11 +118,6 @@ export class OutputFanout {
     this.clients.delete(ws);
   }
 
-  /** Drops the in-memory cursors (as an eviction does); the store keeps what a wake needs. */
-  dropCache(): void {
-    this.clients.clear();
-  }
-
   /** Subscribes every connected client to a new process, from offset 0. */
   subscribeAll(sockets: WebSocket[], processId: string): void {
     for (const ws of sockets) this.subscribe(ws, processId, {});
