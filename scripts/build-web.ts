@@ -77,7 +77,11 @@ export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir
       return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
     });
     // Scripts first, index.html last, so a page loaded meanwhile never names a chunk that is not there yet.
+    // A file whose bytes did not change is left alone: `wrangler dev` watches this folder and reloads
+    // the Worker on any event in it, resetting every Durable Object and dropping every socket (the
+    // browser suites rebuild the page while other suites' edges stream, and their sockets closed 1006).
     for (const f of written.sort((a, b) => Number(a === 'index.html') - Number(b === 'index.html'))) {
+      if (sameBytes(path.join(staging, f), path.join(outDir, f))) continue;
       fs.renameSync(path.join(staging, f), path.join(outDir, f));
     }
     // Chunk names carry hashes: remove the chunks of earlier builds.
@@ -85,6 +89,14 @@ export async function buildWeb({ outDir = WEB_OUT_DIR, minify = true }: { outDir
     return { outDir, files, gzipTotal: files.reduce((n, f) => n + f.gzipBytes, 0) };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+function sameBytes(a: string, b: string): boolean {
+  try {
+    return fs.readFileSync(a).equals(fs.readFileSync(b));
+  } catch {
+    return false; // b does not exist yet
   }
 }
 
