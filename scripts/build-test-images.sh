@@ -5,7 +5,7 @@
 #
 #   mominai/busybox:test  busybox-static only (sh, sleep, stty, ps, ...), user `app` (uid 1000)
 #   mominai/node:test     the host's node + npm, the glibc libraries they and bash need,
-#                         bash, busybox, users root and `node` (uid 1000), CA certificates;
+#                         bash, util-linux's script, busybox, users root and `node` (uid 1000), CA certificates;
 #                         also tagged node:20-bullseye (the default image) when that tag is free
 #
 # Usage: scripts/build-test-images.sh [busybox|node]...   (default: both)
@@ -174,6 +174,14 @@ build_node() {
     mkdir -p "$root/bin"
     cp "$bash" "$root/bin/bash"
     copy_libs "$root" "$bash"
+    # script(1) from util-linux, as in Debian's node images (bsdutils): the session daemon's PTYs.
+    if [ -x /usr/bin/script ]; then
+      mkdir -p "$root/usr/bin"
+      cp /usr/bin/script "$root/usr/bin/script"
+      copy_libs "$root" /usr/bin/script
+    else
+      log "warning: /usr/bin/script not found (apt-get install bsdutils); terminals in the node image use docker exec"
+    fi
     install_busybox "$root" "$bb"
 
     local changes=(--change "ENV PATH=$SYSTEM_PATH" --change 'WORKDIR /workspace' --change 'CMD ["sh"]')

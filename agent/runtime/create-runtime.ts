@@ -34,6 +34,7 @@ export type RuntimeConfig = Pick<
   | 'allowRootContainers'
   | 'allowedImages'
   | 'containerRuntime'
+  | 'sessionDaemon'
   | 'stateDir'
   | 'warmPoolSize'
   | 'defaultImage'
@@ -82,6 +83,7 @@ export async function createRuntime({ config, logger, dockerFactory = dockerClie
         userPolicy: { fallback: config.containerUser, allowRoot: config.allowRootContainers },
         allowedImages: config.allowedImages,
         ...(config.containerRuntime !== 'runc' ? { containerRuntime: config.containerRuntime } : {}),
+        sessionDaemon: config.sessionDaemon !== 'off',
         warmPool: { size: config.warmPoolSize, image: config.defaultImage, limits: { cpu: config.cpuLimit, memoryBytes: config.memoryLimitBytes, pids: config.pidsLimit } },
       });
       await checkContainerRuntime(docker, config.containerRuntime);

@@ -53,6 +53,30 @@ export interface ExecSpec {
   tty?: boolean;
   cols?: number;
   rows?: number;
+  /**
+   * Who the process is to the agent. A runtime whose processes outlive the
+   * agent (the session daemon) keeps it and hands it back from `adopt`.
+   */
+  tag?: ProcessTag;
+}
+
+export interface ProcessTag {
+  processId: string;
+  streamBase: number;
+  command: string[];
+  /** Epoch ms when the agent kills it for its timeout. */
+  deadline?: number;
+}
+
+/** A process found running (or finished, not yet fully delivered) after an agent restart. */
+export interface AdoptedProcess {
+  handle: ProcessHandle;
+  tag: ProcessTag;
+  startedAt: number;
+  /** Where each stream resumes: the offset the edge last acknowledged. */
+  offsets: Partial<Record<'stdout' | 'stderr' | 'pty', number>>;
+  /** Starts the flow of output; call once the handle's streams are read. */
+  resume(): Promise<void>;
 }
 
 export type ExitReason = 'exit' | 'killed' | 'oom' | 'timeout' | 'lost';
@@ -81,6 +105,11 @@ export interface ProcessHandle {
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   readonly exited: Promise<ExitInfo>;
+  /**
+   * The edge holds every byte of `stream` below `offset` (absent: the runtime
+   * keeps nothing the edge could need again).
+   */
+  ack?(stream: 'stdout' | 'stderr' | 'pty', offset: number): void;
 }
 
 /**
@@ -123,5 +152,12 @@ export interface Runtime {
    * Returns the unsubscribe function.
    */
   watchContainers?(listener: (e: ContainerEnded) => void): () => void;
+  /** Processes of a running session that outlived the previous agent process (absent: none ever do). */
+  adopt?(sessionId: string): Promise<AdoptedProcess[]>;
+  /**
+   * The session's /proc/net/tcp and tcp6 text, read without an exec; null
+   * when this session has no cheaper way than an exec (absent: likewise).
+   */
+  procNetTcp?(sessionId: string): Promise<string | null>;
   close(): Promise<void>;
 }

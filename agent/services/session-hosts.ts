@@ -14,6 +14,7 @@ import { SessionLink } from '../connection/session-link';
 import type { Logger } from '../logger';
 import type { Runtime } from '../runtime/runtime';
 import { FileRequests } from './file-requests';
+import { daemonListListening } from '../runtime/daemon/list-listening';
 import { execListListening } from './preview/proc-net';
 import { PreviewService } from './preview/preview-service';
 import { ProcessManager } from './processes/process-manager';
@@ -102,7 +103,7 @@ export class SessionHosts {
       streams,
       events,
       target: () => this.liveTarget(sessionId, containerId, address),
-      listListening: execListListening(runtime, sessionId, { includeLoopback: runtime.mode === 'local' }),
+      listListening: daemonListListening(runtime, sessionId, execListListening(runtime, sessionId, { includeLoopback: runtime.mode === 'local' })),
       allowLoopback: runtime.mode === 'local',
       dataBuffered: () => bufferedAmount(),
       ...(caps.maxPreviewSockets ? { maxActive: caps.maxPreviewSockets } : {}),
@@ -147,8 +148,12 @@ export class SessionHosts {
         },
       },
     });
-    this.hosts.set(sessionId, { link, processes, files, previews, quota });
-    link.start();
+    const host = { link, processes, files, previews, quota };
+    this.hosts.set(sessionId, host);
+    // Processes that outlived a previous agent are known before the socket's proc.state lists them.
+    void processes.adopt().finally(() => {
+      if (this.hosts.get(sessionId) === host) link.start();
+    });
     previews.start();
     quota?.start();
   }

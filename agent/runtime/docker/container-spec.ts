@@ -4,6 +4,7 @@
  * exactly this.
  */
 import type Docker from 'dockerode';
+import { DAEMON_BUNDLE_PATH, DAEMON_RUN_DIR, NO_DAEMON_MARK } from '../../daemon/protocol';
 import type { SessionSpec } from '../runtime';
 import type { ContainerUser } from './image-user';
 
@@ -15,6 +16,8 @@ export const Labels = {
   agent: `${LABEL_PREFIX}.agent`,
   ports: `${LABEL_PREFIX}.ports`,
   network: `${LABEL_PREFIX}.network`,
+  /** `on`: the container's main process is the session daemon (when its image has Node ≥ 18). */
+  daemon: `${LABEL_PREFIX}.daemon`,
 } as const;
 
 export const WORKSPACE_MOUNT = '/workspace';
@@ -45,6 +48,19 @@ export const CAP_ADD = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'] a
 export const KEEPALIVE_CMD = ['sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'];
 
 /**
+ * The main process of a container with the session daemon mounted: the
+ * daemon when the image's Node is 18 or newer, else a mark the agent reads
+ * (so it uses docker exec) and the keep-alive loop. Asking `node --version`
+ * costs a few milliseconds at start and no probe container per image.
+ */
+export const DAEMON_ENTRY_CMD = [
+  'sh',
+  '-c',
+  `v=$(node --version 2>/dev/null); case "$v" in v1[89].*|v[2-9][0-9].*) exec node ${DAEMON_BUNDLE_PATH} ${DAEMON_RUN_DIR};; esac; ` +
+    `: > ${DAEMON_RUN_DIR}/${NO_DAEMON_MARK}; trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done`,
+];
+
+/**
  * Under gVisor the session's processes are tasks of the sandbox kernel, not
  * host processes; what the pids cgroup counts is the sandbox's own host
  * threads (about 150 after a few dozen execs, measured), so a limit sized for
@@ -69,6 +85,8 @@ export interface ContainerSpecInput {
   agent: string;
   /** Engine runtime (`runsc` for gVisor); absent: the engine's default. */
   runtime?: string;
+  /** Binds of the session daemon (its bundle read-only, its run folder); absent or null: no daemon. */
+  daemon?: string[] | null;
 }
 
 export function sessionLabels(spec: Pick<SessionSpec, 'sessionId' | 'userId' | 'ports'>, agent: string): Record<string, string> {
@@ -99,13 +117,13 @@ export function containerOptions(input: ContainerSpecInput): Docker.ContainerCre
     Image: imageId,
     // The image's ENTRYPOINT would wrap or replace the keep-alive process.
     Entrypoint: [],
-    Cmd: KEEPALIVE_CMD,
+    Cmd: input.daemon ? DAEMON_ENTRY_CMD : KEEPALIVE_CMD,
     User: user.user,
     WorkingDir: WORKSPACE_MOUNT,
     Env: env,
     Tty: false,
     OpenStdin: false,
-    Labels: { ...sessionLabels(spec, agent), [Labels.network]: network ? 'internet' : 'none' },
+    Labels: { ...sessionLabels(spec, agent), [Labels.network]: network ? 'internet' : 'none', ...(input.daemon ? { [Labels.daemon]: 'on' } : {}) },
     // Documents the app's ports; nothing is published on the host.
     ExposedPorts: exposed,
     HostConfig: {
@@ -122,7 +140,7 @@ export function containerOptions(input: ContainerSpecInput): Docker.ContainerCre
       ...(input.runtime ? { Runtime: input.runtime } : {}),
       PortBindings: {},
       PublishAllPorts: false,
-      Binds: [`${workspace}:${WORKSPACE_MOUNT}`],
+      Binds: [`${workspace}:${WORKSPACE_MOUNT}`, ...(input.daemon ?? [])],
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
     },

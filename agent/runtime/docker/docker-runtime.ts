@@ -7,7 +7,7 @@ import type Docker from 'dockerode';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { DockerStatus } from '../../../shared/protocol/tunnel';
 import type { Logger } from '../../logger';
-import type { ContainerEnded, EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionLimits, SessionSpec } from '../runtime';
+import type { AdoptedProcess, ContainerEnded, EgressState, ExecSpec, Isolation, ProcessHandle, ResourceStats, Runtime, SessionInfo, SessionLimits, SessionSpec } from '../runtime';
 import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspacePath, type PreparedWorkspace } from '../workspace';
 import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
 import { startDockerExec } from './docker-exec';
@@ -19,6 +19,7 @@ import { ImageUserResolver, type UserPolicy } from './image-user';
 import { ImageStore } from './images';
 import { AgentNetwork, networkName } from './network';
 import { StatsSampler } from './stats-sampler';
+import { SessionDaemons, type ContainerState } from '../daemon/session-daemons';
 import { claimEnv, ClaimStore, ownerOf } from './pool-claims';
 import { createWarmPool } from './pool-create';
 import type { WarmPool } from './warm-pool';
@@ -48,6 +49,8 @@ export interface DockerRuntimeOptions {
   allowedImages?: readonly string[];
   /** The engine runtime of session containers (default the engine's, runc); `runsc` is gVisor. */
   containerRuntime?: string;
+  /** SESSION_DAEMON: new containers whose image has Node ≥ 18 run the session daemon, and commands go through it (default off). */
+  sessionDaemon?: boolean;
   /** WARM_POOL_SIZE started containers of this image and these limits, on the default network (see ./warm-pool.ts). */
   warmPool?: { size: number; image: string; limits: SessionLimits };
 }
@@ -69,6 +72,8 @@ export class DockerRuntime implements Runtime {
   private readonly sampler: StatsSampler;
   /** sessionId → container id, so the hot path (exec, stats) skips a list call. */
   private readonly ids = new Map<string, string>();
+  /** The session daemons' folders, secrets and connections (../daemon/session-daemons.ts). */
+  private readonly daemons: SessionDaemons;
   /** Owners of containers taken from the warm pool (their labels cannot say; see ./pool-claims.ts). */
   private readonly claims: ClaimStore;
   /** The warm pool; `pool.reconcile()` at start-up cleans what an earlier run left and starts filling. */
@@ -91,6 +96,7 @@ export class DockerRuntime implements Runtime {
     );
     this.events = new DockerEvents(this.docker, this.filters, this.log);
     this.sampler = new StatsSampler({ docker: this.docker, logger: this.log, ...(opts.now ? { now: opts.now } : {}) });
+    this.daemons = new SessionDaemons(opts.workspaceBase, this.log, opts.sessionDaemon === true);
     this.events.on((id, event) => {
       this.sampler.forget(id);
       if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
@@ -216,6 +222,7 @@ export class DockerRuntime implements Runtime {
     let container: Docker.Container | undefined;
     try {
       workspace = await prepareWorkspace(this.opts.workspaceBase, spec.userId, spec.sessionId, user, this.log);
+      const daemon = this.daemons.enabled ? await this.daemons.prepare(spec.sessionId, user) : null;
       container = await this.docker.createContainer(
         containerOptions({
           spec,
@@ -225,6 +232,7 @@ export class DockerRuntime implements Runtime {
           workspace: workspace.path,
           agent: this.agent,
           ...(this.opts.containerRuntime ? { runtime: this.opts.containerRuntime } : {}),
+          daemon,
         }),
       );
       await container.start();
@@ -262,6 +270,8 @@ export class DockerRuntime implements Runtime {
       const user = /^(\d+)(?::(\d+))?$/.exec(before.Config.User || '0');
       const owner = user ? { uid: Number(user[1]), gid: Number(user[2] ?? user[1]) } : undefined;
       await prepareWorkspace(this.opts.workspaceBase, ownerOf(this.claims, before.Id, before.Config.Labels).userId, sessionId, owner, this.log);
+      // The daemon reads (and unlinks) a fresh secret at every start.
+      if (before.Config.Labels?.[Labels.daemon] === 'on' && !before.State.Running) await this.daemons.prepare(sessionId, owner);
       await container.start();
     } catch (err) {
       if (!isNotModified(err)) throw this.mapMissing(sessionId, err);
@@ -298,6 +308,7 @@ export class DockerRuntime implements Runtime {
       }
     }
     if (claim) await this.claims.release(claim);
+    await this.daemons.forget(sessionId);
     this.ids.delete(sessionId);
     userId ??= await findWorkspaceOwner(this.opts.workspaceBase, sessionId);
     if (!opts.keepWorkspace && userId) await removeWorkspace(this.opts.workspaceBase, userId, sessionId);
@@ -312,13 +323,40 @@ export class DockerRuntime implements Runtime {
     const cached = this.ids.has(sessionId);
     const containerId = await this.containerId(sessionId);
     try {
-      return await startDockerExec({ docker: this.docker, containerId, sessionId, events: this.events, logger: this.log }, spec);
+      return await this.execIn(containerId, sessionId, spec);
     } catch (err) {
       // A cached id can outlive its container (removed behind our back): look once more.
       if (!cached || !(err instanceof AppError) || err.code !== ErrorCode.NotFound) throw err;
       this.ids.delete(sessionId);
       const fresh = await this.containerId(sessionId);
-      return startDockerExec({ docker: this.docker, containerId: fresh, sessionId, events: this.events, logger: this.log }, spec);
+      return this.execIn(fresh, sessionId, spec);
+    }
+  }
+
+  /** Through the session daemon when the container runs one, else `docker exec`. */
+  private async execIn(containerId: string, sessionId: string, spec: ExecSpec): Promise<ProcessHandle> {
+    const viaDaemon = await this.daemons.exec(sessionId, containerId, spec, () => this.containerState(containerId));
+    return viaDaemon ?? startDockerExec({ docker: this.docker, containerId, sessionId, events: this.events, logger: this.log }, spec);
+  }
+
+  /** A restarted agent finds the processes the session's daemon kept running. */
+  async adopt(sessionId: string): Promise<AdoptedProcess[]> {
+    const containerId = await this.containerId(sessionId);
+    return this.daemons.adopt(sessionId, containerId, () => this.containerState(containerId));
+  }
+
+  /** The listening-socket tables, read by the daemon (null: no daemon, so the caller execs `cat`). */
+  async procNetTcp(sessionId: string): Promise<string | null> {
+    const containerId = await this.containerId(sessionId);
+    return this.daemons.procNetTcp(sessionId, containerId, () => this.containerState(containerId));
+  }
+
+  private async containerState(containerId: string): Promise<ContainerState> {
+    try {
+      return (await this.docker.getContainer(containerId).inspect()).State.Running ? 'running' : 'stopped';
+    } catch (err) {
+      if (isNotFound(err)) return 'missing';
+      throw err;
     }
   }
 
@@ -337,6 +375,7 @@ export class DockerRuntime implements Runtime {
   /** Stops sampling; on a clean exit the egress rules go too, unless containers still sit on the bridge (they outlive the agent). */
   async close(): Promise<void> {
     await this.pool.close();
+    this.daemons.closeAll();
     this.sampler.close();
     this.events.close();
     if (!this.policy) return;

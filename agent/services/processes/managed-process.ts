@@ -50,29 +50,32 @@ export class ManagedProcess {
   /** Resolves when the state reaches `exited`. */
   readonly finished = new Promise<void>((resolve) => (this.markFinished = resolve));
 
+  /** `resumed`: a process found running after an agent restart, its streams starting at these offsets. */
   constructor(
     params: ProcSpawnParams,
     private readonly handle: ProcessHandle,
     private readonly deps: ManagedProcessDeps,
+    resumed?: { startedAt: number; offsets: Partial<StreamOffsets> },
   ) {
     this.processId = params.processId;
     this.streamBase = params.streamBase;
     this.command = params.command;
     this.tty = handle.tty;
-    this.startedAt = deps.now();
+    this.startedAt = resumed?.startedAt ?? deps.now();
     this.log = deps.logger.child({ processId: params.processId });
-    const opts = {
+    const opts = (name: keyof StreamOffsets) => ({
       ringBytes: deps.ringBytes,
       windowBytes: deps.windowBytes,
       chunkBytes: deps.chunkBytes,
+      startOffset: resumed?.offsets[name] ?? 0,
       onData: deps.onData,
       onEnd: () => this.maybeFinish(),
-    };
+    });
     this.streams = handle.tty
-      ? [new StreamSender(params.streamBase + StreamIndex.pty, 'pty', handle.stdout, opts)]
+      ? [new StreamSender(params.streamBase + StreamIndex.pty, 'pty', handle.stdout, opts('pty'))]
       : [
-          new StreamSender(params.streamBase + StreamIndex.stdout, 'stdout', handle.stdout, opts),
-          ...(handle.stderr ? [new StreamSender(params.streamBase + StreamIndex.stderr, 'stderr', handle.stderr, opts)] : []),
+          new StreamSender(params.streamBase + StreamIndex.stdout, 'stdout', handle.stdout, opts('stdout')),
+          ...(handle.stderr ? [new StreamSender(params.streamBase + StreamIndex.stderr, 'stderr', handle.stderr, opts('stderr'))] : []),
         ];
     if (params.timeoutMs !== undefined) {
       this.timeoutTimer = setTimeout(() => this.onTimeout(), params.timeoutMs);
@@ -128,6 +131,11 @@ export class ManagedProcess {
     }
     this.stdinOffset = Math.max(this.stdinOffset, end);
     if ((frame.flags & FrameFlag.End) !== 0 && this.state === 'running') this.handle.closeStdin();
+  }
+
+  /** The edge acknowledged a stream up to `offset`: the runtime may let go of those bytes too. */
+  forwardAck(sender: StreamSender): void {
+    this.handle.ack?.(sender.name, sender.acked);
   }
 
   resize(cols: number, rows: number): Promise<void> {

@@ -40,6 +40,12 @@ export class OutputRing {
     return this.buf.byteLength;
   }
 
+  /** Makes a fresh ring begin at `offset`: a stream resumed mid-way (after an agent restart). */
+  startAt(offset: number): void {
+    if (this.endOffset !== 0 || !Number.isSafeInteger(offset) || offset < 0) throw new RangeError('startAt needs a fresh ring and a valid offset');
+    this.startOffset = this.endOffset = this.releasedOffset = offset;
+  }
+
   append(bytes: Uint8Array): void {
     const n = bytes.byteLength;
     if (n === 0) return;

@@ -139,6 +139,7 @@ export class ProcessManager {
         tty: p.tty,
         ...(p.tty && p.cols !== undefined ? { cols: p.cols } : {}),
         ...(p.tty && p.rows !== undefined ? { rows: p.rows } : {}),
+        tag: { processId: p.processId, streamBase: p.streamBase, command: p.command, ...(p.timeoutMs !== undefined ? { deadline: this.now() + p.timeoutMs } : {}) },
       });
     } finally {
       this.spawning.delete(p.processId);
@@ -149,6 +150,37 @@ export class ProcessManager {
     for (const sender of proc.streams) this.byStreamId.set(sender.streamId, { proc, sender });
     this.log.info('process started', { processId: p.processId, tty: handle.tty, argv0: p.command[0] });
     return { processId: p.processId };
+  }
+
+  /**
+   * After an agent restart, before the data socket announces `proc.state`:
+   * takes over the processes the runtime kept running (the session daemon),
+   * each stream resuming at the offset the edge last acknowledged.
+   */
+  async adopt(): Promise<void> {
+    let found;
+    try {
+      found = (await this.runtime.adopt?.(this.sessionId)) ?? [];
+    } catch (err) {
+      return this.log.warn('could not look for processes that outlived the previous agent', { error: err });
+    }
+    for (const a of found) {
+      const deadline = a.tag.deadline;
+      const params = ProcSpawnParams.safeParse({
+        processId: a.tag.processId,
+        streamBase: a.tag.streamBase,
+        command: a.tag.command,
+        tty: a.handle.tty,
+        ...(deadline !== undefined ? { timeoutMs: Math.max(1, deadline - this.now()) } : {}),
+      });
+      if (!params.success || this.procs.has(a.tag.processId)) continue;
+      const proc = new ManagedProcess(params.data, a.handle, this.deps, { startedAt: a.startedAt, offsets: a.offsets });
+      this.procs.set(proc.processId, proc);
+      this.byStreamBase.set(proc.streamBase, proc);
+      for (const sender of proc.streams) this.byStreamId.set(sender.streamId, { proc, sender });
+      await a.resume().catch((err: unknown) => this.log.warn('resuming an adopted process failed', { processId: proc.processId, error: err }));
+    }
+    if (found.length > 0) this.log.info('took over processes that outlived the previous agent', { count: found.length });
   }
 
   /** A data socket (re)connected: announce what runs, then resend everything it has not acknowledged. */
@@ -182,6 +214,7 @@ export class ProcessManager {
     const entry = this.byStreamId.get(streamId);
     if (!entry) return;
     entry.sender.ack(offset);
+    entry.proc.forwardAck(entry.sender);
     if (entry.proc.state === 'exited' && entry.sender.fullyAcked) entry.sender.ring.compact();
     this.pump();
   }

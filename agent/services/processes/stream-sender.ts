@@ -25,6 +25,8 @@ export interface StreamSenderOptions {
   ringBytes: number;
   windowBytes: number;
   chunkBytes: number;
+  /** Where the stream starts (default 0): the edge's last acknowledged offset of a process found after an agent restart. */
+  startOffset?: number;
   onData(sender: StreamSender): void;
   onEnd(sender: StreamSender): void;
 }
@@ -56,6 +58,10 @@ export class StreamSender {
     metrics.trackStream(this);
     this.pauseAbove = opts.windowBytes + pauseSlack(opts.windowBytes);
     this.ring = new OutputRing(opts.ringBytes, Math.max(opts.ringBytes, this.pauseAbove + opts.chunkBytes) + 64 * 1024);
+    if (opts.startOffset) {
+      this.ring.startAt(opts.startOffset);
+      this.acked = this.sent = opts.startOffset;
+    }
     source.on('data', (chunk: Buffer | string) => this.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
     source.once('end', () => this.finish());
     source.once('close', () => this.finish());

@@ -44,7 +44,7 @@ describe('ProcessManager', () => {
       p.stdout.write('world');
       await until(() => sink.text(8) === 'hello world' && sink.text(9) === 'oops', 'output');
       expect(sink.frames(8)[0]).toMatchObject({ kind: FrameKind.Output, offset: 0 });
-      expect(p.spec).toEqual({ command: ['sh', '-c', 'x'], tty: false });
+      expect(p.spec).toEqual({ command: ['sh', '-c', 'x'], tty: false, tag: { processId: P1, streamBase: 8, command: ['sh', '-c', 'x'] } });
     });
 
     it('gives a TTY process one pty stream at streamBase + 2', async () => {
@@ -52,7 +52,7 @@ describe('ProcessManager', () => {
       const sink = new FakeSink();
       pm.attach(sink);
       const p = await spawn(P1, 0, { tty: true, cols: 80, rows: 24, cwd: 'app', env: { A: '1' } });
-      expect(p.spec).toEqual({ command: ['sh', '-c', 'x'], tty: true, cols: 80, rows: 24, cwd: 'app', env: { A: '1' } });
+      expect(p.spec).toEqual({ command: ['sh', '-c', 'x'], tty: true, cols: 80, rows: 24, cwd: 'app', env: { A: '1' }, tag: { processId: P1, streamBase: 0, command: ['sh', '-c', 'x'] } });
       p.stdout.write('$ ');
       await until(() => sink.text(2) === '$ ', 'pty output');
       expect(pm.list()[0]).toMatchObject({ processId: P1, tty: true, running: true, endOffsets: { pty: 2, stdout: 0 } });

@@ -19,13 +19,16 @@ const imageUser = imageKind === 'node' ? 'node' : 'app';
 /** CONTAINER_RUNTIME=runsc runs the whole suite under gVisor (the engine must list it). */
 const engineRuntime = process.env.CONTAINER_RUNTIME && process.env.CONTAINER_RUNTIME !== 'runc' ? { containerRuntime: process.env.CONTAINER_RUNTIME } : {};
 
-/** A runtime with an agent name of its own, so cleanup can find everything it made by label. */
-async function testRuntime() {
-  const image = await ensureTestImage(imageKind, docker);
+/**
+ * A runtime with an agent name of its own, so cleanup can find everything it made by label.
+ * `daemon`: commands go through the session daemon (the node image has Node 20); else docker exec.
+ */
+async function testRuntime(opts: { daemon?: boolean } = {}) {
+  const image = await ensureTestImage(opts.daemon ? 'node' : imageKind, docker);
   const agentId = newId('agt');
   const agentName = `test-${agentId.slice(-8)}`;
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-docker-'));
-  const runtime = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: base, agentId, agentName, pullTimeoutMs: 10_000, ...engineRuntime });
+  const runtime = new DockerRuntime({ docker, logger: memoryLogger('warn'), workspaceBase: base, agentId, agentName, pullTimeoutMs: 10_000, ...engineRuntime, sessionDaemon: opts.daemon === true });
   const cleanup = async () => {
     await runtime.close();
     const left = await docker.listContainers({ all: true, filters: { label: [`${Labels.agent}=${agentId}`] } });
@@ -43,8 +46,19 @@ async function containerProcesses(runtime: DockerRuntime, sessionId: string): Pr
 }
 
 describe.skipIf(!hasDocker)('DockerRuntime', () => {
-  runtimeContract('DockerRuntime', { tty: true }, async () => {
+  runtimeContract('DockerRuntime (docker exec)', { tty: true }, async () => {
     const t = await testRuntime();
+    return {
+      runtime: t.runtime,
+      image: t.image,
+      processes: (sessionId) => containerProcesses(t.runtime, sessionId),
+      defaultCwd: () => '/workspace',
+      cleanup: t.cleanup,
+    };
+  });
+
+  runtimeContract('DockerRuntime (session daemon)', { tty: true }, async () => {
+    const t = await testRuntime({ daemon: true });
     return {
       runtime: t.runtime,
       image: t.image,
