@@ -115,9 +115,11 @@ export async function scale(args: BenchArgs): Promise<void> {
     const load = `while :; do j=0; while [ $j -lt ${o.rateKiB} ]; do echo ${line}; j=$((j+1)); done; sleep 1; done`;
     const loaders: Array<{ sock: BenchSocket; pid: string }> = [];
     for (const sock of sockets) {
-      const started = await sock.request('exec_command', { command: 'sh', args: ['-c', load], tty: true, cols: 200, rows: 50 });
+      o.deadline.check('starting the load');
+      const started = await sock.request('exec_command', { command: 'sh', args: ['-c', load], tty: true, cols: 200, rows: 50 }, 60_000);
       loaders.push({ sock, pid: String(started.payload.processId) });
     }
+    log(`load running in ${loaders.length} terminals`);
     await sleep(3000); // the load reaches its steady rate
     const before = received.reduce((x, y) => x + y, 0);
     const loadStarted = now();
@@ -130,15 +132,20 @@ export async function scale(args: BenchArgs): Promise<void> {
     const loadCpu = meter.stop();
     const rssLoaded = rssBytes(agentPid);
     const delivered = (received.reduce((x, y) => x + y, 0) - before) / loadWall;
-    for (const l of loaders) await l.sock.request('kill', { processId: l.pid, signal: 'SIGKILL' }).catch(() => undefined);
+    await Promise.all(loaders.map((l) => l.sock.request('kill', { processId: l.pid, signal: 'SIGKILL' }, 60_000).catch(() => undefined)));
     for (const stop of stopAcks) stop();
 
     report(o, { rssEmpty, rssIdle, rssLoaded, echoIdle, echoLoaded, idleWindow, loadCpu, loadWall, delivered });
   } finally {
     for (const s of sockets) s.close();
     if (b) {
+      // A few at a time; whatever a delete leaves (an agent that lapsed under the load) stopStack removes by label.
       log(`deleting ${ids.length} sessions`);
-      for (const id of ids) await withTimeout(deleteSession(b, id), 30_000, 'deleting a session').catch((err: unknown) => log(String(err)));
+      const queue = [...ids];
+      const worker = async () => {
+        for (let id = queue.shift(); id; id = queue.shift()) await withTimeout(deleteSession(b!, id), 60_000, 'deleting a session').catch((err: unknown) => log(String(err)));
+      };
+      await Promise.all(Array.from({ length: 6 }, worker));
     }
     await stopStack(b);
   }
@@ -152,7 +159,7 @@ function imageArg(raw: string): string {
 
 /** A PTY whose echo comes from `cat` in the container; resolves once it printed READY. */
 async function startEcho(sock: BenchSocket): Promise<string> {
-  const started = await sock.request('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 });
+  const started = await sock.request('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 }, 60_000);
   const pid = String(started.payload.processId);
   await sock.waitFor((f) => isOutput(f, pid) && text(f).includes('READY'), 15_000, 'the echo shell');
   return pid;
