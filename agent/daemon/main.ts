@@ -35,6 +35,8 @@ import { onPath, procNetTcp } from './proc-tools';
 import { ProcessTable, type DaemonProcess } from './process-table';
 
 const CHUNK = 256 * 1024;
+/** Relative working folders are inside the workspace: the folder the daemon starts in (the container's WorkingDir). */
+const WORKSPACE = process.cwd();
 const AUTH_TIMEOUT_MS = 5_000;
 
 function log(level: 'info' | 'warn' | 'error', msg: string, extra: Record<string, unknown> = {}): void {
@@ -144,7 +146,7 @@ class Daemon {
     switch (method) {
       case 'spawn': {
         const p = Requests.spawn.parse(raw);
-        const created = this.table.spawn({ ...p, cwd: path.posix.resolve('/workspace', p.cwd) });
+        const created = this.table.spawn({ ...p, cwd: path.posix.resolve(WORKSPACE, p.cwd) });
         // A spawn that fails at once reports its exit on the next tick: not before the answer.
         created.announced = false;
         // Output of a process spawned on this connection starts at offset 0.

@@ -2,20 +2,18 @@
  * Runtime operations through a session daemon: a new process, and the
  * processes a restarted agent finds again.
  */
-import path from 'node:path';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { AdoptedProcess, ExecSpec, ProcessHandle } from '../runtime';
 import { DaemonProcessHandle } from './daemon-process';
 import type { DaemonClient } from './daemon-client';
-
-const WORKSPACE = '/workspace';
 
 export async function daemonExec(client: DaemonClient, spec: ExecSpec): Promise<ProcessHandle> {
   if (spec.command.length === 0) throw new AppError(ErrorCode.ValidationFailed, 'command must not be empty');
   const tty = spec.tty === true;
   const { ref } = await client.request('spawn', {
     argv: spec.command,
-    cwd: path.posix.resolve(WORKSPACE, spec.cwd ?? '.'),
+    // Relative to the workspace, which the daemon resolves (it starts there).
+    cwd: spec.cwd ?? '.',
     env: spec.env ?? {},
     tty,
     ...(tty && spec.cols && spec.rows ? { cols: spec.cols, rows: spec.rows } : {}),
