@@ -1,8 +1,8 @@
 /**
  * Shared pieces of the benchmarks: the real stack (the same TestStack the
- * end-to-end tests start: workerd edge, agent process, dockerd), a lean
- * session-socket client, timing, percentiles, CPU accounting per process
- * group, and the output format: a table, a summary block and one
+ * end-to-end tests start: workerd edge, agent process, dockerd), the tests'
+ * session socket opened without frame history, timing, percentiles, CPU
+ * accounting per process group, and the output format: a table, a summary block and one
  * machine-readable `BENCH {...}` line.
  *
  * Every benchmark measures its direct baseline in the same run and reports a
@@ -12,12 +12,11 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import WebSocket from 'ws';
-import { api, registerUser, type TestUser } from '../test/helpers/client';
+import { api, registerUser, TestSocket, type TestUser } from '../test/helpers/client';
+export type { Frame, TestSocket } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import { TestStack, type TestAgent } from '../test/helpers/stack';
 import { edgeRunnerFromEnv } from '../scripts/lib/stack';
-import { decodeBinaryFrame } from '../shared/protocol/binary';
 
 export const BENCH_IMAGE = TEST_IMAGES.busybox;
 
@@ -284,120 +283,13 @@ export async function sessionContainer(b: BenchStack, sessionId: string): Promis
 
 /* ---------------------------------------------------------------- socket */
 
-export interface Frame {
-  type: string;
-  id?: string | number;
-  payload: Record<string, unknown>;
-}
-
-type Listener = (frame: Frame, at: bigint) => void;
-
 /**
- * A lean session-socket client: unlike the tests' TestSocket it keeps no
- * frame history (100 MiB of output would otherwise be held and searched),
- * and it stamps each frame with its arrival time before parsing anything else.
+ * A session socket for a benchmark: the tests' client (../test/helpers/client.ts)
+ * keeping no frame history and acknowledging nothing by itself (each benchmark
+ * acks as its client would), opened once the session's `ready` frame came.
  */
-export class BenchSocket {
-  private readonly listeners = new Set<Listener>();
-  private nextId = 1;
-  closed = false;
-
-  /** Binary output: stream id → what `output_stream` announced. */
-  private readonly outputStreams = new Map<number, { processId: string; stream: string }>();
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const at = now();
-      let frame: Frame;
-      if (isBinary) {
-        // Binary output mode: shown to listeners as command_output with the raw `bytes` (no `data`).
-        const bin = decodeBinaryFrame(data);
-        const known = this.outputStreams.get(bin.streamId);
-        if (!known) throw new Error(`binary frame on stream ${bin.streamId}, never announced by output_stream`);
-        frame = { type: 'command_output', payload: { ...known, offset: bin.offset, length: bin.payload.byteLength, bytes: bin.payload } };
-      } else {
-        frame = JSON.parse(data.toString('utf8')) as Frame;
-        if (frame.type === 'output_stream') {
-          this.outputStreams.set(Number(frame.payload.streamId), { processId: String(frame.payload.processId), stream: String(frame.payload.stream) });
-        }
-      }
-      for (const l of this.listeners) l(frame, at);
-    });
-    ws.on('close', () => {
-      this.closed = true;
-      for (const l of this.listeners) l({ type: '__closed', payload: {} }, now());
-    });
-  }
-
-  /** Opens `/ws` for the session and waits for its `ready` frame. */
-  static async open(b: BenchStack, sessionId: string, { timeoutMs = 15_000, output = 'text' }: { timeoutMs?: number; output?: 'text' | 'binary' } = {}): Promise<BenchSocket> {
-    const q = new URLSearchParams({ token: b.user.token, sessionId, output });
-    const ws = new WebSocket(`${b.stack.wsUrl}/ws?${q}`);
-    const sock = new BenchSocket(ws);
-    const ready = sock.waitFor((f) => f.type === 'ready', timeoutMs, 'the ready frame');
-    ready.catch(() => undefined); // awaited below; a failed open must not leave it unhandled
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('unexpected-response', (_req, res) => reject(new Error(`socket upgrade refused: HTTP ${res.statusCode}`)));
-        ws.once('error', reject);
-      }),
-      timeoutMs,
-      'opening the session socket',
-    );
-    await ready;
-    return sock;
-  }
-
-  on(listener: Listener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** Sends a frame; with `id` null none is set (stdin and ack then get no reply). */
-  send(type: string, payload?: unknown, id: string | number | null = `b${this.nextId++}`): string | number | undefined {
-    const frame: Record<string, unknown> = { type };
-    if (id !== null) frame.id = id;
-    if (payload !== undefined) frame.payload = payload;
-    this.ws.send(JSON.stringify(frame));
-    return id ?? undefined;
-  }
-
-  /** Resolves with the first frame from now on that matches. */
-  waitFor(pred: (f: Frame) => boolean, timeoutMs: number, what = 'a frame'): Promise<{ frame: Frame; at: bigint }> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        off();
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      const off = this.on((frame, at) => {
-        if (frame.type === '__closed') {
-          clearTimeout(timer);
-          off();
-          reject(new Error(`the session socket closed while waiting for ${what}`));
-        } else if (pred(frame)) {
-          clearTimeout(timer);
-          off();
-          resolve({ frame, at });
-        }
-      });
-    });
-  }
-
-  /** Sends a request and resolves with the reply carrying its id; an `error` reply rejects. */
-  async request(type: string, payload: unknown, timeoutMs = 30_000): Promise<Frame> {
-    const id = `b${this.nextId++}`;
-    const reply = this.waitFor((f) => f.id === id, timeoutMs, `the reply to ${type}`);
-    reply.catch(() => undefined); // awaited below; a failed send must not leave it unhandled
-    this.send(type, payload, id);
-    const { frame } = await reply;
-    if (frame.type === 'error') throw new Error(`${type} failed: ${JSON.stringify(frame.payload)}`);
-    return frame;
-  }
-
-  close(): void {
-    if (!this.closed) this.ws.close();
-  }
+export function openSocket(b: BenchStack, sessionId: string, { timeoutMs = 15_000, output = 'text' }: { timeoutMs?: number; output?: 'text' | 'binary' } = {}): Promise<TestSocket> {
+  return TestSocket.open(b.stack, b.user.token, sessionId, { output, history: false, autoAck: false, waitReady: true, timeoutMs });
 }
 
 // CPU accounting lives in ./cpu.ts; re-exported so every benchmark imports from one place.

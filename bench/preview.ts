@@ -32,7 +32,8 @@ import { api } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import {
   addInto,
-  BenchSocket,
+  openSocket,
+  type TestSocket,
   cpuLine,
   CpuMeter,
   cpuPer,
@@ -110,7 +111,7 @@ export async function preview(args: BenchArgs): Promise<void> {
   };
   let b: BenchStack | undefined;
   let sessionId: string | undefined;
-  let sock: BenchSocket | undefined;
+  let sock: TestSocket | undefined;
   log(
     `preview: ${o.concurrency} clients × ${o.seconds} s (× ${o.loadReps * 2} runs a side), ${o.n} sequential requests, ` +
       `${o.mib} MiB × ${o.reps}; through /preview vs directly to the container, container CPU limit ${o.cpus}`,
@@ -121,9 +122,9 @@ export async function preview(args: BenchArgs): Promise<void> {
     const session = await createSession(b, { image: TEST_IMAGES.node, ports: [PORT] });
     sessionId = session.id;
     fs.copyFileSync(FIXTURE, path.join(b.stack.stateDir, 'workspaces', b.user.id, sessionId, 'server.cjs'));
-    sock = await BenchSocket.open(b, sessionId);
-    await sock.request('container_command', { command: 'node server.cjs' });
-    const ready = await sock.request('start_preview', { port: PORT }, 120_000);
+    sock = await openSocket(b, sessionId);
+    await sock.requestOk('container_command', { command: 'node server.cjs' });
+    const ready = await sock.requestOk('start_preview', { port: PORT }, 120_000);
     if (ready.type !== 'preview_ready') throw new Error(`start_preview answered ${JSON.stringify(ready)}`);
     const made = await api(b.stack, 'POST', `/api/containers/${sessionId}/ports/${PORT}`, { token: b.user.token, body: { visibility: 'public' } });
     if (made.status !== 200) throw new Error(`making port ${PORT} public failed: ${made.status} ${JSON.stringify(made.body)}`);

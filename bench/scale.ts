@@ -25,7 +25,8 @@
 import { rssBytes } from '../test/helpers/memory';
 import {
   BENCH_IMAGE,
-  BenchSocket,
+  openSocket,
+  type TestSocket,
   CpuMeter,
   createSession,
   Deadline,
@@ -81,7 +82,7 @@ export async function scale(args: BenchArgs): Promise<void> {
   log(`scale: ${o.sessions} sessions of ${o.image}, each a terminal at ${o.rateKiB} KiB/s for ${o.seconds} s; ${o.n} keystrokes idle and loaded; idle window ${o.idleSeconds} s`);
   let b: BenchStack | undefined;
   const ids: string[] = [];
-  const sockets: BenchSocket[] = [];
+  const sockets: TestSocket[] = [];
   try {
     b = await startStack({
       edgeVars: { MAX_SESSIONS_PER_USER: String(o.sessions + 1), AGENT_MAX_SESSIONS: String(o.sessions + 5) },
@@ -98,7 +99,7 @@ export async function scale(args: BenchArgs): Promise<void> {
       ids.push(...batch.map((s) => s.id));
     }
     log(`${ids.length} sessions created in ${(msBetween(createStarted, now()) / 1000).toFixed(1)} s`);
-    for (const id of ids) sockets.push(await BenchSocket.open(b, id, { output: 'binary' }));
+    for (const id of ids) sockets.push(await openSocket(b, id, { output: 'binary' }));
 
     // Idle: every session has a client and nothing runs but the echo shell (no output).
     const echoSock = sockets[0]!;
@@ -113,10 +114,10 @@ export async function scale(args: BenchArgs): Promise<void> {
     const stopAcks = sockets.map((sock, k) => ackAsRead(sock, (n) => (received[k]! += n)));
     const line = 'x'.repeat(1023);
     const load = `while :; do j=0; while [ $j -lt ${o.rateKiB} ]; do echo ${line}; j=$((j+1)); done; sleep 1; done`;
-    const loaders: Array<{ sock: BenchSocket; pid: string }> = [];
+    const loaders: Array<{ sock: TestSocket; pid: string }> = [];
     for (const sock of sockets) {
       o.deadline.check('starting the load');
-      const started = await sock.request('exec_command', { command: 'sh', args: ['-c', load], tty: true, cols: 200, rows: 50 }, 60_000);
+      const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', load], tty: true, cols: 200, rows: 50 }, 60_000);
       loaders.push({ sock, pid: String(started.payload.processId) });
     }
     log(`load running in ${loaders.length} terminals`);
@@ -132,7 +133,7 @@ export async function scale(args: BenchArgs): Promise<void> {
     const loadCpu = meter.stop();
     const rssLoaded = rssBytes(agentPid);
     const delivered = (received.reduce((x, y) => x + y, 0) - before) / loadWall;
-    await Promise.all(loaders.map((l) => l.sock.request('kill', { processId: l.pid, signal: 'SIGKILL' }, 60_000).catch(() => undefined)));
+    await Promise.all(loaders.map((l) => l.sock.requestOk('kill', { processId: l.pid, signal: 'SIGKILL' }, 60_000).catch(() => undefined)));
     for (const stop of stopAcks) stop();
 
     report(o, { rssEmpty, rssIdle, rssLoaded, echoIdle, echoLoaded, idleWindow, loadCpu, loadWall, delivered });
@@ -158,19 +159,19 @@ function imageArg(raw: string): string {
 }
 
 /** A PTY whose echo comes from `cat` in the container; resolves once it printed READY. */
-async function startEcho(sock: BenchSocket): Promise<string> {
-  const started = await sock.request('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 }, 60_000);
+async function startEcho(sock: TestSocket): Promise<string> {
+  const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 }, 60_000);
   const pid = String(started.payload.processId);
   await sock.waitFor((f) => isOutput(f, pid) && text(f).includes('READY'), 15_000, 'the echo shell');
   return pid;
 }
 
-async function measureEcho(sock: BenchSocket, pid: string, o: ScaleOptions): Promise<Summary> {
+async function measureEcho(sock: TestSocket, pid: string, o: ScaleOptions): Promise<Summary> {
   const times: number[] = [];
   for (let i = 0; i < o.n; i++) {
     o.deadline.check(`keystroke ${i + 1}`);
     const ch = String.fromCharCode(97 + (i % 26));
-    const echoed = sock.waitFor((f) => isOutput(f, pid) && text(f).includes(ch), 10_000, `the echo of "${ch}"`);
+    const echoed = sock.waitForTimed((f) => isOutput(f, pid) && text(f).includes(ch), 10_000, `the echo of "${ch}"`);
     echoed.catch(() => undefined); // awaited below
     const t0 = now();
     sock.send('stdin', { processId: pid, data: ch }, null);
@@ -207,7 +208,7 @@ async function measureWindow(b: BenchStack, ms: number, o: ScaleOptions): Promis
 }
 
 /** Counts every output byte and acknowledges every 256 KiB, as the IDE's client does; returns the unsubscribe. */
-function ackAsRead(sock: BenchSocket, count: (n: number) => void): () => void {
+function ackAsRead(sock: TestSocket, count: (n: number) => void): () => void {
   const acked = new Map<string, number>();
   return sock.on((f) => {
     if (f.type !== 'command_output') return;

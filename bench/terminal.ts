@@ -32,7 +32,8 @@ import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import {
   addInto,
-  BenchSocket,
+  openSocket,
+  type TestSocket,
   cpuLine,
   CpuMeter,
   createSession,
@@ -103,7 +104,7 @@ export async function terminal(args: BenchArgs): Promise<void> {
   };
   let b: BenchStack | undefined;
   let sessionId: string | undefined;
-  let sock: BenchSocket | undefined;
+  let sock: TestSocket | undefined;
   log(
     `terminal: ${o.n} keystrokes ${o.paceMs} ms apart, ${o.mib} MiB bulk output × ${o.reps} (${o.sources.join(', ')}), ` +
       `${o.output} output frames, container CPU limit ${o.cpus}`,
@@ -113,7 +114,7 @@ export async function terminal(args: BenchArgs): Promise<void> {
     b = await startStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') });
     sessionId = (await createSession(b)).id;
     const container = b.docker.getContainer(await sessionContainer(b, sessionId));
-    sock = await BenchSocket.open(b, sessionId, { output: o.output });
+    sock = await openSocket(b, sessionId, { output: o.output });
     const echo = await measureEcho(sock, container, o);
     const bulk = await measureBulk(b, sock, container, o);
     report(o, echo, bulk);
@@ -126,8 +127,8 @@ export async function terminal(args: BenchArgs): Promise<void> {
 
 type EchoSummaries = Record<'stack' | 'direct' | 'ping', Summary>;
 
-async function measureEcho(sock: BenchSocket, container: Docker.Container, o: TerminalOptions): Promise<EchoSummaries> {
-  const started = await sock.request('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 });
+async function measureEcho(sock: TestSocket, container: Docker.Container, o: TerminalOptions): Promise<EchoSummaries> {
+  const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 });
   const pid = String(started.payload.processId);
   let direct: Duplex | undefined;
   try {
@@ -148,11 +149,11 @@ async function measureEcho(sock: BenchSocket, container: Docker.Container, o: Te
     return { stack: summarize(times.stack), direct: summarize(times.direct), ping: summarize(times.ping) };
   } finally {
     direct?.destroy();
-    await sock.request('kill', { processId: pid, signal: 'SIGKILL' }).catch(() => undefined);
+    await sock.requestOk('kill', { processId: pid, signal: 'SIGKILL' }).catch(() => undefined);
   }
 }
 
-async function measureBulk(b: BenchStack, sock: BenchSocket, container: Docker.Container, o: TerminalOptions): Promise<Record<Source, BulkSeries>> {
+async function measureBulk(b: BenchStack, sock: TestSocket, container: Docker.Container, o: TerminalOptions): Promise<Record<Source, BulkSeries>> {
   const bytes = o.mib * 1024 * 1024;
   const series = (): BulkSeries => ({ stack: [], direct: [], gaps: 0, gapBytes: 0, flowPaused: 0, cpuStack: {}, cpuDirect: {}, wallStack: 0, wallDirect: 0 });
   const bulk: Record<Source, BulkSeries> = { zero: series(), text: series() };
@@ -309,8 +310,8 @@ function echoCells(s: Summary): string[] {
   return [s.p50, s.p90, s.p99, s.min, s.max].map(fmtMs);
 }
 
-async function stackEcho(sock: BenchSocket, processId: string, ch: string): Promise<number> {
-  const echoed = sock.waitFor((f) => isOutput(f, processId) && outputText(f).includes(ch), 5_000, `the echo of "${ch}"`);
+async function stackEcho(sock: TestSocket, processId: string, ch: string): Promise<number> {
+  const echoed = sock.waitForTimed((f) => isOutput(f, processId) && outputText(f).includes(ch), 5_000, `the echo of "${ch}"`);
   echoed.catch(() => undefined); // awaited below
   const t0 = now();
   sock.send('stdin', { processId, data: ch }, null);
@@ -318,9 +319,9 @@ async function stackEcho(sock: BenchSocket, processId: string, ch: string): Prom
   return msBetween(t0, at);
 }
 
-async function pingRtt(sock: BenchSocket): Promise<number> {
+async function pingRtt(sock: TestSocket): Promise<number> {
   const id = `p${Math.random().toString(36).slice(2)}`;
-  const pong = sock.waitFor((f) => f.id === id, 5_000, 'pong');
+  const pong = sock.waitForTimed((f) => f.id === id, 5_000, 'pong');
   pong.catch(() => undefined); // awaited below
   const t0 = now();
   sock.send('ping', {}, id);
@@ -394,7 +395,7 @@ interface StackBulkResult {
  * across a `gap` frame (the edge's journal dropped bytes this client had not
  * been sent yet), which is counted and reported instead.
  */
-async function stackBulk(sock: BenchSocket, command: string, bytes: number, ackEvery: number): Promise<StackBulkResult> {
+async function stackBulk(sock: TestSocket, command: string, bytes: number, ackEvery: number): Promise<StackBulkResult> {
   const streams = new Map<string, { end: number; acked: number; delivered: number; gaps: number; gapBytes: number; paused: number; problems: string[] }>();
   const state = (key: string, offset: number) => {
     let s = streams.get(key);
@@ -432,9 +433,9 @@ async function stackBulk(sock: BenchSocket, command: string, bytes: number, ackE
   try {
     const t0 = now();
     // Output may overtake the reply, so the listener above counts every process's frames.
-    const reply = await sock.request('container_command', { command });
+    const reply = await sock.requestOk('container_command', { command });
     const processId = String(reply.payload.processId);
-    const { frame, at } = await sock.waitFor((f) => f.type === 'command_exit' && f.payload.processId === processId, 3_600_000, 'command_exit');
+    const { frame, at } = await sock.waitForTimed((f) => f.type === 'command_exit' && f.payload.processId === processId, 3_600_000, 'command_exit');
     const ms = msBetween(t0, at);
     const out = streams.get(`${processId}:stdout`);
     if (frame.payload.exitCode !== 0) throw new Error(`the bulk command exited with ${JSON.stringify(frame.payload)}`);

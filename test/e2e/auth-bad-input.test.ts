@@ -7,7 +7,7 @@
 import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../edge/auth/tokens';
-import { call, newAccount, type AuthBody, type ErrorBody, type RequestOptions } from '../helpers/api-client';
+import { call, newAccount, type AuthBody, type ErrorBody, type RequestOptions } from '../helpers/client';
 import { d1Execute } from '../helpers/d1';
 import { TestStack } from '../helpers/stack';
 

@@ -5,7 +5,7 @@
  */
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, median, newAccount, type AuthBody, type ErrorBody } from '../helpers/api-client';
+import { call, median, newAccount, type AuthBody, type ErrorBody } from '../helpers/client';
 import { d1Execute } from '../helpers/d1';
 import { TestStack } from '../helpers/stack';
 

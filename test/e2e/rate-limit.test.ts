@@ -5,7 +5,7 @@
  * Cloudflare; forwarding headers count only with TRUST_PROXY.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, newAccount, type ApiResponse, type AuthBody, type ErrorBody } from '../helpers/api-client';
+import { call, newAccount, type ApiResponse, type AuthBody, type ErrorBody } from '../helpers/client';
 import { TestStack } from '../helpers/stack';
 
 const MAX = 5;
