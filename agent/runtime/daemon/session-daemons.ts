@@ -179,6 +179,23 @@ export class SessionDaemons {
     }
   }
 
+  /**
+   * A warm-pool claim (../docker/warm-pool.ts): the slot's run folder and key
+   * become the session's. The running container's bind mount follows the
+   * renamed folder; a symlink left at the slot's path is what the engine
+   * mounts at the container's next start. Safe to run again.
+   */
+  async adoptSlot(slot: string, sessionId: string): Promise<void> {
+    const from = this.runDir(slot);
+    const st = await fs.lstat(from).catch(() => undefined);
+    if (!st) return; // the pooled container has no daemon
+    if (st.isDirectory()) await fs.rename(from, this.runDir(sessionId));
+    if (!st.isSymbolicLink()) await fs.symlink(this.runDir(sessionId), from);
+    await fs.rename(this.keyFile(slot), this.keyFile(sessionId)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
   /** Disconnects from a session's daemon (its processes keep running). */
   drop(sessionId: string): void {
     this.clients.get(sessionId)?.client.close();

@@ -102,7 +102,7 @@ export class DockerRuntime implements Runtime {
       if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
     });
     this.claims = new ClaimStore(opts.workspaceBase, this.log);
-    this.pool = createWarmPool(opts, { agent: this.agent, agentFilters: this.filters, logger: this.log, claims: this.claims, images: this.images, users: this.users, network: this.network, guardEgress: () => this.guardEgress() });
+    this.pool = createWarmPool(opts, { agent: this.agent, agentFilters: this.filters, logger: this.log, claims: this.claims, images: this.images, users: this.users, network: this.network, guardEgress: () => this.guardEgress(), daemons: this.daemons });
   }
 
   async probe(): Promise<DockerStatus> {
@@ -307,7 +307,7 @@ export class DockerRuntime implements Runtime {
         if (!isNotFound(err)) throw err;
       }
     }
-    if (claim) await this.claims.release(claim);
+    if (claim) await Promise.all([this.claims.release(claim), this.daemons.forget(claim.slot)]);
     await this.daemons.forget(sessionId);
     this.ids.delete(sessionId);
     userId ??= await findWorkspaceOwner(this.opts.workspaceBase, sessionId);

@@ -28,6 +28,16 @@ export interface PoolParts {
   network: AgentNetwork;
   /** Re-checks the egress policy before a container joins the bridge (DockerRuntime's guard). */
   guardEgress: () => Promise<void>;
+  /** The session daemons: a pooled container gets one as a created container would, keyed by its slot until claimed. */
+  daemons: PoolDaemons;
+}
+
+/** What the pool uses of ../daemon/session-daemons.ts. */
+export interface PoolDaemons {
+  readonly enabled: boolean;
+  prepare(id: string, owner: { uid: number; gid: number } | undefined): Promise<string[] | null>;
+  adoptSlot(slot: string, sessionId: string): Promise<void>;
+  forget(id: string): Promise<void>;
 }
 
 interface PoolSettings {
@@ -59,6 +69,8 @@ export function createWarmPool(opts: DockerRuntimeOptions, borrowed: PoolParts):
     agentFilters: borrowed.agentFilters,
     claims: borrowed.claims,
     create: (slot) => createPooled(parts, slot),
+    adoptSlot: (slot, sessionId) => borrowed.daemons.adoptSlot(slot, sessionId),
+    forgetSlot: (slot) => borrowed.daemons.forget(slot),
     beforeClaim: async () => {
       const [image] = await Promise.all([parts.images.ensure(template.image), template.network === 'none' ? null : parts.guardEgress()]);
       return image.id;
@@ -75,6 +87,7 @@ async function createPooled(parts: PoolParts & PoolSettings, slot: string): Prom
   const user = await parts.users.resolve(image);
   // The same helper as a workspace's, so the slot's owner and modes are a workspace's.
   const slotDir = await prepareWorkspace(poolRoot(parts.workspaceBase), 'slots', slot, user, parts.logger);
+  const daemon = parts.daemons.enabled ? await parts.daemons.prepare(slot, user) : null;
   const spec: SessionSpec = { sessionId: slot, userId: 'pool', image: t.image, env: [], ports: [], limits: t.limits, network: t.network };
   const options = containerOptions({
     spec,
@@ -83,6 +96,7 @@ async function createPooled(parts: PoolParts & PoolSettings, slot: string): Prom
     network,
     workspace: slotDir.path,
     agent: parts.agent,
+    daemon,
     ...(parts.containerRuntime ? { runtime: parts.containerRuntime } : {}),
   });
   const { [Labels.session]: _session, [Labels.user]: _user, [Labels.ports]: _ports, ...labels } = options.Labels ?? {};

@@ -60,6 +60,10 @@ export interface WarmPoolOptions {
   create: (slot: string) => Promise<PooledContainer>;
   /** Runs before each claim: guards the egress policy and resolves the template's image id now. */
   beforeClaim: () => Promise<string>;
+  /** Makes the slot's session-daemon folder and key the session's (renamed, as the workspace is). */
+  adoptSlot?: (slot: string, sessionId: string) => Promise<void>;
+  /** Removes an unclaimed slot's session-daemon folder and key. */
+  forgetSlot?: (slot: string) => Promise<void>;
   /** First wait after a failed fill, doubled per failure up to a minute (default 2 s). */
   retryMs?: number;
 }
@@ -131,6 +135,7 @@ export class WarmPool {
       try {
         await this.opts.claims.put(record);
         await finishClaim(this.opts.docker, this.opts.workspaceBase, record, info.Name);
+        await this.opts.adoptSlot?.(pooled.slot, spec.sessionId);
         this.log.info('session container claimed from the warm pool', { sessionId: spec.sessionId, containerId: pooled.id.slice(0, 12), ms: Date.now() - started, available: this.ready.length });
         return info;
       } catch (err) {
@@ -158,7 +163,9 @@ export class WarmPool {
     for (const c of pooled) {
       const record = claims.byContainer(c.Id);
       if (record) {
-        await finishClaim(docker, workspaceBase, record).catch((err: unknown) =>
+        await finishClaim(docker, workspaceBase, record)
+          .then(() => this.opts.adoptSlot?.(record.slot, record.sessionId))
+          .catch((err: unknown) =>
           this.log.error('could not finish a pool claim found at start', { sessionId: record.sessionId, error: dockerMessage(err) }),
         );
         continue;
@@ -173,6 +180,7 @@ export class WarmPool {
       // A real folder is an unclaimed slot (never used); a symlink belongs to a claim unless no record names it.
       if (st?.isDirectory() || (st?.isSymbolicLink() && !claims.all().some((r) => r.slot === name))) {
         await fsp.rm(path.join(slots, name), { recursive: true, force: true });
+        await this.opts.forgetSlot?.(name).catch(() => undefined);
       }
     }
     this.log.info('warm pool reconciled', { removedUnclaimed: removed, claimed: claims.all().length, size: this.opts.size });
@@ -224,7 +232,9 @@ export class WarmPool {
     } catch (err) {
       if (!isNotFound(err)) this.log.warn('could not remove a pooled container', { containerId: containerId.slice(0, 12), error: dockerMessage(err) });
     }
-    if (slot) await fsp.rm(slotPath(this.opts.workspaceBase, slot), { recursive: true, force: true }).catch(() => undefined);
+    if (!slot) return;
+    await fsp.rm(slotPath(this.opts.workspaceBase, slot), { recursive: true, force: true }).catch(() => undefined);
+    await this.opts.forgetSlot?.(slot).catch(() => undefined);
   }
 }
 

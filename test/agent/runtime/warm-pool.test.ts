@@ -30,13 +30,13 @@ interface Agent {
   image: string;
 }
 
-async function newAgent(): Promise<Agent> {
-  const image = await ensureTestImage('busybox', docker);
+async function newAgent(kind: 'busybox' | 'node' = 'busybox'): Promise<Agent> {
+  const image = await ensureTestImage(kind, docker);
   const agentId = newId('agt');
   return { agentId, agentName: `test-${agentId.slice(-8)}`, base: fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-pool-')), image };
 }
 
-function runtimeFor(a: Agent, size: number): DockerRuntime {
+function runtimeFor(a: Agent, size: number, sessionDaemon = false): DockerRuntime {
   return new DockerRuntime({
     docker,
     logger: memoryLogger('warn'),
@@ -45,6 +45,7 @@ function runtimeFor(a: Agent, size: number): DockerRuntime {
     agentName: a.agentName,
     pullTimeoutMs: 10_000,
     warmPool: { size, image: a.image, limits: LIMITS },
+    sessionDaemon,
   });
 }
 
@@ -229,6 +230,31 @@ describe.skipIf(!hasDocker)('WarmPool', () => {
       expect(fs.existsSync(slotPath(a.base, slot))).toBe(false);
       expect(fs.existsSync(info.workspace)).toBe(false);
       expect((await runtime.list()).some((x) => x.sessionId === s.sessionId)).toBe(false);
+    });
+  });
+
+  describe('with the session daemon (SESSION_DAEMON)', () => {
+    let a: Agent;
+    let runtime: DockerRuntime;
+    afterAll(() => cleanupAgent(a, runtime));
+
+    it('claims a pooled container whose daemon then serves the session, also after a stop and start', async () => {
+      a = await newAgent('node');
+      runtime = runtimeFor(a, 1, true);
+      await runtime.pool.reconcile();
+      await runtime.pool.fill();
+      const [p] = await pooled(a);
+      expect(p?.Labels[Labels.daemon]).toBe('on');
+      const s = spec(a, { env: ['GREETING=via-daemon'] });
+      const info = await runtime.create(s);
+      expect(info.containerId).toBe(p!.Id);
+      // procNetTcp answers only through the daemon (null means docker exec): the moved socket folder and key work.
+      expect(typeof (await runtime.procNetTcp(s.sessionId))).toBe('string');
+      expect((await run(runtime, s.sessionId, ['sh', '-c', 'echo "$GREETING"'])).stdout).toBe('via-daemon\n');
+      await runtime.stop(s.sessionId);
+      await runtime.start(s.sessionId);
+      expect(typeof (await runtime.procNetTcp(s.sessionId))).toBe('string');
+      expect((await run(runtime, s.sessionId, ['sh', '-c', 'echo "$GREETING"'])).stdout).toBe('via-daemon\n');
     });
   });
 
