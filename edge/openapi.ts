@@ -23,6 +23,7 @@ import {
   WriteFileRequest,
 } from '../shared/api/files';
 import * as client from '../shared/protocol/client';
+import { SetPreviewScriptPayload } from '../shared/protocol/preview-script';
 import { ErrorCode } from '../shared/errors';
 import { RegisterAgentBody } from './routes/admin';
 
@@ -97,6 +98,7 @@ export const WS_MESSAGES: Record<string, { schema: z.ZodType; example: unknown }
   ack: { schema: client.AckPayload, example: { processId: 'prc_0123456789abcdef', stream: 'stdout', offset: 1048576 } },
   start_preview: { schema: client.StartPreviewPayload, example: { port: 5173 } },
   history: { schema: client.HistoryPayload, example: { limit: 50 } },
+  set_preview_script: { schema: SetPreviewScriptPayload, example: { script: { source: 'console.log("hi")', type: 'module' }, forwardErrors: true } },
   read_file: { schema: ReadFileRequest, example: { path: 'package.json' } },
   write_file: { schema: WriteFileRequest, example: { path: 'src/index.js', content: 'export {}\n' } },
   list_dir: { schema: ListDirRequest, example: { path: '.' } },

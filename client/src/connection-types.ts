@@ -5,6 +5,7 @@ import type { StreamName } from '../../shared/protocol/session-data';
 import type { MominaiError } from './errors';
 import type { FileChange } from './connection-files';
 import type { GapInfo, PortInfo } from './protocol';
+import type { PreviewMessagePayload } from '../../shared/protocol/preview-script';
 
 /** The parts of a WebSocket the SDK uses (the browser's, or `ws` in Node). */
 export interface WebSocketLike {
@@ -45,6 +46,8 @@ export interface ConnectionEvents {
   'file-change': [FileChange];
   /** The edge's change journal no longer reaches back to the last version seen: re-read what you show. */
   resync: [];
+  /** A preview page of this session reported an error (its reporter is on: `setPreviewScript({forwardErrors})`). */
+  'preview-message': [PreviewMessagePayload];
   /** A protocol error frame that answered no request. */
   error: [MominaiError];
 }

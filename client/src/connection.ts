@@ -18,6 +18,7 @@
 import { Backoff } from '../../shared/backoff';
 import { decodeBinaryFrame, FrameDecodeError, FrameKind } from '../../shared/protocol/binary';
 import type { SessionView } from '../../shared/api/containers';
+import type { SetPreviewScriptPayload } from '../../shared/protocol/preview-script';
 import { Emitter } from './emitter';
 import { ClientErrorCode, MominaiError } from './errors';
 import { toBase64 } from './bytes';
@@ -32,7 +33,9 @@ import {
   IdleWarning,
   OutputStreamAnnounce,
   PortEvent,
+  PreviewMessagePayload,
   PreviewReady,
+  PreviewScriptSettings,
   ServerFrameSchema,
   ServerReady,
   SessionEnvelope,
@@ -227,6 +230,19 @@ export class SessionConnection {
     return p.data;
   }
 
+  /**
+   * `set_preview_script`: the script the edge puts first in `<head>` of this
+   * session's preview pages, and whether their errors come back as
+   * `preview-message` events; fields left out keep what the session has
+   * (`script: null` removes it). Resolves with what the session keeps now.
+   */
+  async setPreviewScript(settings: SetPreviewScriptPayload): Promise<PreviewScriptSettings> {
+    const reply = await this.request('set_preview_script', settings);
+    const p = PreviewScriptSettings.safeParse(reply.payload);
+    if (!p.success) throw new MominaiError(ClientErrorCode.BadResponse, 'unexpected preview_script_set');
+    return p.data;
+  }
+
   /* ---- the socket ---- */
 
   private dial(): void {
@@ -402,6 +418,8 @@ export class SessionConnection {
         return check(PortEvent, (p) => this.events.emit('port', p));
       case 'server-ready':
         return check(ServerReady, (p) => this.events.emit('server-ready', p));
+      case 'preview_message':
+        return check(PreviewMessagePayload, (p) => this.events.emit('preview-message', p));
       case 'error':
         return check(ErrorPayload, (p) => this.events.emit('error', MominaiError.fromBody(p)));
       default:

@@ -28,6 +28,7 @@ import { handleClientMessage } from '../session/client-frames';
 import { FileRelay, type FileOp } from '../session/file-relay';
 import { SessionLifecycle } from '../session/lifecycle';
 import { PreviewRelay, type PreviewRequestInfo } from '../session/preview-relay';
+import { isPreviewMessagePath, PreviewScripts } from '../preview/scripts';
 import { ProcessRelay } from '../session/process-relay';
 import { toView, type SessionRecord } from '../session/record';
 import { sessionParts } from '../session/session-parts';
@@ -40,12 +41,14 @@ export class SessionDO extends DurableObject<Env> {
   private readonly files: FileRelay;
   private readonly previews: PreviewRelay;
   private readonly clientStore: SqlClientStore;
+  private readonly previewScripts: PreviewScripts;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     setLogLevel(typeof env.LOG_LEVEL === 'string' ? env.LOG_LEVEL : undefined);
     ({ lifecycle: this.lifecycle, agent: this.agent, relay: this.relay, streams: this.streams, files: this.files, previews: this.previews, clientStore: this.clientStore } =
       sessionParts(ctx, env, (f) => this.broadcast(f)));
+    this.previewScripts = new PreviewScripts({ storage: ctx.storage, record: () => this.lifecycle.record, broadcast: (f) => this.broadcast(f) });
   }
 
   /* ---- Typed RPC (the Worker and the Fleet call these) ---- */
@@ -149,7 +152,8 @@ export class SessionDO extends DurableObject<Env> {
   private async preview(request: Request, info: PreviewRequestInfo): Promise<Response> {
     if (this.lifecycle.record?.status === 'running') await this.lifecycle.touch();
     if (request.headers.get('Upgrade')?.toLowerCase() === 'websocket') return this.previews.upgrade(request, info);
-    return this.previews.http(request, info);
+    if (isPreviewMessagePath(info.path)) return this.previewScripts.receive(request, info);
+    return this.previewScripts.decorate(request, info, await this.previews.http(request, info));
   }
 
   private acceptAgent(agentId: string): Response {
@@ -191,6 +195,7 @@ export class SessionDO extends DurableObject<Env> {
       processes: (s, type, id, payload) => this.relay.handleClient(s, type, id, payload),
       files: (s, type, id, payload) => this.files.client(s, type, id, payload),
       startPreview: (port) => this.previews.start(port),
+      setPreviewScript: (payload) => this.previewScripts.set(payload),
       session: () => this.lifecycle.record && toView(this.lifecycle.record),
       activity: () => this.lifecycle.touch(),
     });

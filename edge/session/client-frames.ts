@@ -1,7 +1,7 @@
 /**
  * A client's JSON frames on its session socket: decoded once here, handed to
  * the relay that owns the type (processes, files), or answered here (ping,
- * start_preview, get_session). Every failure becomes one `error` frame with
+ * start_preview, set_preview_script, get_session). Every failure becomes one `error` frame with
  * the request's id, shaped by `fromUnknown`; the socket stays open.
  */
 import { AppError, ErrorCode, fromUnknown } from '../../shared/errors';
@@ -18,6 +18,8 @@ export interface ClientFrameRoutes {
   processes(ws: WebSocket, type: string, id: Id, payload: unknown): Promise<boolean>;
   files(ws: WebSocket, type: string, id: Id, payload: unknown): Promise<boolean>;
   startPreview(port: number): Promise<{ port: number; url: string; pathUrl: string }>;
+  /** `set_preview_script` (../preview/scripts.ts): the settings the session keeps now. */
+  setPreviewScript?(payload: unknown): Promise<unknown>;
   session(): unknown;
   /** Marks user activity (postpones the idle stop); not called for keep-alives. */
   activity(): Promise<void>;
@@ -48,11 +50,13 @@ export async function handleClientMessage(ws: WebSocket, message: string | Array
         return routes.send(ws, { type: 'pong', ...withId, payload: { time: Date.now() } });
       case 'start_preview':
         return routes.send(ws, { type: 'preview_ready', ...withId, payload: await routes.startPreview(parsePayload(StartPreviewPayload, payload).port) });
+      case 'set_preview_script':
+        if (!routes.setPreviewScript) break;
+        return routes.send(ws, { type: 'preview_script_set', ...withId, payload: await routes.setPreviewScript(payload) });
       case 'get_session':
         return routes.send(ws, { type: 'session', ...withId, payload: { session: routes.session() } });
-      default:
-        throw new AppError(ErrorCode.ProtocolError, `unknown message type "${type}"`);
     }
+    throw new AppError(ErrorCode.ProtocolError, `unknown message type "${type}"`);
   } catch (err) {
     const e = fromUnknown(err);
     if (!(err instanceof AppError)) log('error', 'client request failed', { type, error: String(err) });

@@ -3,7 +3,8 @@
  * against the real stack: loaded as an ES module by a page on another
  * origin (CORS), it signs up, creates a session, runs a command over the
  * browser's own WebSocket and boots the WebContainer facade. Proves the
- * bundle needs nothing from Node.
+ * bundle needs nothing from Node. Then the preview side of the facade: a
+ * preview script and the error reporter running in a real preview page.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -39,6 +40,27 @@ const PAGE_SCRIPT = `async (baseUrl) => {
   await wc.tornDown;
   await api.sessions.delete(session.id);
   return { stdout, exit, back, missing };
+}`;
+
+/**
+ * A page that boots the facade as bolt.diy does (forwardPreviewErrors), sets a
+ * preview script, serves a page that throws (busybox httpd) and resolves with
+ * the preview's URL; its preview-message events collect in window.__messages.
+ */
+const PREVIEW_SCRIPT = `async (baseUrl) => {
+  const m = await import('/mominai-client.js');
+  const api = new m.MominaiClient({ baseUrl });
+  const n = Date.now().toString(36);
+  await api.register({ email: 'preview-' + n + '@example.com', password: 'a long enough password', username: 'preview_' + n });
+  const wc = await m.WebContainer.boot({ apiUrl: baseUrl, token: api.token, forwardPreviewErrors: true });
+  window.__wc = wc;
+  window.__messages = [];
+  wc.on('preview-message', (msg) => window.__messages.push(msg));
+  await wc.setPreviewScript('window.__fromIde = "yes";');
+  await wc.mount({ site: { directory: { 'index.html': { file: { contents: '<html><head><title>app</title></head><body><script>throw new Error("boom from the preview")</script></body></html>' } } } } });
+  const ready = new Promise((resolve) => wc.on('server-ready', (port, url) => port === 3000 && resolve(url)));
+  await wc.spawn('httpd', ['-f', '-p', '3000', '-h', '/workspace/site']);
+  return ready;
 }`;
 
 describe.skipIf(!hasDocker || !chromiumAvailable())('browser bundle (Chromium, real stack, Docker)', () => {
@@ -79,5 +101,29 @@ describe.skipIf(!hasDocker || !chromiumAvailable())('browser bundle (Chromium, r
     await context.close();
     expect(errors).toEqual([]);
     expect(result).toEqual({ stdout: 'from the browser\n', exit: { exitCode: 0, reason: 'exit' }, back: 'mounted in a browser', missing: 'ENOENT' });
+  }, 180_000);
+
+  it('runs the preview script in a preview page and brings the page\'s uncaught error back as preview-message', async () => {
+    const context = await browser.newContext();
+    const ide = await context.newPage();
+    const errors: string[] = [];
+    ide.on('pageerror', (e) => errors.push(e.message));
+    await ide.goto(pageOrigin);
+    const url = String(await ide.evaluate(`(${PREVIEW_SCRIPT})(${JSON.stringify(stack.baseUrl)})`));
+    const preview = await context.newPage();
+    const previewErrors: string[] = [];
+    preview.on('pageerror', (e) => previewErrors.push(e.message));
+    await preview.goto(url);
+    expect(await preview.evaluate('window.__fromIde')).toBe('yes');
+    await ide.waitForFunction('window.__messages.length > 0', undefined, { timeout: 30_000 });
+    const messages = (await ide.evaluate('window.__messages')) as Array<Record<string, unknown>>;
+    const sessionId = String(await ide.evaluate('window.__wc.sessionId'));
+    await ide.evaluate('(async () => { window.__wc.teardown(); await window.__wc.tornDown; })()');
+    await context.close();
+    expect(previewErrors).toEqual(['boom from the preview']);
+    expect(errors).toEqual([]);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toMatchObject({ type: 'PREVIEW_UNCAUGHT_EXCEPTION', message: 'Uncaught Error: boom from the preview', pathname: '/', search: '', hash: '', port: 3000, previewId: `3000-${sessionId}` });
+    expect(String(messages[0]!.stack)).toContain('boom from the preview');
   }, 180_000);
 });

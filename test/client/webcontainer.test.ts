@@ -8,7 +8,7 @@ import http from 'node:http';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MominaiClient } from '@mominai/client';
-import { FsError, WebContainer, type FileSystemTree, type PathWatcherEvent } from '@mominai/client/webcontainer';
+import { FsError, PreviewMessageType, WebContainer, type FileSystemTree, type PathWatcherEvent, type PreviewMessage } from '@mominai/client/webcontainer';
 import { newAccount } from '../helpers/api-client';
 import { hasDocker } from '../helpers/docker';
 import type { TestStack } from '../helpers/stack';
@@ -33,6 +33,22 @@ function browserGet(edgePort: number, url: string, cookie = ''): Promise<{ statu
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** POST through the edge as a page on `url`'s origin would (its Origin, the preview cookie). */
+function browserPost(edgePort: number, url: string, cookie: string, body: string): Promise<number> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: edgePort, path: u.pathname, method: 'POST', headers: { Host: u.host, Origin: u.origin, Cookie: cookie, 'Content-Type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
 }
 
@@ -127,6 +143,15 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     const after = await out.until((t) => /\x1b\]654;exit=\d+:0\x07/.test(t));
     expect(after).toMatch(/\r\nhi\r\n/);
     expect(after.indexOf('\x1b]654;interactive\x07')).toBeLessThan(after.search(/\x1b\]654;exit=/));
+    // The marker is exit=<shell pid>:<code>: bolt.new and bolt.diy read the code as the number after the colon.
+    await input.write('echo "pid=$$"\n');
+    const pid = (await out.until((t) => /\r\npid=\d+\r\n/.test(t))).match(/\r\npid=(\d+)\r\n/)![1]!;
+    const mark = out.text.length;
+    await input.write('false\n');
+    const failed = (await out.until((t) => /\x1b\]654;exit=\d+:1\x07/.test(t.slice(mark)))).slice(mark);
+    expect(failed).toContain(`\x1b]654;exit=${pid}:1\x07`);
+    const [, osc, , , code] = failed.match(/\x1b\]654;([^\x07=]+)=?((-?\d+):(\d+))?\x07/) ?? [];
+    expect([osc, Number(code)]).toEqual(['exit', 1]);
     await input.write('exit 3\n');
     expect(await shell.exit).toBe(3);
     const second = await wc.spawn('jsh', ['--osc'], { terminal: { cols: 80, rows: 24 } });
@@ -228,5 +253,78 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
       throw new Error(`${String(err)}; events: ${JSON.stringify(events)}`);
     });
     watcher.close();
+  }, 180_000);
+  it('injects setPreviewScript into the pages its previews serve, and brings their errors back as preview-message (forwardPreviewErrors)', async () => {
+    await wc.mount({ site: { directory: { 'index.html': { file: { contents: '<html><head><title>p</title></head><body>page</body></html>' } } } } });
+    await wc.fs.writeFile('/site/server.js', SERVER.replace('3000', '3100'));
+    await wc.setPreviewScript('window.__fromIde = 1;', { type: 'module' });
+    expect(wc.previewScriptSource).toBe('window.__fromIde = 1;');
+    // A second instance on the same session (attached: teardown leaves it), booted as bolt.diy boots.
+    const bolt = await WebContainer.boot({ apiUrl: stack.baseUrl, token, sessionId: wc.sessionId, forwardPreviewErrors: true, workdirName: 'project', WebSocket: WebSocket as never });
+    try {
+      const ready = waitFor<{ port: number; url: string }>((l) => wc.on('server-ready', (port, url) => l({ port, url })), (r) => r.port === 3100, 60_000, 'server-ready 3100');
+      const server = await wc.spawn('node', ['server.js'], { cwd: '/site' });
+      const { url } = await ready;
+      const landing = await browserGet(stack.port, url);
+      expect(landing.status).toBe(302);
+      const clean = new URL(landing.location!, url).toString();
+      const page = (await browserGet(stack.port, clean, landing.setCookie)).body;
+      expect(page.startsWith('<html><head><script>(function () {\n  if (window.__mominaiPreviewReporter) return;')).toBe(true);
+      expect(page).toContain('</script><script type="module">window.__fromIde = 1;</script><title>p</title>');
+      // What the reporter in that page posts when it meets an uncaught error.
+      const got = waitFor<PreviewMessage>((l) => bolt.on('preview-message', l), () => true, 30_000, 'preview-message');
+      const gotFirst = waitFor<PreviewMessage>((l) => wc.on('preview-message', l), () => true, 30_000, 'preview-message on the first instance');
+      const body = { type: 'PREVIEW_UNCAUGHT_EXCEPTION', message: 'boom', stack: 'Error: boom\n    at /:1:1', pathname: '/', search: '', hash: '' };
+      expect(await browserPost(stack.port, new URL('/__mominai/preview-message', clean).toString(), landing.setCookie!, JSON.stringify(body))).toBe(204);
+      const expected = { ...body, type: PreviewMessageType.UncaughtException, port: 3100, previewId: `3100-${wc.sessionId}` };
+      expect(await got).toEqual(expected);
+      expect(await gotFirst).toEqual(expected);
+      server.kill();
+      expect(await server.exit).not.toBe(0);
+      await wc.setPreviewScript('');
+      expect(wc.previewScriptSource).toBeUndefined();
+    } finally {
+      bolt.teardown();
+      await bolt.tornDown;
+      await wc.connection.setPreviewScript({ script: null, forwardErrors: false });
+    }
+  }, 180_000);
+
+  it('shows the workdir as /home/<workdirName> when boot names one, mapping its paths to /workspace', async () => {
+    const named = await WebContainer.boot({ apiUrl: stack.baseUrl, token, sessionId: wc.sessionId, workdirName: 'project', WebSocket: WebSocket as never });
+    try {
+      expect(named.workdir).toBe('/home/project');
+      let watching: Promise<void> | undefined;
+      const seen = waitFor<PathWatcherEvent[]>(
+        (l) => {
+          const stop = named.internal.watchPaths({ include: ['/home/project/named/**'] }, l);
+          watching = stop.ready;
+          return stop;
+        },
+        (batch) => batch.some((e) => e.path === '/home/project/named/a.txt'),
+        30_000,
+        'the watchPaths event',
+      );
+      seen.catch(() => undefined); // awaited below; this keeps an earlier failure from leaving it unhandled
+      await watching;
+      await named.fs.mkdir('/home/project/named', { recursive: true });
+      await named.fs.writeFile('/home/project/named/a.txt', 'via the shown workdir');
+      expect(await wc.fs.readFile('/named/a.txt', 'utf8')).toBe('via the shown workdir');
+      expect(await named.fs.readFile('named/a.txt', 'utf8')).toBe('via the shown workdir');
+      const pwd = await named.spawn('sh', ['-c', 'pwd; cat a.txt'], { cwd: '/home/project/named' });
+      let text = '';
+      await pwd.output.pipeTo(new WritableStream({ write: (c) => void (text += c) }));
+      expect(await pwd.exit).toBe(0);
+      expect(text).toBe('/workspace/named\r\nvia the shown workdir');
+      expect((await seen).map((e) => e.path)).toContain('/home/project/named/a.txt');
+      expect(await named.export('/home/project/named')).toEqual({ 'a.txt': { file: { contents: new TextEncoder().encode('via the shown workdir') } } });
+    } finally {
+      named.teardown();
+      await named.tornDown;
+    }
+    await expect(WebContainer.boot({ apiUrl: stack.baseUrl, token, workdirName: '../etc', WebSocket: WebSocket as never })).rejects.toMatchObject({
+      code: 'validation_failed',
+      message: 'workdirName must be one folder name (letters, digits, \'.\', \'_\', \'-\'; at most 64), not "../etc"',
+    });
   }, 180_000);
 });

@@ -12,8 +12,8 @@ import { PathFilter } from './glob';
 import { relativePath, WORKDIR } from './fs';
 import type { ExportOptions, FileSystemTree } from './types';
 
-export async function exportTree(rest: SessionFiles, path: string, opts: ExportOptions = {}): Promise<FileSystemTree | Uint8Array> {
-  const stream = await rest.tarDownload(relativePath(path));
+export async function exportTree(rest: SessionFiles, path: string, opts: ExportOptions = {}, shown: string = WORKDIR): Promise<FileSystemTree | Uint8Array> {
+  const stream = await rest.tarDownload(relativePath(path, shown));
   const tar = new Uint8Array(await new Response(stream).arrayBuffer());
   // Globs are relative to the exported folder, as WebContainers' are.
   const filter = new PathFilter(opts.includes, opts.excludes, WORKDIR);

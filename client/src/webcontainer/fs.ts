@@ -1,7 +1,8 @@
 /**
  * WebContainer's `fs` on a session. Paths are relative to the working
  * folder, and `/` means that folder, as in WebContainers; a path that
- * starts with the workdir (`/workspace/...`) is taken as the same place.
+ * starts with the workdir (`/workspace/...`, or `/home/<workdirName>/...` when boot
+ * named one) is taken as the same place.
  * Small reads and writes go over the session WebSocket, large ones through
  * REST. The API's errors become Node-style errors (`code: 'ENOENT'`, ...).
  */
@@ -12,12 +13,22 @@ import { fromBase64, toBase64, utf8 } from '../bytes';
 import { WS_WRITE_LIMIT } from '../connection-files';
 import type { BufferEncoding, DirEnt, FileSystemAPI, FSWatchCallback, FSWatchOptions, IFSWatcher } from './types';
 
+/** Where the workspace is inside the container. */
 export const WORKDIR = '/workspace';
 
-/** `/src/a.js`, `src/a.js` and `/workspace/src/a.js` → `src/a.js`; `/` → `` (the workdir). */
-export function relativePath(path: string): string {
+/**
+ * `/src/a.js`, `src/a.js` and `/workspace/src/a.js` → `src/a.js`; `/` → `` (the workdir).
+ * `shown` is the workdir the facade reports (`/home/<workdirName>` when boot named one):
+ * paths under it are the same place as under /workspace.
+ */
+export function relativePath(path: string, shown: string = WORKDIR): string {
   let p = path;
-  if (p === WORKDIR || p.startsWith(`${WORKDIR}/`)) p = p.slice(WORKDIR.length);
+  for (const base of [shown, WORKDIR]) {
+    if (p === base || p.startsWith(`${base}/`)) {
+      p = p.slice(base.length);
+      break;
+    }
+  }
   return p
     .split('/')
     .filter((s) => s !== '' && s !== '.')
@@ -25,9 +36,15 @@ export function relativePath(path: string): string {
 }
 
 /** The absolute path inside the container. */
-export function containerPath(path: string): string {
-  const rel = relativePath(path);
+export function containerPath(path: string, shown: string = WORKDIR): string {
+  const rel = relativePath(path, shown);
   return rel ? `${WORKDIR}/${rel}` : WORKDIR;
+}
+
+/** A container path (`/workspace/...`) as the facade shows it (`<shown>/...`). */
+export function shownPath(path: string, shown: string = WORKDIR): string {
+  if (shown === WORKDIR || !(path === WORKDIR || path.startsWith(`${WORKDIR}/`))) return path;
+  return `${shown}${path.slice(WORKDIR.length)}`;
 }
 
 /** An error shaped like Node's fs errors. */
@@ -142,6 +159,8 @@ export class WebContainerFs implements FileSystemAPI {
   constructor(
     private readonly conn: SessionConnection,
     private readonly rest: SessionFiles,
+    /** The workdir as shown (`/home/<workdirName>`, or /workspace). */
+    private readonly shown: string = WORKDIR,
   ) {}
 
   readdir(path: string, options: 'buffer' | { encoding: 'buffer'; withFileTypes?: false }): Promise<Uint8Array[]>;
@@ -152,7 +171,7 @@ export class WebContainerFs implements FileSystemAPI {
     const o = typeof options === 'string' ? { encoding: options } : ((options ?? {}) as { encoding?: string | null; withFileTypes?: boolean });
     let entries;
     try {
-      entries = await this.conn.files.list(containerPath(path));
+      entries = await this.conn.files.list(containerPath(path, this.shown));
     } catch (err) {
       throw toFsError(err, 'scandir', path);
     }
@@ -172,7 +191,7 @@ export class WebContainerFs implements FileSystemAPI {
 
   /** Over the WebSocket up to 512 KiB, through REST above. */
   async readBytes(path: string): Promise<Uint8Array> {
-    const p = containerPath(path);
+    const p = containerPath(path, this.shown);
     try {
       return await this.conn.files.read(p);
     } catch (err) {
@@ -190,7 +209,7 @@ export class WebContainerFs implements FileSystemAPI {
   async writeFile(path: string, data: string | Uint8Array, options?: string | { encoding?: string | null } | null): Promise<void> {
     const encoding = typeof options === 'string' ? options : options?.encoding;
     const bytes = typeof data === 'string' ? encodeString(data, encoding) : data;
-    const p = containerPath(path);
+    const p = containerPath(path, this.shown);
     try {
       if (bytes.byteLength <= WS_WRITE_LIMIT) await this.conn.files.write(p, bytes);
       else await this.rest.write(p, bytes);
@@ -203,7 +222,7 @@ export class WebContainerFs implements FileSystemAPI {
   mkdir(path: string, options: { recursive: true }): Promise<string>;
   async mkdir(path: string, options?: { recursive?: boolean }): Promise<string | void> {
     try {
-      await this.conn.files.mkdir(containerPath(path), { recursive: options?.recursive ?? false });
+      await this.conn.files.mkdir(containerPath(path, this.shown), { recursive: options?.recursive ?? false });
     } catch (err) {
       throw toFsError(err, 'mkdir', path);
     }
@@ -212,7 +231,7 @@ export class WebContainerFs implements FileSystemAPI {
 
   async rm(path: string, options: { force?: boolean; recursive?: boolean } = {}): Promise<void> {
     try {
-      await this.conn.files.delete(containerPath(path), { recursive: options.recursive ?? false });
+      await this.conn.files.delete(containerPath(path, this.shown), { recursive: options.recursive ?? false });
     } catch (err) {
       const e = toFsError(err, 'rm', path);
       if (options.force && e instanceof FsError && e.code === 'ENOENT') return;
@@ -222,7 +241,7 @@ export class WebContainerFs implements FileSystemAPI {
 
   async rename(oldPath: string, newPath: string): Promise<void> {
     try {
-      await this.conn.files.rename(containerPath(oldPath), containerPath(newPath));
+      await this.conn.files.rename(containerPath(oldPath, this.shown), containerPath(newPath, this.shown));
     } catch (err) {
       throw toFsError(err, 'rename', oldPath);
     }
@@ -234,7 +253,7 @@ export class WebContainerFs implements FileSystemAPI {
     const listener = typeof a === 'function' ? a : b;
     const opts = typeof a === 'object' && a !== null ? a : {};
     const buffer = (typeof a === 'string' ? a : opts.encoding) === 'buffer';
-    const root = containerPath(filename);
+    const root = containerPath(filename, this.shown);
     let closed = false;
     let watch: { close(): void } | undefined;
     const ready = this.conn.files

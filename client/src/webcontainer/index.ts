@@ -5,6 +5,7 @@
  * What cannot be honoured the same way is present, typed and documented
  * where it is declared (and in client/README.md).
  */
+import type { PreviewMessagePayload } from '../../../shared/protocol/preview-script';
 import { MominaiClient } from '../client';
 import type { SessionConnection } from '../connection';
 import { MominaiError } from '../errors';
@@ -46,7 +47,6 @@ export interface LoadFilesOptions {
 }
 
 interface FacadeEvents {
-  'preview-message': [PreviewMessage];
   'xdg-open': [string];
   code: [Parameters<CodeListener>[0], Parameters<CodeListener>[1]];
 }
@@ -61,7 +61,6 @@ export class WebContainer {
   private readonly events = new Emitter<FacadeEvents>();
   private readonly rest: SessionFiles;
   private previewScript: { src: string; options: PreviewScriptOptions } | undefined;
-  private stopWindowListener: (() => void) | undefined;
   private down = false;
 
   private constructor(
@@ -69,12 +68,12 @@ export class WebContainer {
     readonly connection: SessionConnection,
     readonly sessionId: string,
     private readonly owned: boolean,
+    private readonly shownWorkdir: string,
   ) {
     this.rest = client.files(sessionId);
-    this.fs = new WebContainerFs(connection, this.rest);
-    this.internal = { watchPaths: (options, callback) => watchPaths(connection, this.fs, options, callback) };
+    this.fs = new WebContainerFs(connection, this.rest, shownWorkdir);
+    this.internal = { watchPaths: (options, callback) => watchPaths(connection, this.fs, options, callback, shownWorkdir) };
     this.tornDown = new Promise((resolve) => (this.resolveTornDown = resolve));
-    this.listenForPreviewMessages();
   }
 
   /**
@@ -82,6 +81,7 @@ export class WebContainer {
    * connects to it and resolves once it runs.
    */
   static async boot(options: BootOptions): Promise<WebContainer> {
+    const shown = shownWorkdir(options.workdirName);
     const client = new MominaiClient({
       baseUrl: options.apiUrl,
       token: options.token,
@@ -114,12 +114,23 @@ export class WebContainer {
         throw err;
       });
     }
-    return new WebContainer(client, conn, session.id, !options.sessionId);
+    if (options.forwardPreviewErrors !== undefined) {
+      await conn.setPreviewScript({ forwardErrors: options.forwardPreviewErrors }).catch((err: unknown) => {
+        conn.close();
+        throw err;
+      });
+    }
+    return new WebContainer(client, conn, session.id, !options.sessionId, shown);
   }
 
-  /** The working folder: always /workspace here (`workdirName` cannot move it). */
+  /**
+   * The working folder as this facade shows it: `/home/<workdirName>` when
+   * boot named one (as in WebContainers), else `/workspace`. Either way the
+   * files are in the container's /workspace; paths under the shown workdir
+   * are mapped there (fs, spawn's cwd, mount, export, watchPaths' events).
+   */
   get workdir(): string {
-    return WORKDIR;
+    return this.shownWorkdir;
   }
 
   /** The PATH processes get, with the workdir's node_modules/.bin first (as WebContainers'). */
@@ -132,7 +143,7 @@ export class WebContainer {
   async spawn(command: string, a?: string[] | SpawnOptions, b?: SpawnOptions): Promise<WebContainerProcess & { processId: string }> {
     const args = Array.isArray(a) ? a : [];
     const options = (Array.isArray(a) ? b : a) ?? {};
-    const p = await spawnProcess(this.connection, command, args, options);
+    const p = await spawnProcess(this.connection, command, args, options, this.shownWorkdir);
     return { processId: p.processId, output: p.output, input: p.input, exit: p.exit, kill: p.kill, resize: p.resize };
   }
 
@@ -140,7 +151,7 @@ export class WebContainer {
   async mount(snapshotOrTree: FileSystemTree | Uint8Array | ArrayBuffer, options: LoadFilesOptions = {}): Promise<void> {
     const tar =
       snapshotOrTree instanceof Uint8Array ? snapshotOrTree : snapshotOrTree instanceof ArrayBuffer ? new Uint8Array(snapshotOrTree) : encodeTar(fromTree(snapshotOrTree));
-    await this.rest.tarUpload(relativePath(options.mountPoint ?? ''), tar);
+    await this.rest.tarUpload(relativePath(options.mountPoint ?? '', this.shownWorkdir), tar);
   }
 
   export(path: string): Promise<FileSystemTree>;
@@ -148,7 +159,7 @@ export class WebContainer {
   export(path: string, options: ExportOptions): Promise<Uint8Array>;
   /** `json` → FileSystemTree; `zip` → a zip; `binary` → a tar (which `mount` takes back). */
   export(path: string, options: ExportOptions = {}): Promise<FileSystemTree | Uint8Array> {
-    return exportTree(this.rest, path, options);
+    return exportTree(this.rest, path, options, this.shownWorkdir);
   }
 
   on(event: 'port', listener: PortListener): Unsubscribe;
@@ -171,6 +182,7 @@ export class WebContainer {
       case 'error':
         return this.connection.on('error', (e) => l({ message: e.message }));
       case 'preview-message':
+        return this.connection.on('preview-message', (m) => l(toPreviewMessage(m)));
       case 'xdg-open':
       case 'code':
         return this.events.on(event, l as never);
@@ -180,15 +192,17 @@ export class WebContainer {
   }
 
   /**
-   * Kept for the previews of this session. Injecting it into their HTML
-   * responses is work for the edge's preview relay, which does not do it
-   * yet: until it does, this resolves without effect. `preview-message`
-   * events still arrive from any preview page that posts them to its parent
-   * (window.parent.postMessage with a PreviewMessage), e.g. when the app
-   * includes such a script itself.
+   * The script the edge injects, first in `<head>`, into every HTML
+   * response of this session's previews (pages loaded after this resolves;
+   * reload the open ones with `reloadPreview`). `scriptSrc` is the script's
+   * source text; `type`, `defer` and `async` become its attributes. Kept by
+   * the session (the last writer wins, so another tab of the same session
+   * replaces it); an empty string removes it.
    */
   async setPreviewScript(scriptSrc: string, options: PreviewScriptOptions = {}): Promise<void> {
-    this.previewScript = { src: scriptSrc, options };
+    const script = scriptSrc === '' ? null : { source: scriptSrc, ...options };
+    await this.connection.setPreviewScript({ script });
+    this.previewScript = script ? { src: scriptSrc, options } : undefined;
   }
 
   /** The script set with setPreviewScript, if any. */
@@ -200,7 +214,6 @@ export class WebContainer {
   teardown(): void {
     if (this.down) return;
     this.down = true;
-    this.stopWindowListener?.();
     this.connection.close();
     const done = this.owned ? this.client.sessions.delete(this.sessionId).catch(() => undefined) : Promise.resolve();
     void done.then(() => this.resolveTornDown());
@@ -216,29 +229,29 @@ export class WebContainer {
     }
   }
 
-  private listenForPreviewMessages(): void {
-    const w = (globalThis as { window?: { addEventListener(t: string, l: (e: { origin: string; data: unknown }) => void): void; removeEventListener(t: string, l: (e: { origin: string; data: unknown }) => void): void } }).window;
-    if (!w) return;
-    const onMessage = (e: { origin: string; data: unknown }) => {
-      let host = '';
-      try {
-        host = new URL(e.origin).hostname;
-      } catch {
-        return;
-      }
-      if (!host.includes(this.sessionId.toLowerCase()) || !isPreviewMessage(e.data)) return;
-      this.events.emit('preview-message', e.data);
-    };
-    w.addEventListener('message', onMessage);
-    this.stopWindowListener = () => w.removeEventListener('message', onMessage);
-  }
 }
 
-/** Whether `data` has the shape of a PreviewMessage. */
+/** Whether `data` is a PreviewMessage: an object whose `type` is one of PreviewMessageType (WebContainers' test). */
 export function isPreviewMessage(data: unknown): data is PreviewMessage {
-  if (typeof data !== 'object' || data === null) return false;
-  const d = data as { type?: unknown; port?: unknown; previewId?: unknown };
-  return Object.values(PreviewMessageType).includes(d.type as PreviewMessageType) && typeof d.port === 'number' && typeof d.previewId === 'string';
+  if (typeof data !== 'object' || data === null || !('type' in data)) return false;
+  return (Object.values(PreviewMessageType) as unknown[]).includes(data.type);
+}
+
+/** A validated `preview_message` payload with WebContainers' enum type. */
+function toPreviewMessage(m: PreviewMessagePayload): PreviewMessage {
+  const base = { previewId: m.previewId, port: m.port, pathname: m.pathname, search: m.search, hash: m.hash };
+  if (m.type === 'PREVIEW_CONSOLE_ERROR') return { ...base, type: PreviewMessageType.ConsoleError, args: m.args, stack: m.stack };
+  const type = m.type === 'PREVIEW_UNCAUGHT_EXCEPTION' ? PreviewMessageType.UncaughtException : PreviewMessageType.UnhandledRejection;
+  return { ...base, type, message: m.message, stack: m.stack };
+}
+
+/** `/home/<workdirName>` (WebContainers' workdir), or /workspace without a name; a name that is not one folder name is refused. */
+function shownWorkdir(name: string | undefined): string {
+  if (name === undefined) return WORKDIR;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(name) || name === '.' || name === '..') {
+    throw new MominaiError('validation_failed', `workdirName must be one folder name (letters, digits, '.', '_', '-'; at most 64), not ${JSON.stringify(name)}`);
+  }
+  return `/home/${name}`;
 }
 
 /** Reloads a preview iframe (WebContainers' helper). */

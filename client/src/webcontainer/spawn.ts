@@ -60,13 +60,13 @@ export function exitNumber(e: ProcessExit): number {
   return 128 + (SIGNALS[e.signal ?? ''] ?? 9);
 }
 
-export async function spawnProcess(conn: SessionConnection, command: string, args: string[], opts: SpawnOptions): Promise<WebContainerProcess & { processId: string; handle: ProcessHandle }> {
+export async function spawnProcess(conn: SessionConnection, command: string, args: string[], opts: SpawnOptions, shown?: string): Promise<WebContainerProcess & { processId: string; handle: ProcessHandle }> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(opts.env ?? {})) env[k] = String(v);
   env.TERM ??= 'xterm-256color';
   const cols = opts.terminal?.cols ?? 80;
   const rows = opts.terminal?.rows ?? 24;
-  const cwd = opts.cwd === undefined ? undefined : containerPath(opts.cwd);
+  const cwd = opts.cwd === undefined ? undefined : containerPath(opts.cwd, shown);
   let argv: string[];
   if (command === 'jsh' || command === '/bin/jsh') {
     const osc = args.includes('--osc');

@@ -76,11 +76,19 @@ export interface BootOptions {
   image?: string;
   /** Attach to this existing session instead of creating one; teardown() then leaves it running. */
   sessionId?: string;
-  /** Accepted for compatibility; the working folder is always /workspace here. */
+  /**
+   * The workdir this facade shows is `/home/<workdirName>` (as in WebContainers); the files
+   * stay in the container's /workspace, and paths under either name are the same place.
+   * One folder name (letters, digits, `.`, `_`, `-`); anything else fails boot with `validation_failed`.
+   */
   workdirName?: string;
   /** Accepted for compatibility; previews live on their own origins and need no COEP. */
   coep?: 'require-corp' | 'credentialless' | 'none';
-  /** Accepted; see setPreviewScript for how preview errors reach `preview-message`. */
+  /**
+   * Given: the edge injects an error reporter into the session's preview pages, and uncaught
+   * errors, unhandled rejections and (unless `exceptions-only`) console.error come back as
+   * `preview-message` events. Not given: the session keeps what it had (off for a new one).
+   */
   forwardPreviewErrors?: boolean | 'exceptions-only';
   /** Node 20 has no global WebSocket: pass `ws`'s constructor. */
   WebSocket?: WebSocketConstructor;

@@ -9,7 +9,7 @@
 import type { SessionConnection } from '../connection';
 import type { FileChange } from '../connection-files';
 import { PathFilter } from './glob';
-import { WORKDIR, type WebContainerFs } from './fs';
+import { shownPath, WORKDIR, type WebContainerFs } from './fs';
 import type { PathWatcherEvent, WatchPathsOptions } from './types';
 
 /** How long changes gather before a batch goes out (ms). */
@@ -18,8 +18,9 @@ const BATCH_MS = 50;
 /** Stops the watch; `ready` resolves once the edge watches (changes before that are not reported). */
 export type StopWatching = (() => void) & { ready: Promise<void> };
 
-export function watchPaths(conn: SessionConnection, fs: WebContainerFs, opts: WatchPathsOptions, callback: (events: PathWatcherEvent[]) => void): StopWatching {
-  const filter = new PathFilter(opts.include, opts.exclude, WORKDIR);
+/** `shown` is the workdir the facade reports: event paths and absolute globs are under it. */
+export function watchPaths(conn: SessionConnection, fs: WebContainerFs, opts: WatchPathsOptions, callback: (events: PathWatcherEvent[]) => void, shown: string = WORKDIR): StopWatching {
+  const filter = new PathFilter(opts.include, opts.exclude, shown);
   let batch: FileChange[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
@@ -34,7 +35,7 @@ export function watchPaths(conn: SessionConnection, fs: WebContainerFs, opts: Wa
       const events: PathWatcherEvent[] = [];
       const contents = new Map<string, Promise<Uint8Array | undefined>>();
       for (const c of changes) {
-        const event: PathWatcherEvent = { type: c.event, path: c.path };
+        const event: PathWatcherEvent = { type: c.event, path: shownPath(c.path, shown) };
         if (opts.includeContent && (c.event === 'add_file' || c.event === 'change')) {
           let read = contents.get(c.path);
           if (!read) {
@@ -52,7 +53,7 @@ export function watchPaths(conn: SessionConnection, fs: WebContainerFs, opts: Wa
 
   const ready = conn.files
     .watch(WORKDIR, { recursive: true }, (c) => {
-      if (closed || !filter.matches(c.path)) return;
+      if (closed || !filter.matches(shownPath(c.path, shown))) return;
       batch.push(c);
       timer ??= setTimeout(flush, BATCH_MS);
     })
