@@ -17,12 +17,16 @@
  *   sandbox    [--n 30] [--runtime-n 8]     a neighbour's echo p99 through a fork bomb + memory hog next door
  *                                             (vs docker exec in the same storm); create and exec under runsc vs runc
  *   all        every benchmark above but soak and scale, in that order
+ *   compare <bench|all> --at <commit> [--rounds 2]
+ *              that benchmark on an older commit (a temporary git worktree) and on this tree,
+ *              alternately, each target's figures side by side (./compare.ts)
  *
  * Common options: --timeout <seconds> (each benchmark's budget), --debug (stack logs on stderr),
  * --edge miniflare|wrangler (what runs the edge Worker; default miniflare, or EDGE_RUNNER):
  * miniflare is the same workerd without wrangler dev's proxy and inspector relay,
  * the closest to production on one machine; wrangler is what `npm start` runs.
  */
+import { compare } from './compare';
 import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
@@ -36,6 +40,15 @@ const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle,
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
+  if (name === 'compare') {
+    const [what, ...more] = rest;
+    if (!what || (what !== 'all' && !(what in BENCHES))) {
+      console.error(`usage: npm run bench -- compare <${[...Object.keys(BENCHES), 'all'].join('|')}> --at <commit> [--rounds 2] [options]`);
+      return 2;
+    }
+    process.on('SIGINT', () => interrupted.abort());
+    return compare(what, parseArgs(more), more);
+  }
   if (!name || (name !== 'all' && !(name in BENCHES))) {
     console.error(`usage: npm run bench -- <${[...Object.keys(BENCHES), 'all'].join('|')}> [--n N] [--timeout S] ...`);
     return 2;
