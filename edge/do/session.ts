@@ -72,6 +72,7 @@ export class SessionDO extends DurableObject<Env> {
   async destroy(userId: string): Promise<RpcResult<{ id: string; status: SessionStatus }>> {
     return capture(async () => {
       const result = await this.lifecycle.destroy(userId);
+      await this.previewScripts.forget();
       for (const ws of this.ctx.getWebSockets('client')) safeClose(ws, 1000, 'session destroyed');
       return result;
     });

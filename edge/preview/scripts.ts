@@ -36,7 +36,7 @@ export const MESSAGES_PER_WINDOW = 100;
 const WINDOW_MS = 10_000;
 
 export interface PreviewScriptDeps {
-  storage: { get(key: string): Promise<unknown>; put(key: string, value: unknown): Promise<void> };
+  storage: { get(key: string): Promise<unknown>; put(key: string, value: unknown): Promise<void>; delete(key: string): Promise<boolean> };
   record(): SessionRecord | undefined;
   broadcast(frame: { type: 'preview_message'; payload: PreviewMessagePayload }): void;
   now?: () => number;
@@ -75,6 +75,12 @@ export class PreviewScripts {
     await this.deps.storage.put(STORAGE_KEY, next);
     this.cached = next;
     return next;
+  }
+
+  /** The session is gone: its setting goes too. */
+  async forget(): Promise<void> {
+    await this.deps.storage.delete(STORAGE_KEY);
+    this.cached = NONE;
   }
 
   /** The response with the session's tags in it, when it is HTML and there is something to inject. */
