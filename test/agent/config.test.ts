@@ -28,6 +28,7 @@ describe('agent config', () => {
     [{ ...base, CONTAINER_USER: '0:0' }, /CONTAINER_USER/],
     [{ ...base, CONTAINER_USER: 'node' }, /CONTAINER_USER/],
     [{ ...base, CONTAINER_RUNTIME: 'run sc' }, /CONTAINER_RUNTIME/],
+    [{ ...base, SESSION_DAEMON: 'on' }, /SESSION_DAEMON must be auto or off, not "on"/],
     [{ ...base, ALLOWED_IMAGES: 'node:*,bad image' }, /ALLOWED_IMAGES/],
     [{ ...base, MAX_PROCESSES_PER_SESSION: '0' }, /MAX_PROCESSES_PER_SESSION/],
     [{ ...base, WORKSPACE_QUOTA: 'lots' }, /WORKSPACE_QUOTA/],
@@ -48,6 +49,7 @@ describe('agent config', () => {
       allowRootContainers: false,
       allowedImages: ['node:*', 'node:20-bullseye'],
       containerRuntime: 'runc',
+      sessionDaemon: 'off',
       maxProcessesPerSession: 64,
       workspaceQuotaBytes: 5 * 1024 ** 3,
     });

@@ -26,7 +26,7 @@ import { daemonAdopt, daemonExec } from './daemon-exec';
 import type { AdoptedProcess, ExecSpec, ProcessHandle } from '../runtime';
 
 /** How long a first exec waits for a starting container's daemon. */
-const CONNECT_WAIT_MS = 15_000;
+const CONNECT_WAIT_MS = 30_000;
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
 

@@ -178,6 +178,7 @@ export class ProcessManager {
       this.procs.set(proc.processId, proc);
       this.byStreamBase.set(proc.streamBase, proc);
       for (const sender of proc.streams) this.byStreamId.set(sender.streamId, { proc, sender });
+      this.log.debug('adopted a process', { processId: proc.processId, offsets: a.offsets });
       await a.resume().catch((err: unknown) => this.log.warn('resuming an adopted process failed', { processId: proc.processId, error: err }));
     }
     if (found.length > 0) this.log.info('took over processes that outlived the previous agent', { count: found.length });
