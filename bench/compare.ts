@@ -5,7 +5,7 @@
  * every target's figure of each run printed side by side.
  *
  * The older commit is checked out in a temporary git worktree (detached, with
- * this tree's node_modules linked in) and removed afterwards; each run is a
+ * this tree's node_modules linked in and its own web assets built) and removed afterwards; each run is a
  * child `bench/run.ts` in its own tree, whose `BENCH {...}` lines are read
  * back. Nothing of this tree is changed but git's list of worktrees, which is
  * pruned again at the end.
@@ -70,6 +70,11 @@ export async function compare(name: string, args: BenchArgs, rawArgs: readonly s
   const results: Array<{ side: 'old' | 'new'; round: number; lines: BenchLine[] }> = [];
   try {
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(tree, 'node_modules'), 'dir');
+    // The edge serves the built IDE page (dist/web, not in git): build the old commit's own.
+    if (fs.existsSync(path.join(tree, 'scripts/build-web.ts'))) {
+      log('building the old commit\'s web assets');
+      await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/build-web.ts'], { cwd: tree, timeout: 300_000 });
+    }
     log(`old = ${commit.slice(0, 12)} in ${tree}; new = this tree; ${rounds} round(s), alternating`);
     for (let r = 1; r <= rounds && !interrupted.signal.aborted; r++) {
       for (const side of ['old', 'new'] as const) {

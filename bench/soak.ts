@@ -106,12 +106,14 @@ export async function soak(args: BenchArgs): Promise<void> {
     // Each line is 1 KiB (1023 characters and a newline); RATE lines a second, paced by sleep in the container.
     const line = 'x'.repeat(1023);
     const script = `i=0; end=$(( $(date +%s) + ${seconds} )); while [ $(date +%s) -lt $end ]; do j=0; while [ $j -lt ${rateKiB} ]; do echo ${line}; j=$((j+1)); done; sleep 1; done`;
-    const received = sockets.map(() => ({ next: 0, bad: 0, acked: 0 }));
+    const received = sockets.map(() => ({ next: 0, bad: 0, acked: 0, gaps: 0 }));
     const exits: Array<Promise<unknown>> = [];
     sockets.forEach((sock, k) => {
       sock.on((f) => {
-        if (f.type !== 'command_output') return;
         const r = received[k]!;
+        // A gap is a client that stalled past CLIENT_STALL_MS (a loaded machine): counted apart from disorder.
+        if (f.type === 'gap') r.gaps += 1;
+        if (f.type !== 'command_output') return;
         const offset = Number(f.payload.offset);
         if (offset !== r.next) r.bad += 1;
         r.next = offset + Number(f.payload.length);
@@ -166,7 +168,7 @@ export async function soak(args: BenchArgs): Promise<void> {
         `edge: ${(baseline / MiB).toFixed(1)} MiB idle, ${(steady / MiB).toFixed(1)} MiB steady, peak ${(Math.max(...samples) / MiB).toFixed(1)} MiB`,
         `edge memory per busy session: ${(perSession / MiB).toFixed(2)} MiB (anonymous ${perPart('anon')}, file-backed ${perPart('file')}, shared ${perPart('shmem')})`,
         ...(gc ? [gc] : []),
-        `bytes per session: ${received.map((r) => r.next).join(', ')} (out of order: ${disorder})`,
+        `bytes per session: ${received.map((r) => r.next).join(', ')} (out of order: ${disorder}, gap frames: ${received.reduce((n, r) => n + r.gaps, 0)})`,
       ],
       [
         { name: 'edge memory per busy session', measured: `${(perSession / MiB).toFixed(2)} MiB`, target: '≤ 4 MiB', met: perSession <= 4 * MiB },
