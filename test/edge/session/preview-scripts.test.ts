@@ -5,9 +5,9 @@ import type { PreviewRequestInfo } from '../../../edge/session/preview-relay';
 import type { SessionRecord } from '../../../edge/session/record';
 
 const OWNER = 'usr_owner';
-const RECORD = { id: 'ses_0123456789abcdef01234567', userId: OWNER, status: 'running', ports: [3000] } as const;
+const RECORD: Partial<SessionRecord> & { id: string } = { id: 'ses_0123456789abcdef01234567', userId: OWNER, status: 'running', ports: [3000] };
 
-function setup(record: Partial<SessionRecord> | undefined = RECORD) {
+function setup(record: Partial<SessionRecord> = RECORD) {
   const stored = new Map<string, unknown>();
   const frames: unknown[] = [];
   let now = 1_000_000;
@@ -18,7 +18,7 @@ function setup(record: Partial<SessionRecord> | undefined = RECORD) {
       delete: async (k) => stored.delete(k),
     },
     // A partial record is all the part reads (id, userId, status, ports, previewPort).
-    record: () => record as SessionRecord | undefined,
+    record: () => record as SessionRecord,
     broadcast: (f) => frames.push(f),
     now: () => now,
   });
