@@ -86,7 +86,8 @@ export class JournalStore {
     let rowBytes = 0;
     const flush = () => {
       if (rowBytes === 0) return;
-      this.store.appendChunk(processId, stream, { offset: rowAt, bytes: joinBytes(row, rowBytes) });
+      // A row of one piece is bound as it is (SQLite copies it): a joined copy would be garbage at once.
+      this.store.appendChunk(processId, stream, { offset: rowAt, bytes: row.length === 1 ? row[0]! : joinBytes(row, rowBytes) });
       if (this.firsts.get(k) === null) this.firsts.delete(k);
       row = [];
       rowBytes = 0;

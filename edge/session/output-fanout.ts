@@ -18,8 +18,7 @@
  */
 import type { ServerFrame } from '../../shared/protocol/client';
 import type { ProcExitEvent, StreamName } from '../../shared/protocol/session-data';
-import { encodeBinaryFrame, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
-import { joinBytes } from '../../shared/bytes';
+import { encodeBinaryFrameFromParts, FrameKind, MAX_BINARY_PAYLOAD } from '../../shared/protocol/binary';
 import { utf8ChunkEnd } from '../../shared/protocol/utf8-boundary';
 import { StreamJournal, type Chunk, type JournalBacking } from './journal';
 import type { ClientStore } from './client-store';
@@ -72,6 +71,14 @@ export interface FanoutDeps {
 }
 
 const decoder = new TextDecoder('utf-8');
+
+/** Text of consecutive pieces that end on a UTF-8 boundary (a sequence may straddle two pieces). */
+function decodeParts(parts: readonly Uint8Array[]): string {
+  if (parts.length === 1) return decoder.decode(parts[0]);
+  let text = '';
+  for (let i = 0; i < parts.length; i++) text += decoder.decode(parts[i], { stream: i < parts.length - 1 });
+  return text;
+}
 
 export class OutputFanout {
   readonly journals = new Map<string, StreamJournal>();
@@ -238,18 +245,19 @@ export class OutputFanout {
         if (piece !== chunk.bytes) break;
       }
       if (size === 0) return;
-      const bytes = parts.length === 1 ? parts[0]! : joinBytes(parts, size);
+      // The pieces go into the frame as they are (no joined copy first): every copy of output is
+      // an ArrayBuffer that lives until the isolate's next full GC.
       if (binary) {
         const streamId = this.deps.streamIdOf(processId, stream);
         if (!c.announced) {
           c.announced = true;
           this.deps.send(ws, { type: 'output_stream', payload: { processId, stream, streamId } });
         }
-        this.deps.sendBinary(ws, encodeBinaryFrame({ kind: FrameKind.Output, flags: 0, streamId, offset: first.offset, payload: bytes }));
+        this.deps.sendBinary(ws, encodeBinaryFrameFromParts({ kind: FrameKind.Output, flags: 0, streamId, offset: first.offset }, parts));
       } else {
         this.deps.send(ws, {
           type: 'command_output',
-          payload: { processId, stream, data: decoder.decode(bytes), offset: first.offset, length: size },
+          payload: { processId, stream, data: decodeParts(parts), offset: first.offset, length: size },
         });
       }
       c.next = first.offset + size;

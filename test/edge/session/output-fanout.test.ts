@@ -109,6 +109,26 @@ describe('OutputFanout', () => {
     expect(out.some((f) => String(f.payload.data).includes('\ufffd'))).toBe(false);
   });
 
+  it('joins chunks that arrived apart into one frame, a character split between two chunks included', () => {
+    for (const output of ['text', 'binary'] as const) {
+      const t = setup(output);
+      const bytes = new TextEncoder().encode('aé€b'); // 61 c3 a9 e2 82 ac 62
+      // Three chunks before the client subscribes; the cuts fall inside é and inside €.
+      t.fanout.ingest(P, 'stdout', 0, bytes.subarray(0, 2));
+      t.fanout.ingest(P, 'stdout', 2, bytes.subarray(2, 4));
+      t.fanout.ingest(P, 'stdout', 4, bytes.subarray(4));
+      t.fanout.subscribe(t.socket.ws, P, {});
+      if (output === 'text') {
+        expect(t.frames().filter((f) => f.type === 'command_output').map((f) => f.payload)).toEqual([
+          { processId: P, stream: 'stdout', data: 'aé€b', offset: 0, length: 7 },
+        ]);
+      } else {
+        const bins = t.socket.sent.filter((d): d is Uint8Array => typeof d !== 'string').map((b) => decodeBinaryFrame(b));
+        expect(bins.map((b) => [b.streamId, b.offset, [...b.payload]])).toEqual([[40, 0, [...bytes]]]);
+      }
+    }
+  });
+
   it('stops counting a client that has not acknowledged for 10 s as holding the stream back', () => {
     vi.useFakeTimers({ now: 1_000_000 });
     const t = setup();
