@@ -55,9 +55,33 @@ export class SessionDaemons {
     return daemonExec(client, spec);
   }
 
-  async adopt(sessionId: string, containerId: string, state: () => Promise<ContainerState>): Promise<AdoptedProcess[]> {
-    const client = await this.connection(sessionId, containerId, state);
+  /**
+   * What a daemon that is already listening kept running. It does not wait
+   * for a daemon still starting (a container just created or started has no
+   * processes yet), so a session's data socket is never held up by it.
+   */
+  async adopt(sessionId: string, containerId: string): Promise<AdoptedProcess[]> {
+    const have = this.clients.get(sessionId);
+    let client = have && have.containerId === containerId && !have.client.closed ? have.client : undefined;
+    if (!client) {
+      // One connection per daemon: a second one would replace (and end) the first.
+      const pending = this.connecting.get(sessionId);
+      const attempt = pending ?? this.tryOnce(sessionId, containerId);
+      if (!pending) {
+        this.connecting.set(sessionId, attempt);
+        void attempt.finally(() => this.connecting.get(sessionId) === attempt && this.connecting.delete(sessionId));
+      }
+      client = (await attempt.catch(() => null)) ?? undefined;
+    }
     return client ? daemonAdopt(client) : [];
+  }
+
+  private async tryOnce(sessionId: string, containerId: string): Promise<DaemonClient | null> {
+    const secret = await fs.readFile(this.keyFile(sessionId), 'utf8').catch(() => null);
+    if (!secret) return null;
+    const client = await this.connect(this.runDir(sessionId), Buffer.from(secret.trim(), 'hex')).catch(() => null);
+    if (client) this.keep(sessionId, containerId, client);
+    return client;
   }
 
   async procNetTcp(sessionId: string, containerId: string, state: () => Promise<ContainerState>): Promise<string | null> {
@@ -122,11 +146,13 @@ export class SessionDaemons {
   connection(sessionId: string, containerId: string, state: () => Promise<ContainerState>): Promise<DaemonClient | null> {
     const have = this.clients.get(sessionId);
     if (have && have.containerId === containerId && !have.client.closed) return Promise.resolve(have.client);
-    let p = this.connecting.get(sessionId);
-    if (!p) {
-      p = this.dial(sessionId, containerId, state).finally(() => this.connecting.delete(sessionId));
-      this.connecting.set(sessionId, p);
-    }
+    const pending = this.connecting.get(sessionId);
+    // A single attempt (adopt) that found no daemon yet is followed by a patient one.
+    if (pending) return pending.then((c) => c ?? this.connection(sessionId, containerId, state));
+    const p: Promise<DaemonClient | null> = this.dial(sessionId, containerId, state).finally(() => {
+      if (this.connecting.get(sessionId) === p) this.connecting.delete(sessionId);
+    });
+    this.connecting.set(sessionId, p);
     return p;
   }
 
@@ -143,10 +169,7 @@ export class SessionDaemons {
       if (await exists(path.join(dir, NO_DAEMON_MARK))) return null;
       try {
         const client = await this.connect(dir, secret);
-        this.clients.set(sessionId, { containerId, client });
-        client.whenClosed(() => {
-          if (this.clients.get(sessionId)?.client === client) this.clients.delete(sessionId);
-        });
+        this.keep(sessionId, containerId, client);
         return client;
       } catch (err) {
         // A socket that refuses belongs to a daemon that died; one not there yet, to one still starting.
@@ -165,6 +188,14 @@ export class SessionDaemons {
       }
       await new Promise((r) => setTimeout(r, wait));
     }
+  }
+
+  private keep(sessionId: string, containerId: string, client: DaemonClient): void {
+    this.clients.get(sessionId)?.client.close();
+    this.clients.set(sessionId, { containerId, client });
+    client.whenClosed(() => {
+      if (this.clients.get(sessionId)?.client === client) this.clients.delete(sessionId);
+    });
   }
 
   private async connect(dir: string, secret: Buffer): Promise<DaemonClient> {

@@ -342,7 +342,7 @@ export class DockerRuntime implements Runtime {
   /** A restarted agent finds the processes the session's daemon kept running. */
   async adopt(sessionId: string): Promise<AdoptedProcess[]> {
     const containerId = await this.containerId(sessionId);
-    return this.daemons.adopt(sessionId, containerId, () => this.containerState(containerId));
+    return this.daemons.adopt(sessionId, containerId);
   }
 
   /** The listening-socket tables, read by the daemon (null: no daemon, so the caller execs `cat`). */
