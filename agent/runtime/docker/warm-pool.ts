@@ -106,19 +106,22 @@ export class WarmPool {
    * Makes a started pooled container the session's and returns what the
    * engine said of it just before (its name is the session's now), or
    * undefined when the spec does not match or none is ready (the caller
-   * then creates one as usual).
+   * then creates one as usual). The egress guard and image check run beside
+   * the claim's own steps (the guard spawns iptables: most of a claim's
+   * time); when either fails, the claim is undone before the answer.
    */
   async claim(spec: SessionSpec): Promise<Docker.ContainerInspectInfo | undefined> {
     if (!this.matches(spec) || this.ready.length === 0) return undefined;
     const started = Date.now();
     const check = this.opts.beforeClaim();
+    check.catch(() => undefined); // awaited below
     for (;;) {
       const pooled = this.ready.shift();
       this.fill();
       if (!pooled) return undefined;
-      const [imageId, info] = await Promise.all([check, this.opts.docker.getContainer(pooled.id).inspect().catch(() => undefined)]);
-      if (!info?.State.Running || pooled.imageId !== imageId) {
-        this.log.warn('discarded a pooled container that was stopped or of an older image', { containerId: pooled.id.slice(0, 12) });
+      const info = await this.opts.docker.getContainer(pooled.id).inspect().catch(() => undefined);
+      if (!info?.State.Running) {
+        this.log.warn('discarded a pooled container that is not running', { containerId: pooled.id.slice(0, 12) });
         await this.discard(pooled.id, pooled.slot);
         continue;
       }
@@ -132,18 +135,33 @@ export class WarmPool {
         env: spec.env,
         claimedAt: Date.now(),
       };
+      let refused: unknown;
+      let steps: Promise<void> | undefined;
       try {
-        await this.opts.claims.put(record);
-        await finishClaim(this.opts.docker, this.opts.workspaceBase, record, info.Name);
-        await this.opts.adoptSlot?.(pooled.slot, spec.sessionId);
+        steps = (async () => {
+          await this.opts.claims.put(record);
+          await finishClaim(this.opts.docker, this.opts.workspaceBase, record, info.Name);
+          await this.opts.adoptSlot?.(pooled.slot, spec.sessionId);
+        })();
+        const [imageId] = await Promise.all([
+          check.catch((err: unknown) => {
+            refused = err;
+            throw err;
+          }),
+          steps,
+        ]);
+        if (imageId !== pooled.imageId) throw new Error('the pooled container is of an older image');
         this.log.info('session container claimed from the warm pool', { sessionId: spec.sessionId, containerId: pooled.id.slice(0, 12), ms: Date.now() - started, available: this.ready.length });
         return info;
       } catch (err) {
-        this.log.warn('claiming a pooled container failed; creating one instead', { sessionId: spec.sessionId, error: dockerMessage(err) });
+        this.log.warn('claiming a pooled container failed; undone', { sessionId: spec.sessionId, error: dockerMessage(err) });
+        await steps?.catch(() => undefined); // undo only once every step has settled
         await this.opts.claims.release(record).catch(() => undefined);
         // The slot folder may already sit at the workspace path: it is empty (nothing ran), so rmdir takes only that.
         await fsp.rmdir(workspacePath(this.opts.workspaceBase, spec.userId, spec.sessionId)).catch(() => undefined);
         await this.discard(pooled.id, pooled.slot);
+        // The guard's refusal (no egress policy in production) refuses the create, as it would a normal one.
+        if (refused !== undefined) throw refused;
         return undefined;
       }
     }

@@ -15,7 +15,9 @@ import { Labels } from '../../../agent/runtime/docker/container-spec';
 import { DockerRuntime } from '../../../agent/runtime/docker/docker-runtime';
 import { networkName } from '../../../agent/runtime/docker/network';
 import { ClaimStore, POOL_LABEL, slotPath } from '../../../agent/runtime/docker/pool-claims';
+import { WarmPool } from '../../../agent/runtime/docker/warm-pool';
 import type { SessionSpec } from '../../../agent/runtime/runtime';
+import { AppError, ErrorCode } from '../../../shared/errors';
 import { hasDocker } from '../../helpers/docker';
 import { ensureTestImage } from '../../helpers/images';
 import { run, sessionSpec } from './runtime-contract';
@@ -255,6 +257,47 @@ describe.skipIf(!hasDocker)('WarmPool', () => {
       await runtime.start(s.sessionId);
       expect(typeof (await runtime.procNetTcp(s.sessionId))).toBe('string');
       expect((await run(runtime, s.sessionId, ['sh', '-c', 'echo "$GREETING"'])).stdout).toBe('via-daemon\n');
+    });
+  });
+
+  describe('a claim the egress guard refuses', () => {
+    let a: Agent;
+    afterAll(() => cleanupAgent(a));
+
+    it('refuses the create as a normal one would, and undoes the claim: no record, no workspace, no container', async () => {
+      a = await newAgent();
+      const claims = new ClaimStore(a.base, memoryLogger('warn'));
+      const pool = new WarmPool({
+        docker,
+        logger: memoryLogger('error'),
+        workspaceBase: a.base,
+        size: 1,
+        template: { image: a.image, limits: LIMITS, network: 'none' },
+        agentFilters: [`${Labels.agent}=${a.agentId}`],
+        claims,
+        create: async (slot) => {
+          fs.mkdirSync(slotPath(a.base, slot), { recursive: true });
+          const c = await docker.createContainer({
+            Image: a.image,
+            Cmd: ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+            Labels: { [Labels.agent]: a.agentId, [POOL_LABEL]: slot },
+            HostConfig: { Binds: [`${slotPath(a.base, slot)}:/workspace`], Init: true, NetworkMode: 'none' },
+          });
+          await c.start();
+          return { id: c.id, slot, imageId: (await c.inspect()).Image };
+        },
+        beforeClaim: async () => {
+          throw new AppError(ErrorCode.AgentUnavailable, 'this agent cannot enforce its egress policy; it starts no containers');
+        },
+      });
+      await pool.fill();
+      const [p] = await pooled(a);
+      const s = spec(a, { network: 'none' });
+      await expect(pool.claim(s)).rejects.toMatchObject({ code: ErrorCode.AgentUnavailable });
+      expect(claims.all()).toEqual([]);
+      expect(fs.existsSync(path.join(a.base, s.userId, s.sessionId))).toBe(false);
+      await expect(docker.getContainer(p!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+      await pool.close();
     });
   });
 
