@@ -16,6 +16,7 @@
  *                                             agent CPU and RSS per session, dockerd and edge CPU, exec calls while idle
  *   sandbox    [--n 30] [--runtime-n 8]     a neighbour's echo p99 through a fork bomb + memory hog next door
  *                                             (vs docker exec in the same storm); create and exec under runsc vs runc
+ *   daemon     [--n 100]                      exec_command true through the edge with the session daemon vs docker exec (CLI)
  *   all        every benchmark above but soak and scale, in that order
  *   compare <bench|all> --at <commit> [--rounds 2]
  *              that benchmark on an older commit (a temporary git worktree) and on this tree,
@@ -27,6 +28,7 @@
  * the closest to production on one machine; wrangler is what `npm start` runs.
  */
 import { compare } from './compare';
+import { daemon } from './daemon';
 import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
@@ -36,7 +38,7 @@ import { scale } from './scale';
 import { soak } from './soak';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak, scale };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak, scale, daemon };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);
