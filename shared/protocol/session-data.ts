@@ -12,9 +12,6 @@
  *   DO → agent  binary Input      streamId = streamBase, offset = stdin byte offset (keystrokes).
  *   DO → agent  req   proc.resize {processId, cols, rows} → {}
  *   DO → agent  req   proc.kill   {processId, signal?}    → {} (the whole process group)
- *   DO → agent  req   proc.replay {processId, stream, fromOffset} → {fromOffset}: the agent resends that
- *                                 stream from `fromOffset` out of its ring, or from the oldest byte it
- *                                 still has (the answer says which), as ordinary Output frames.
  *   DO → agent  event ack         {streamId, offset}: every byte below `offset` is safe at the edge;
  *                                 the agent may forget it and send up to WINDOW bytes past it.
  *   agent → DO  event proc.exit   {processId, exitCode, signal?, reason, endOffsets}
@@ -53,7 +50,6 @@ export const ProcKillParams = z.object({
   processId: ProcessId,
   signal: z.enum(['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']).optional(),
 });
-export const ProcReplayParams = z.object({ processId: ProcessId, stream: z.enum(['stdout', 'stderr', 'pty']), fromOffset: z.number().int().nonnegative() });
 
 export const AckEvent = z.object({ streamId: z.number().int().nonnegative(), offset: z.number().int().nonnegative() });
 

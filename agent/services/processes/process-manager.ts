@@ -16,13 +16,11 @@ import { FrameKind, MAX_BINARY_PAYLOAD, type BinaryFrame } from '../../../shared
 import {
   AGENT_RING_BYTES,
   ProcKillParams,
-  ProcReplayParams,
   ProcResizeParams,
   ProcSpawnParams,
   STREAM_WINDOW_BYTES,
   STREAMS_PER_PROCESS,
   type ProcStateEvent,
-  type StreamName,
 } from '../../../shared/protocol/session-data';
 import type { Dispatcher } from '../../connection/dispatcher';
 import type { Logger } from '../../logger';
@@ -109,8 +107,7 @@ export class ProcessManager {
       .on('proc.kill', ProcKillParams, async (p) => {
         await this.get(p.processId).kill(p.signal ?? 'SIGTERM');
         return {};
-      })
-      .on('proc.replay', ProcReplayParams, async (p) => ({ fromOffset: this.replay(p.processId, p.stream, p.fromOffset) }));
+      });
   }
 
   async spawn(p: ProcSpawnParams): Promise<{ processId: string }> {
@@ -218,16 +215,6 @@ export class ProcessManager {
     entry.proc.forwardAck(entry.sender);
     if (entry.proc.state === 'exited' && entry.sender.fullyAcked) entry.sender.ring.compact();
     this.pump();
-  }
-
-  /** Resends a stream from `fromOffset` or the oldest byte still held; returns where it restarts. */
-  replay(processId: string, stream: StreamName, fromOffset: number): number {
-    const sender = this.get(processId).streams.find((s) => s.name === stream);
-    if (!sender) return 0;
-    const start = sender.replayFrom(fromOffset);
-    // After the current task, so the request's answer usually precedes the frames.
-    this.wake(0);
-    return start;
   }
 
   list(): ProcessSummary[] {

@@ -2,8 +2,7 @@
  * One output stream of one process: its source, its ring, and where the
  * current data socket stands.
  *
- *   acked ≤ sent ≤ produced      (offsets in the stream; `sent` may go below
- *                                 `acked` only after a replay rewound it)
+ *   acked ≤ sent ≤ produced      (offsets in the stream)
  *
  * Sending never goes past acked + window. Reading pauses the source once
  * produced − acked exceeds window + slack and resumes it at window or less,
@@ -115,16 +114,9 @@ export class StreamSender {
     this.sent = Math.max(this.acked, this.ring.start);
   }
 
-  /** Sends again from `from` (or the oldest byte held); returns where sending restarts. */
-  replayFrom(from: number): number {
-    const start = Math.min(Math.max(from, this.ring.start), this.ring.end);
-    if (start < this.sent) this.sent = start;
-    return start;
-  }
-
   /** Hands at most one Output frame to the sink. */
   sendOne(sink: DataSink): SendResult {
-    // A replay may have rewound below bytes that acks have since let the ring drop.
+    // Never from below the ring's oldest byte.
     if (this.sent < this.ring.start) this.sent = this.ring.start;
     const produced = this.ring.end;
     const limit = Math.min(produced, this.acked + this.opts.windowBytes, this.sent + this.opts.chunkBytes);

@@ -343,46 +343,6 @@ describe('ProcessManager', () => {
     });
   });
 
-  describe('proc.replay', () => {
-    it('resends a stream from the asked offset and answers where it starts', async () => {
-      const { pm, spawn, call } = setup();
-      const sink = new FakeSink();
-      pm.attach(sink);
-      const p = await spawn(P1, 0);
-      p.stdout.write('abcdefgh');
-      await until(() => sink.text(0) === 'abcdefgh', 'output');
-      pm.onAck(0, 8);
-      const before = sink.sent.length;
-      const res = await call('proc.replay', { processId: P1, stream: 'stdout', fromOffset: 3 });
-      expect(res).toMatchObject({ ok: true, result: { fromOffset: 3 } });
-      await until(() => sink.sent.length > before, 'replayed frames');
-      const replayed = sink.frames(0).slice(1);
-      expect(replayed[0]!.offset).toBe(3);
-      expect(Buffer.concat(replayed.map((f) => Buffer.from(f.payload))).toString()).toBe('defgh');
-      p.stdout.write('ij');
-      await until(() => sink.frames(0).at(-1)?.offset === 8, 'ordinary sending continues');
-    });
-
-    it('answers with the oldest offset still held when older bytes were evicted', async () => {
-      const { pm, spawn, call } = setup({ ringBytes: 4 });
-      const sink = new FakeSink();
-      pm.attach(sink);
-      const p = await spawn(P1, 0);
-      p.stdout.write('0123456789');
-      await until(() => sink.text(0) === '0123456789', 'output');
-      pm.onAck(0, 10);
-      p.stdout.write('X');
-      await until(() => sink.frames(0).length === 2, 'more');
-      const res = await call('proc.replay', { processId: P1, stream: 'stdout', fromOffset: 0 });
-      expect(res).toMatchObject({ ok: true, result: { fromOffset: 7 } });
-      await until(() => sink.frames(0).length === 3, 'replay');
-      expect(sink.frames(0)[2]).toMatchObject({ offset: 7 });
-      expect(Buffer.from(sink.frames(0)[2]!.payload).toString()).toBe('789X');
-      const unknown = await call('proc.replay', { processId: P2, stream: 'stdout', fromOffset: 0 });
-      expect(unknown).toMatchObject({ ok: false, error: { code: 'not_found' } });
-    });
-  });
-
   describe('stdin', () => {
     it('writes each Input byte once by offset and closes stdin on the End flag', async () => {
       const { pm, spawn } = setup();
