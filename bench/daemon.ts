@@ -34,7 +34,7 @@ export async function daemon(args: BenchArgs): Promise<void> {
   await ensureTestImage('node');
   let b: BenchStack | undefined;
   try {
-    b = await startStack({ agentEnv: { SESSION_DAEMON: 'auto' } });
+    b = await startStack({ agentEnv: { SESSION_DAEMON: 'auto', ALLOWED_IMAGES: `${image},node:*` } });
     const session = await createSession(b, { image });
     const container = await sessionContainer(b, session.id);
     const sock = await openSocket(b, session.id);
