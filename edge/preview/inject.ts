@@ -54,12 +54,21 @@ export function injectIntoHtml(method: string, response: Response, tags: (nonce:
     headers.delete('Content-Encoding');
   }
   for (const h of ['Content-Length', 'ETag', 'Last-Modified', 'Content-MD5', 'Digest']) headers.delete(h);
+  // The first <head> or <body> gets the tags; a document with neither gets them at its end.
   let done = false;
-  const once = { element: (el: Element) => void (!done && ((done = true), el.prepend(html, { html: true }))) };
-  const rewriter = new HTMLRewriter()
-    .on('head', once)
-    .on('body', once)
-    .onDocument({ end: (end) => void (!done && ((done = true), end.append(html, { html: true }))) });
+  const once = {
+    element(el: Element) {
+      if (done) return;
+      done = true;
+      el.prepend(html, { html: true });
+    },
+  };
+  const atEnd = {
+    end(end: DocumentEnd) {
+      if (!done) end.append(html, { html: true });
+    },
+  };
+  const rewriter = new HTMLRewriter().on('head', once).on('body', once).onDocument(atEnd);
   const plain = new Response(body, { status: response.status, statusText: response.statusText, headers });
   return rewriter.transform(plain);
 }

@@ -14,6 +14,7 @@ import { hasDocker } from '../helpers/docker';
 import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
 import { TestStack, type TestAgent } from '../helpers/stack';
+import { edgeRunnerFromEnv } from '../../scripts/lib/stack';
 
 const DOMAIN = 'preview.localhost';
 const PAGE = '<!doctype html><html><head><title>t</title></head><body><p>hi</p></body></html>';
@@ -57,7 +58,10 @@ function request(port: number, opts: { path: string; host?: string; method?: str
 }
 
 describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, Docker)', () => {
-  const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN } });
+  // The Miniflare runner (the same workerd) unless EDGE_RUNNER names one: `wrangler dev` reloads the Worker,
+  // dropping the suite's session socket, whenever a source file changes while it runs.
+  const runner = process.env.EDGE_RUNNER ? edgeRunnerFromEnv() : 'miniflare';
+  const stack = new TestStack({ runner, edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN } });
   let agent: TestAgent;
   let owner: TestUser;
   let sessionId: string;
