@@ -218,7 +218,9 @@ export class TestStack {
 
   /** The warnings and errors the edge and the agents logged (the newest `max` of each). */
   digest(max = 30): string {
-    const notable = (lines: string[]) => lines.filter((l) => /"level":"(warn|error)"|\b(warn|error|Error)\b/.test(l)).slice(-max);
+    // Request lines are warn for every 4xx, which refusal tests make by the hundred: only 5xx ones count.
+    const notable = (lines: string[]) =>
+      lines.filter((l) => /"level":"(warn|error)"|\b(warn|error|Error)\b/.test(l) && !/"msg":"request".*"status":4\d\d/.test(l)).slice(-max);
     const parts = [`edge :${this.port}`, ...notable(this.edgeLogs)];
     for (const a of this.agents) parts.push(`agent ${a.name} (${a.id})`, ...notable(a.logs));
     return parts.join('\n');
