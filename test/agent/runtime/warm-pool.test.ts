@@ -10,6 +10,7 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '../../../shared/ids';
+import { ConfigError, loadAgentConfig } from '../../../agent/config';
 import { memoryLogger } from '../../../agent/logger';
 import { Labels } from '../../../agent/runtime/docker/container-spec';
 import { DockerRuntime } from '../../../agent/runtime/docker/docker-runtime';
@@ -66,6 +67,21 @@ function pooled(a: Agent): Promise<Docker.ContainerInfo[]> {
 function spec(a: Agent, extra: Partial<SessionSpec> = {}): SessionSpec {
   return sessionSpec(a.image, { limits: LIMITS, env: [], ...extra });
 }
+
+describe('WARM_POOL_SIZE and DEFAULT_IMAGE (agent config)', () => {
+  const base = { AGENT_TOKEN: 'x.y.z' };
+  it('defaults to no pool of node:20-bullseye', () => {
+    expect(loadAgentConfig(base)).toMatchObject({ warmPoolSize: 0, defaultImage: 'node:20-bullseye' });
+  });
+  it('takes a whole number from 0 to 100 and the edge\'s DEFAULT_IMAGE', () => {
+    expect(loadAgentConfig({ ...base, WARM_POOL_SIZE: '4', DEFAULT_IMAGE: 'mominai/busybox:test' })).toMatchObject({ warmPoolSize: 4, defaultImage: 'mominai/busybox:test' });
+  });
+  it('fails fast naming the variable', () => {
+    expect(() => loadAgentConfig({ ...base, WARM_POOL_SIZE: '101' })).toThrow(new ConfigError('WARM_POOL_SIZE must be a number from 0 to 100, not "101"'));
+    expect(() => loadAgentConfig({ ...base, WARM_POOL_SIZE: '1.5' })).toThrow(new ConfigError('WARM_POOL_SIZE must be a whole number'));
+    expect(() => loadAgentConfig({ ...base, DEFAULT_IMAGE: 'bad image' })).toThrow(new ConfigError('DEFAULT_IMAGE must be an image reference like node:20-bullseye, not "bad image"'));
+  });
+});
 
 describe.skipIf(!hasDocker)('WarmPool', () => {
   describe('what Docker allows on a running container', () => {
