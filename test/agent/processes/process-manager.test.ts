@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../../agent/connection/dispatcher';
 import { memoryLogger } from '../../../agent/logger';
+import type { Runtime } from '../../../agent/runtime/runtime';
 import { ProcessManager } from '../../../agent/services/processes/process-manager';
 import { DEFAULT_CHUNK_BYTES, type ProcessManagerOptions } from '../../../agent/services/processes/types';
 import { FrameFlag, FrameKind } from '../../../shared/protocol/binary';
-import { FakeRuntime, FakeSink, settle, until } from './fakes';
+import { FakeProcess, FakeRuntime, FakeSink, settle, until } from './fakes';
 
 const KiB = 1024;
 const managers: ProcessManager[] = [];
@@ -395,5 +396,34 @@ describe('ProcessManager', () => {
       pm.detach();
       expect(timers()).toBe(baseline);
     });
+  });
+});
+
+describe('ProcessManager adopt (after an agent restart)', () => {
+  it('announces an adopted process in proc.state, sends from the acknowledged offset and passes acks on to the runtime', async () => {
+    const runtime: FakeRuntime & Pick<Runtime, 'adopt'> = new FakeRuntime();
+    const acks: Array<[string, number]> = [];
+    const proc = Object.assign(new FakeProcess({ command: ['sh'], tty: false }), {
+      ack: (stream: 'stdout' | 'stderr' | 'pty', offset: number) => void acks.push([stream, offset]),
+    });
+    let resumed = 0;
+    runtime.adopt = async (sessionId: string) => {
+      expect(sessionId).toBe('ses_1');
+      return [{ handle: proc, tag: { processId: P1, streamBase: 4, command: ['sh'] }, startedAt: 1234, offsets: { stdout: 100, stderr: 7 }, resume: async () => void resumed++ }];
+    };
+    const pm = new ProcessManager({ runtime, sessionId: 'ses_1', logger: memoryLogger() });
+    managers.push(pm);
+    await pm.adopt();
+    expect(resumed).toBe(1);
+    const sink = new FakeSink();
+    pm.attach(sink);
+    expect(sink.events('proc.state')).toEqual([{ processes: [{ processId: P1, streamBase: 4, running: true, endOffsets: { stdout: 100, stderr: 7, pty: 0 } }] }]);
+    proc.stdout.write('rest');
+    await until(() => sink.frames(4).length === 1, 'output');
+    expect(sink.frames(4)[0]).toMatchObject({ kind: FrameKind.Output, offset: 100 });
+    expect(sink.stream(4, 100).toString()).toBe('rest');
+    pm.onAck(4, 104);
+    expect(acks).toEqual([['stdout', 104]]);
+    expect(pm.list()[0]).toMatchObject({ processId: P1, startedAt: 1234, running: true });
   });
 });
