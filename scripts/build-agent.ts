@@ -23,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { buildDaemonBundle } from './build-daemon';
 import { ROOT } from './lib/stack';
 
 const { values } = parseArgs({
@@ -53,12 +54,14 @@ await build({
   logLevel: 'warning',
 });
 const size = fs.statSync(outfile).size;
+// The session daemon, beside the agent: the agent mounts it into session containers (agent/runtime/daemon/bundle.ts).
+const daemonSize = await buildDaemonBundle(path.join(outdir, 'daemon.cjs'));
 fs.copyFileSync(path.join(ROOT, 'LICENSE'), path.join(outdir, 'LICENSE'));
 // agent/Dockerfile copies extra/ into the image: empty unless --host-iptables fills it below.
 const extra = path.join(outdir, 'extra');
 fs.rmSync(extra, { recursive: true, force: true });
 fs.mkdirSync(extra, { recursive: true });
-process.stdout.write(`build-agent: ${path.relative(ROOT, outfile)} ${(size / 1024).toFixed(1)} KiB in ${Date.now() - started} ms\n`);
+process.stdout.write(`build-agent: ${path.relative(ROOT, outfile)} ${(size / 1024).toFixed(1)} KiB, daemon.cjs ${(daemonSize / 1024).toFixed(1)} KiB, in ${Date.now() - started} ms\n`);
 
 if (values.image) {
   const budgetMB = Number(process.env.AGENT_IMAGE_BUDGET_MB ?? DEFAULT_IMAGE_BUDGET_MB);
