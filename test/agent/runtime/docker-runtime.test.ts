@@ -153,6 +153,52 @@ describe.skipIf(!hasDocker)('DockerRuntime', () => {
     });
   });
 
+  describe('session daemon', () => {
+    let t: Awaited<ReturnType<typeof testRuntime>>;
+    beforeAll(async () => {
+      t = await testRuntime({ daemon: true });
+    });
+    afterAll(async () => {
+      await t?.cleanup();
+    });
+
+    it('mounts the bundle read-only and the session run folder, whose secret the daemon unlinked', async () => {
+      const spec = sessionSpec(t.image);
+      const info = await t.runtime.create(spec);
+      expect((await run(t.runtime, spec.sessionId, ['true'])).exit).toEqual({ exitCode: 0, reason: 'exit' });
+      const inspect = await docker.getContainer(info.containerId!).inspect();
+      const runDir = path.join(t.base, '.mominai', 'run', spec.sessionId);
+      expect(inspect.Mounts.map((m) => [m.Source, m.Destination, m.RW]).sort()).toEqual(
+        [
+          [info.workspace, '/workspace', true],
+          [path.join(t.base, '.mominai', 'daemon.cjs'), '/opt/mominai/daemon.cjs', false],
+          [runDir, '/run/mominai', true],
+        ].sort(),
+      );
+      expect(inspect.Config.Labels).toMatchObject({ [Labels.daemon]: 'on' });
+      expect(fs.readdirSync(runDir)).toEqual(['daemon.sock']);
+      expect((await run(t.runtime, spec.sessionId, ['sh', '-c', 'ls -A /run/mominai; cat /run/mominai/secret'])).stdout).toBe('daemon.sock\n');
+      await t.runtime.remove(spec.sessionId);
+      expect(fs.existsSync(runDir)).toBe(false);
+    });
+
+    it('reads listening ports through the daemon, and answers null for an image without Node (docker exec path)', async () => {
+      const spec = sessionSpec(t.image);
+      await t.runtime.create(spec);
+      const server = await t.runtime.exec(spec.sessionId, { command: ['node', '-e', 'require("net").createServer().listen(4321, "0.0.0.0", () => console.log("up"))'] });
+      await new Promise<void>((resolve) => server.stdout.on('data', (c: Buffer) => c.toString().includes('up') && resolve()));
+      const tables = await t.runtime.procNetTcp(spec.sessionId);
+      expect(tables).toContain(':10E1 '); // 4321 in hex, in the container's own table
+      await server.kill('SIGKILL');
+      const plain = sessionSpec(await ensureTestImage('busybox', docker));
+      await t.runtime.create(plain);
+      expect(await t.runtime.procNetTcp(plain.sessionId)).toBeNull();
+      expect((await run(t.runtime, plain.sessionId, ['echo', 'via exec'])).stdout).toBe('via exec\n');
+      await t.runtime.remove(spec.sessionId);
+      await t.runtime.remove(plain.sessionId);
+    });
+  });
+
   describe('failures and endings', () => {
     let t: Awaited<ReturnType<typeof testRuntime>>;
     beforeAll(async () => {
