@@ -37,6 +37,10 @@ export interface ProcessSink {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+
+/** Results by method, as a mapped type: indexing it with a generic method keeps the method's own result type. */
+const ResultSchemas: { [K in Method]: z.ZodType<z.infer<(typeof Results)[K]>> } = Results;
+
 export class DaemonClient {
   /** The daemon can give a PTY (`script` is in the image). */
   pty = false;
@@ -139,9 +143,9 @@ export class DaemonClient {
       this.pending.set(id, { resolve, reject, timer });
       this.sock.write(encodeJson({ t: 'req', id, m: method, p: params }));
     });
-    const parsed = (Results[method] as z.ZodType).safeParse(raw);
+    const parsed = ResultSchemas[method].safeParse(raw);
     if (!parsed.success) throw new AppError(ErrorCode.ProtocolError, `the session daemon answered ${method} with something else`);
-    return parsed.data as z.infer<(typeof Results)[M]>;
+    return parsed.data;
   }
 
   input(ref: number, bytes: Uint8Array): void {

@@ -12,7 +12,7 @@ import { checkId, findWorkspaceOwner, prepareWorkspace, removeWorkspace, workspa
 import { containerOptions, LABEL_PREFIX, Labels } from './container-spec';
 import { startDockerExec } from './docker-exec';
 import { dockerMessage, isConflict, isNotFound, isNotModified } from './docker-errors';
-import { EgressPolicy, sweepStaleChains, type Iptables } from './egress-policy';
+import { EgressGuard, type EgressSettings } from './egress-guard';
 import { DockerEvents } from './events';
 import { checkImageAllowed } from './image-policy';
 import { ImageUserResolver, type UserPolicy } from './image-user';
@@ -40,7 +40,7 @@ export interface DockerRuntimeOptions {
   stopTimeoutSeconds?: number;
   now?: () => number;
   /** The egress policy on the agent's bridge (absent: none installed, egress unenforced). */
-  egress?: { allowCidrs: readonly string[]; iptables?: Iptables; production?: boolean };
+  egress?: EgressSettings;
   /** A session's network when its spec names none (default internet). */
   defaultNetwork?: 'internet' | 'none';
   /** Who runs images without a non-root user (default 1000:1000, never root). */
@@ -59,9 +59,7 @@ export class DockerRuntime implements Runtime {
   readonly mode = 'docker' as const;
   readonly isolation: Isolation;
   private readonly docker: Docker;
-  private policy: EgressPolicy | undefined;
-  private egressState: EgressState = 'unenforced';
-  private installing: Promise<EgressState> | undefined;
+  private readonly egressGuard: EgressGuard;
   private readonly log: Logger;
   private readonly agent: string;
   private readonly filters: string[];
@@ -94,6 +92,7 @@ export class DockerRuntime implements Runtime {
       { [Labels.managed]: 'true', [Labels.agent]: this.agent },
       this.log,
     );
+    this.egressGuard = new EgressGuard(opts.egress, { docker: this.docker, network: this.network, logger: this.log });
     this.events = new DockerEvents(this.docker, this.filters, this.log);
     this.sampler = new StatsSampler({ docker: this.docker, logger: this.log, ...(opts.now ? { now: opts.now } : {}) });
     this.daemons = new SessionDaemons(opts.workspaceBase, this.log, opts.sessionDaemon === true);
@@ -102,7 +101,7 @@ export class DockerRuntime implements Runtime {
       if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
     });
     this.claims = new ClaimStore(opts.workspaceBase, this.log);
-    this.pool = createWarmPool(opts, { agent: this.agent, agentFilters: this.filters, logger: this.log, claims: this.claims, images: this.images, users: this.users, network: this.network, guardEgress: () => this.guardEgress(), daemons: this.daemons });
+    this.pool = createWarmPool(opts, { agent: this.agent, agentFilters: this.filters, logger: this.log, claims: this.claims, images: this.images, users: this.users, network: this.network, guardEgress: () => this.egressGuard.guard(), daemons: this.daemons });
   }
 
   async probe(): Promise<DockerStatus> {
@@ -131,47 +130,12 @@ export class DockerRuntime implements Runtime {
   }
 
   egress(): EgressState {
-    return this.egressState;
+    return this.egressGuard.state;
   }
 
-  /**
-   * Makes the agent's network and installs the egress policy on its bridge
-   * (see ./egress-policy.ts); resolves with whether it holds. Never throws:
-   * a policy that cannot be installed is reported, and the caller decides.
-   */
+  /** Makes the agent's network and installs the egress policy on its bridge (./egress-guard.ts); never throws. */
   prepareEgress(): Promise<EgressState> {
-    const egress = this.opts.egress;
-    if (!egress) return Promise.resolve('unenforced');
-    this.installing ??= (async (): Promise<EgressState> => {
-      try {
-        const { bridge } = await this.network.info();
-        const swept = await sweepStaleChains(egress.iptables);
-        if (swept.length > 0) this.log.info('removed egress chains of bridges that are gone', { bridges: swept });
-        const policy = new EgressPolicy({ bridge, allowCidrs: [...egress.allowCidrs], logger: this.log, ...(egress.iptables ? { iptables: egress.iptables } : {}) });
-        await policy.install();
-        this.policy = policy;
-        this.egressState = 'enforced';
-      } catch (err) {
-        this.egressState = 'unenforced';
-        this.log.error('the egress policy could not be installed: containers can reach the host, the LAN and metadata services', {
-          error: err instanceof Error ? err.message : String(err),
-        });
-      }
-      return this.egressState;
-    })().finally(() => {
-      this.installing = undefined;
-    });
-    return this.installing;
-  }
-
-  /** Before a container joins the bridge: the policy's jumps are still there (re-installed when someone removed them or the bridge changed). */
-  private async guardEgress(): Promise<void> {
-    if (!this.opts.egress) return;
-    const { bridge } = await this.network.info();
-    if (this.policy?.bridge === bridge && (await this.policy.jumpsInPlace())) return;
-    if ((await this.prepareEgress()) !== 'enforced' && this.opts.egress.production) {
-      throw new AppError(ErrorCode.AgentUnavailable, 'this agent cannot enforce its egress policy; it starts no containers');
-    }
+    return this.egressGuard.prepare();
   }
 
   async list(): Promise<SessionInfo[]> {
@@ -215,7 +179,7 @@ export class DockerRuntime implements Runtime {
     const isolated = (spec.network ?? this.opts.defaultNetwork ?? 'internet') === 'none';
     const [image, network] = await Promise.all([
       this.images.ensure(spec.image),
-      isolated ? Promise.resolve(null) : this.guardEgress().then(() => this.network.ensure()),
+      isolated ? Promise.resolve(null) : this.egressGuard.guard().then(() => this.network.ensure()),
     ]);
     const user = await this.users.resolve(image);
     let workspace: PreparedWorkspace | undefined;
@@ -266,7 +230,7 @@ export class DockerRuntime implements Runtime {
       // The folder may have been cleaned away while the session was stopped: the engine
       // would recreate it owned by root, so it is made again here for the container's user.
       const before = await container.inspect();
-      if (before.Config.Labels?.[Labels.network] !== 'none') await this.guardEgress();
+      if (before.Config.Labels?.[Labels.network] !== 'none') await this.egressGuard.guard();
       const user = /^(\d+)(?::(\d+))?$/.exec(before.Config.User || '0');
       const owner = user ? { uid: Number(user[1]), gid: Number(user[2] ?? user[1]) } : undefined;
       await prepareWorkspace(this.opts.workspaceBase, ownerOf(this.claims, before.Id, before.Config.Labels).userId, sessionId, owner, this.log);
@@ -378,14 +342,7 @@ export class DockerRuntime implements Runtime {
     this.daemons.closeAll();
     this.sampler.close();
     this.events.close();
-    if (!this.policy) return;
-    try {
-      const attached = (await this.docker.getNetwork(this.network.name).inspect()) as { Containers?: Record<string, unknown> };
-      if (Object.keys(attached.Containers ?? {}).length === 0) await this.policy.remove();
-      else this.log.info('egress policy kept: containers are still on the bridge', { containers: Object.keys(attached.Containers ?? {}).length });
-    } catch (err) {
-      if (isNotFound(err)) await this.policy.remove().catch(() => undefined);
-    }
+    await this.egressGuard.close();
   }
 
   private async find(sessionId: string): Promise<Docker.ContainerInfo | undefined> {
