@@ -41,6 +41,8 @@ export interface RequestOptions {
   /** Raw bytes or text, sent as is with only the headers given. */
   raw?: BodyInit;
   token?: string;
+  /** Gives up after this long (default: `call` 30 s; `api` never, its test's own limit applies: an exec may run minutes). */
+  timeoutMs?: number;
 }
 
 /** The one fetch behind `call` and `api`: the status, the headers and the body as text. */
@@ -52,7 +54,7 @@ async function send(baseUrl: string, path: string, opts: RequestOptions): Promis
   const init: RequestInit & { duplex?: 'half' } = {
     method: opts.method ?? (opts.json !== undefined || opts.raw !== undefined ? 'POST' : 'GET'),
     headers,
-    signal: AbortSignal.timeout(30_000),
+    ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
   };
   if (opts.json !== undefined) init.body = JSON.stringify(opts.json);
   if (opts.raw !== undefined) {
@@ -65,7 +67,7 @@ async function send(baseUrl: string, path: string, opts: RequestOptions): Promis
 
 /** A REST call to a base URL; the body is parsed when the answer says it is JSON, else kept as text. */
 export async function call<T = unknown>(baseUrl: string, path: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> {
-  const { res, text } = await send(baseUrl, path, opts);
+  const { res, text } = await send(baseUrl, path, { timeoutMs: 30_000, ...opts });
   let body: unknown = text;
   if ((res.headers.get('Content-Type') ?? '').includes('json') && text) body = JSON.parse(text);
   return { status: res.status, headers: res.headers, body: body as T };
