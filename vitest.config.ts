@@ -7,9 +7,11 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
-    // Known defect, not a policy: under the full suite on two cores, the stalled-client flow-control e2e
-    // lost its socket or its gap in 2 of 3 fresh-clone CI runs (it passes alone). Until that is found,
-    // CI retries a failed test once; a run that needed it prints the retry in vitest's output.
+    // A guard, not a policy. The full-suite flakes of the last round had causes, now fixed: the browser
+    // suites rebuilt dist/web, which wrangler dev watches, so every other suite's edge reloaded and
+    // dropped its sockets; and agents lapsed after 1.5 heartbeat intervals under load. In the next full
+    // run no test needed a retry. It goes once a few more full runs show none needed; until then a
+    // retried test is printed with "(retry x1)" in vitest's output and counts as a defect to chase.
     retry: process.env.CI ? 1 : 0,
     hookTimeout: 120_000,
     // A failed test prints what its stack's edge and agents warned of (test/helpers/failure-digest.ts).
