@@ -95,7 +95,11 @@ export class DockerRuntime implements Runtime {
     this.egressGuard = new EgressGuard(opts.egress, { docker: this.docker, network: this.network, logger: this.log });
     this.events = new DockerEvents(this.docker, this.filters, this.log);
     this.sampler = new StatsSampler({ docker: this.docker, logger: this.log, ...(opts.now ? { now: opts.now } : {}) });
-    this.daemons = new SessionDaemons(opts.workspaceBase, this.log, opts.sessionDaemon === true);
+    // Under gVisor a Unix socket made inside the sandbox is the sandbox's own: the host cannot connect to it
+    // (unless runsc runs with --host-uds), so runsc sessions keep the docker exec path.
+    const daemon = opts.sessionDaemon === true && opts.containerRuntime !== 'runsc';
+    if (opts.sessionDaemon === true && !daemon) this.log.warn('SESSION_DAEMON is off under CONTAINER_RUNTIME=runsc: the host cannot reach a socket inside the sandbox');
+    this.daemons = new SessionDaemons(opts.workspaceBase, this.log, daemon);
     this.events.on((id, event) => {
       this.sampler.forget(id);
       if (event === 'destroy') for (const [s, c] of this.ids) if (c === id) this.ids.delete(s);
