@@ -72,7 +72,7 @@ export interface AgentConfig {
   readonly workspaceQuotaBytes: number;
   /** WORKSPACE_QUOTA_INTERVAL_MS (10000): how often each running session's workspace is measured. */
   readonly quotaIntervalMs: number;
-  /** SESSION_DAEMON (off): `auto` runs the session daemon in new containers whose image has Node ≥ 18; `off` uses docker exec for everything. */
+  /** SESSION_DAEMON (auto): `auto` runs the session daemon in new containers whose image has Node ≥ 18; `off` uses docker exec for everything. */
   readonly sessionDaemon: 'auto' | 'off';
   /** WARM_POOL_SIZE (0): started containers of DEFAULT_IMAGE and the default limits kept for creates to claim. */
   readonly warmPoolSize: number;
@@ -128,7 +128,7 @@ function sandboxSettings(env: NodeJS.ProcessEnv) {
   if (defaultNetwork !== 'internet' && defaultNetwork !== 'none') throw new ConfigError(`DEFAULT_NETWORK must be internet or none, not "${defaultNetwork}"`);
   const user = /^(\d{1,10}):(\d{1,10})$/.exec(env.CONTAINER_USER || '1000:1000');
   if (!user || Number(user[1]) === 0) throw new ConfigError(`CONTAINER_USER must be uid:gid with a uid other than 0, not "${env.CONTAINER_USER}"`);
-  const sessionDaemon = env.SESSION_DAEMON || 'off';
+  const sessionDaemon = env.SESSION_DAEMON || 'auto';
   if (sessionDaemon !== 'auto' && sessionDaemon !== 'off') throw new ConfigError(`SESSION_DAEMON must be auto or off, not "${sessionDaemon}"`);
   const containerRuntime = env.CONTAINER_RUNTIME || 'runc';
   if (!/^[a-z][a-z0-9_-]{0,31}$/.test(containerRuntime)) throw new ConfigError(`CONTAINER_RUNTIME must be a runtime name like runc or runsc, not "${containerRuntime}"`);

@@ -38,7 +38,7 @@ describe('agent config', () => {
     expect(() => loadAgentConfig(env)).toThrow(ConfigError);
     expect(() => loadAgentConfig(env)).toThrow(message);
   });
-  it('has sandbox defaults: egress policy on, internet, never root, node images, 64 processes, 5g quota, runc', () => {
+  it('has sandbox defaults: egress policy on, internet, never root, node images, 64 processes, 5g quota, runc, the session daemon', () => {
     const c = loadAgentConfig({ ...base, AGENT_NAME: 'n' });
     expect(c).toMatchObject({
       production: false,
@@ -49,7 +49,7 @@ describe('agent config', () => {
       allowRootContainers: false,
       allowedImages: ['node:*', 'node:20-bullseye'],
       containerRuntime: 'runc',
-      sessionDaemon: 'off',
+      sessionDaemon: 'auto',
       maxProcessesPerSession: 64,
       workspaceQuotaBytes: 5 * 1024 ** 3,
     });

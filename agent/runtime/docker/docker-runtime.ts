@@ -49,7 +49,7 @@ export interface DockerRuntimeOptions {
   allowedImages?: readonly string[];
   /** The engine runtime of session containers (default the engine's, runc); `runsc` is gVisor. */
   containerRuntime?: string;
-  /** SESSION_DAEMON: new containers whose image has Node ≥ 18 run the session daemon, and commands go through it (default off). */
+  /** SESSION_DAEMON: new containers whose image has Node ≥ 18 run the session daemon, and commands go through it (SESSION_DAEMON=auto, the agent's default). */
   sessionDaemon?: boolean;
   /** WARM_POOL_SIZE started containers of this image and these limits, on the default network (see ./warm-pool.ts). */
   warmPool?: { size: number; image: string; limits: SessionLimits };
