@@ -251,7 +251,12 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
       volumes: 0,
       networks: [],
     });
-    expect(fs.readdirSync(path.join(dir, 'srv/workspaces'))).toEqual([]);
+    const workspaces = path.join(dir, 'srv/workspaces');
+    expect(fs.readdirSync(workspaces).filter((name) => name !== '.mominai')).toEqual([]);
+    // The agent's own folder stays (the session daemon's bundle it mounts); nothing of the session is left in it.
+    const own = path.join(workspaces, '.mominai');
+    const perSession = ['run', 'keys'].flatMap((d) => (fs.existsSync(path.join(own, d)) ? fs.readdirSync(path.join(own, d)) : []));
+    expect(perSession).toEqual([]);
   }, 120_000);
 });
 
