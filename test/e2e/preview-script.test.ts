@@ -6,12 +6,11 @@
  * `preview_message` frames, from the owner only.
  */
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
-import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { api, registerUser, TestSocket, type TestUser, rawRequest } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
 import { TestStack, type TestAgent } from '../helpers/stack';
 import { edgeRunnerFromEnv } from '../../scripts/lib/stack';
@@ -37,26 +36,6 @@ http.createServer((req, res) => {
 }).listen(3000, '0.0.0.0');
 `;
 
-interface Got {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** A request to the edge with any Host header (fetch would not let us set it). */
-function request(port: number, opts: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', headers: { ...(opts.host ? { Host: opts.host } : {}), ...opts.headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
 describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, Docker)', () => {
   // The Miniflare runner (the same workerd) unless EDGE_RUNNER names one: `wrangler dev` reloads the Worker,
   // dropping the suite's session socket, whenever a source file changes while it runs.
@@ -72,11 +51,11 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
 
   const cookieFrom = async (link: string): Promise<string> => {
     const u = new URL(link);
-    const res = await request(stack.port, { path: u.pathname + u.search, host: u.host });
+    const res = await rawRequest(stack.port, { path: u.pathname + u.search, host: u.host });
     expect(res.status).toBe(302);
     return String(res.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
   };
-  const page = (p: string, headers: Record<string, string> = {}) => request(stack.port, { path: p, host, headers: { Cookie: hostCookie, ...headers } });
+  const page = (p: string, headers: Record<string, string> = {}) => rawRequest(stack.port, { path: p, host, headers: { Cookie: hostCookie, ...headers } });
   const setScript = async (payload: unknown) => {
     const reply = await sock.request('set_preview_script', payload);
     expect(reply.type, JSON.stringify(reply)).toBe('preview_script_set');
@@ -130,7 +109,7 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
     expect(res.headers['transfer-encoding']).toBe('chunked');
     expect(res.headers.etag).toBeUndefined();
     expect(res.headers['last-modified']).toBeUndefined();
-    const viaPath = await request(stack.port, { path: `/${sessionId}/`, host: `${DOMAIN}:${stack.port}`, headers: { Cookie: pathCookie } });
+    const viaPath = await rawRequest(stack.port, { path: `/${sessionId}/`, host: `${DOMAIN}:${stack.port}`, headers: { Cookie: pathCookie } });
     expect(viaPath.status).toBe(200);
     expect(viaPath.body.toString()).toBe(expected);
     // Not HTML: untouched, length kept.
@@ -138,7 +117,7 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
     expect(js.body.toString()).toBe('var a=1;\n');
     expect(js.headers['content-length']).toBe('9');
     // HEAD: no body, nothing to rewrite.
-    const head = await request(stack.port, { path: '/', host, method: 'HEAD', headers: { Cookie: hostCookie } });
+    const head = await rawRequest(stack.port, { path: '/', host, method: 'HEAD', headers: { Cookie: hostCookie } });
     expect(head.status).toBe(200);
     expect(head.body.length).toBe(0);
   });
@@ -181,7 +160,7 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
     expect(html.startsWith('<!doctype html><html><head><script>(function () {')).toBe(true);
     expect(html).toContain('var url = "/__mominai/preview-message";');
     expect(html).toContain("if (true) {\n    var original = console.error;");
-    const viaPath = await request(stack.port, { path: `/${sessionId}/`, host: `${DOMAIN}:${stack.port}`, headers: { Cookie: pathCookie } });
+    const viaPath = await rawRequest(stack.port, { path: `/${sessionId}/`, host: `${DOMAIN}:${stack.port}`, headers: { Cookie: pathCookie } });
     expect(viaPath.body.toString()).toContain(`var url = "/${sessionId}/__mominai/preview-message";`);
 
     const message = { type: 'PREVIEW_UNCAUGHT_EXCEPTION', message: 'boom', stack: 'Error: boom\n    at x.js:1:1', pathname: '/', search: '?q=1', hash: '#h' };
@@ -189,11 +168,11 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
     const seen = sock.waitFor((f) => f.type === 'preview_message');
     const posted = await page('/__mominai/preview-message', { 'Content-Type': 'application/json', Origin: origin });
     expect(posted.status).toBe(405); // a GET: the route exists and takes POST only
-    const ok = await request(stack.port, { path: '/__mominai/preview-message', host, method: 'POST', headers: { Cookie: hostCookie, Origin: origin, 'Content-Type': 'application/json' }, body: JSON.stringify(message) });
+    const ok = await rawRequest(stack.port, { path: '/__mominai/preview-message', host, method: 'POST', headers: { Cookie: hostCookie, Origin: origin, 'Content-Type': 'application/json' }, body: JSON.stringify(message) });
     expect(ok.status).toBe(204);
     expect((await seen).payload).toEqual({ ...message, port: 3000, previewId: `3000-${sessionId}` });
 
-    const post = (headers: Record<string, string>, body: string) => request(stack.port, { path: '/__mominai/preview-message', host, method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
+    const post = (headers: Record<string, string>, body: string) => rawRequest(stack.port, { path: '/__mominai/preview-message', host, method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body });
     const anonymous = await post({ Origin: origin }, JSON.stringify(message));
     expect(anonymous.status).toBe(401);
     expect(JSON.parse(anonymous.body.toString()).error.code).toBe('unauthorized');

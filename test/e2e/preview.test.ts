@@ -10,33 +10,13 @@ import zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
-import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
+import { api, registerUser, TestSocket, type TestUser, rawRequest } from '../helpers/client';
 import { ensureTestImage } from '../helpers/images';
 import { rssBytes, samplePeak, workerdPids } from '../helpers/memory';
 import { TestStack, type TestAgent } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
 const DOMAIN = 'preview.localhost';
-
-interface Got {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** A request to the edge with any Host header (fetch would not let us set it). */
-function request(port: number, opts: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: Buffer }): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', headers: { ...(opts.host ? { Host: opts.host } : {}), ...opts.headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
 
 describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN } });
@@ -50,7 +30,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   /** Follows a signed preview link once and returns the cookie it set. */
   const cookieFrom = async (link: string, host?: string): Promise<string> => {
     const u = new URL(link);
-    const res = await request(stack.port, { path: u.pathname + u.search, ...(host ? { host } : {}) });
+    const res = await rawRequest(stack.port, { path: u.pathname + u.search, ...(host ? { host } : {}) });
     expect(res.status).toBe(302);
     const setCookie = String(res.headers['set-cookie']?.[0] ?? '');
     expect(setCookie).toMatch(/HttpOnly/);
@@ -84,18 +64,18 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   });
 
   it('serves the dev server through the path form, with the prefix stripped and redirects kept inside', async () => {
-    const res = await request(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: pathCookie } });
+    const res = await rawRequest(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: pathCookie } });
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('hello from 3000 GET');
     expect(res.headers['x-seen-host']).toBe('localhost:3000');
     expect(res.headers['x-seen-prefix']).toBe(`/preview/${sessionId}`);
-    const redirect = await request(stack.port, { path: `/preview/${sessionId}/redirect`, headers: { Cookie: pathCookie } });
+    const redirect = await rawRequest(stack.port, { path: `/preview/${sessionId}/redirect`, headers: { Cookie: pathCookie } });
     expect(redirect.status).toBe(302);
     expect(redirect.headers.location).toBe(`/preview/${sessionId}/hello`);
   });
 
   it('serves the dev server through the host form', async () => {
-    const res = await request(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}`, headers: { Cookie: hostCookie } });
+    const res = await rawRequest(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}`, headers: { Cookie: hostCookie } });
     expect(res.status).toBe(200);
     expect(res.body.toString()).toBe('hello from 3000 GET');
   });
@@ -126,19 +106,19 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const block = Buffer.alloc(64 * 1024);
     for (let i = 0; i < block.length; i++) block[i] = (i * 31) & 0xff;
     for (let i = 0; i < 50 * 16; i++) expected.update(block);
-    const res = await request(stack.port, { path: `/preview/${sessionId}/big?mib=50`, headers: { Cookie: pathCookie } });
+    const res = await rawRequest(stack.port, { path: `/preview/${sessionId}/big?mib=50`, headers: { Cookie: pathCookie } });
     expect(res.status).toBe(200);
     expect(res.body.length).toBe(50 * MiB);
     expect(res.headers['content-length']).toBe(String(50 * MiB));
     expect(createHash('sha256').update(res.body).digest('hex')).toBe(expected.digest('hex'));
     const upload = randomBytes(8 * MiB);
-    const up = await request(stack.port, { path: `/preview/${sessionId}/upload`, method: 'POST', headers: { Cookie: pathCookie, 'Content-Type': 'application/octet-stream' }, body: upload });
+    const up = await rawRequest(stack.port, { path: `/preview/${sessionId}/upload`, method: 'POST', headers: { Cookie: pathCookie, 'Content-Type': 'application/octet-stream' }, body: upload });
     expect(JSON.parse(up.body.toString())).toEqual({ bytes: upload.length, sha256: createHash('sha256').update(upload).digest('hex') });
   }, 180_000);
 
   it('passes a body the dev server compressed through as it is, known length or chunked', async () => {
     for (const q of ['', '?chunked=1']) {
-      const res = await request(stack.port, { path: `/preview/${sessionId}/gzip${q}`, headers: { Cookie: pathCookie, 'Accept-Encoding': 'gzip' } });
+      const res = await rawRequest(stack.port, { path: `/preview/${sessionId}/gzip${q}`, headers: { Cookie: pathCookie, 'Accept-Encoding': 'gzip' } });
       expect(res.status).toBe(200);
       expect(res.headers['content-encoding']).toBe('gzip');
       expect(JSON.parse(zlib.gunzipSync(res.body).toString())).toEqual({ text: 'squeeze '.repeat(2000) });
@@ -231,7 +211,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   }, 240_000);
 
   it('keeps previews private: 401 without the cookie, 403 for another user, 200 for anyone once public (on the host form only)', async () => {
-    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
+    expect((await rawRequest(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
     const strangerLink = await api(stack, 'GET', `/api/containers/${sessionId}/preview-url`, { token: stranger.token });
     expect(strangerLink.status).toBe(403);
     // A stranger with a cookie of their own (for their own session) gets nothing here either.
@@ -239,13 +219,13 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const theirLink = await api<{ pathUrl: string }>(stack, 'GET', `/api/containers/${theirs.body.session.id}/preview-url`, { token: stranger.token });
     const theirCookie = await cookieFrom(theirLink.body.pathUrl, new URL(theirLink.body.pathUrl).host);
     const forged = theirCookie.replace(theirs.body.session.id, sessionId);
-    expect((await request(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: forged } })).status).toBe(401);
+    expect((await rawRequest(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: forged } })).status).toBe(401);
     const made = await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } });
     expect(made.status).toBe(200);
-    expect((await request(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}` })).status).toBe(200);
-    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
+    expect((await rawRequest(stack.port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}:${stack.port}` })).status).toBe(200);
+    expect((await rawRequest(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
     await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'private' } });
-    expect((await request(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
+    expect((await rawRequest(stack.port, { path: `/preview/${sessionId}/hello` })).status).toBe(401);
   });
 
   it("lists the session with the same previewPort, publicPorts and lastActiveAt as its own record after start_preview, a public port and activity", async () => {
@@ -302,10 +282,10 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=22`, { token: owner.token });
     const host22 = new URL(link.body.url).host;
     const cookie22 = await cookieFrom(link.body.url, host22);
-    const closed = await request(stack.port, { path: '/', host: host22, headers: { Cookie: cookie22 } });
+    const closed = await rawRequest(stack.port, { path: '/', host: host22, headers: { Cookie: cookie22 } });
     expect([403, 503]).toContain(closed.status);
     for (const p of [`/preview/${sessionId}/http://169.254.169.254/latest`, `/preview/${sessionId}//127.0.0.1:3001/health`, `/preview/${sessionId}/hello@evil.example`]) {
-      const res = await request(stack.port, { path: p, headers: { Cookie: pathCookie, 'X-Forwarded-Host': '169.254.169.254', 'X-Mominai-Host': 'evil' } });
+      const res = await rawRequest(stack.port, { path: p, headers: { Cookie: pathCookie, 'X-Forwarded-Host': '169.254.169.254', 'X-Mominai-Host': 'evil' } });
       // Whatever the path says, the session's own server on port 3000 answers (a 404 for a path it does not serve).
       expect({ status: res.status, servedBy: res.headers['x-served-by'], body: res.body.toString() }, p).toEqual({ status: 404, servedBy: 'preview-fixture:3000', body: 'not found' });
     }

@@ -6,6 +6,7 @@
  * output would otherwise be held and searched) while stamping each frame with
  * its arrival time.
  */
+import http from 'node:http';
 import WebSocket from 'ws';
 import { decodeBinaryFrame } from '../../shared/protocol/binary';
 import type { TestStack } from './stack';
@@ -317,4 +318,25 @@ export function assembleOutput(
     next[stream] = offset + Number(f.payload.length);
   }
   return { ...out, problems };
+}
+
+/** What `rawRequest` got back. */
+export interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A request to a local port with any Host header (fetch would not let us set it). */
+export function rawRequest(port: number, opts: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: opts.path, method: opts.method ?? 'GET', headers: { ...(opts.host ? { Host: opts.host } : {}), ...opts.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
 }
