@@ -59,6 +59,22 @@ export function stackCpuGroups(b: BenchStack): CpuGroups {
 }
 
 /**
+ * The usual groups plus the edge split by process: under `wrangler dev`
+ * the edge is two workerd instances (wrangler's proxy and the Worker itself)
+ * and wrangler's Node process, which receives inspector traffic from the
+ * proxy; the split shows how much of the edge's CPU is that dev harness.
+ */
+export function edgeSplitCpuGroups(b: BenchStack, extra: CpuGroups = {}): CpuGroups {
+  const edge = b.stack.edge?.child.pid ?? -1;
+  return {
+    ...stackCpuGroups(b),
+    'of the edge, workerd': (p) => p.pgrp === edge && p.comm === 'workerd',
+    'of the edge, wrangler (node)': (p) => p.pgrp === edge && p.comm !== 'workerd',
+    ...extra,
+  };
+}
+
+/**
  * CPU seconds each group used between `start()` and `stop()`. Processes that
  * exit in between (the container's own) are not counted; the groups above
  * are long-lived.

@@ -7,37 +7,17 @@
  * in the same run (the issue's target: p50 ≤ 0.25×, p99 ≤ 0.5×).
  */
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
-import {
-  createSession,
-  deleteSession,
-  dockerCli,
-  fmtMs,
-  intArg,
-  log,
-  msSince,
-  now,
-  openSocket,
-  printSummary,
-  printTable,
-  roundSummary,
-  sessionContainer,
-  startStack,
-  stopStack,
-  summarize,
-  type BenchArgs,
-  type BenchStack,
-} from './lib';
+import { dockerCli, fmtMs, intArg, log, msSince, now, printSummary, printTable, roundSummary, sessionContainer, summarize, type BenchArgs } from './lib';
+import { withStack } from './setup';
 
 export async function daemon(args: BenchArgs): Promise<void> {
   const n = intArg(args, 'n', 100, 5, 10_000);
   const image = TEST_IMAGES.node;
   await ensureTestImage('node');
-  let b: BenchStack | undefined;
-  try {
-    b = await startStack({ agentEnv: { SESSION_DAEMON: 'auto', ALLOWED_IMAGES: `${image},node:*` } });
-    const session = await createSession(b, { image });
-    const container = await sessionContainer(b, session.id);
-    const sock = await openSocket(b, session.id);
+  await withStack({ agentEnv: { SESSION_DAEMON: 'auto', ALLOWED_IMAGES: `${image},node:*` } }, async (scope) => {
+    const session = await scope.session({ image });
+    const container = await sessionContainer(scope.b, session.id);
+    const sock = await scope.socket(session.id);
     const viaStack = async () => {
       const started = now();
       const reply = await sock.request('exec_command', { command: 'true', args: [] });
@@ -59,7 +39,6 @@ export async function daemon(args: BenchArgs): Promise<void> {
       stack.push(await viaStack());
       cli.push(await viaCli());
     }
-    sock.close();
     const s = roundSummary(summarize(stack));
     const c = roundSummary(summarize(cli));
     printTable(
@@ -80,9 +59,6 @@ export async function daemon(args: BenchArgs): Promise<void> {
       ],
       { n, stack: s, dockerExec: c, ratioP50: p50, ratioP99: p99 },
     );
-    await deleteSession(b, session.id);
-  } finally {
-    await stopStack(b);
-    log('daemon bench done');
-  }
+  });
+  log('daemon bench done');
 }

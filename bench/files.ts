@@ -28,10 +28,9 @@ import {
   addInto,
   cpuLine,
   CpuMeter,
-  createSession,
   Deadline,
-  deleteSession,
   dockerCli,
+  edgeSplitCpuGroups,
   flagArg,
   fmtMs,
   intArg,
@@ -45,17 +44,14 @@ import {
   round,
   roundSummary,
   sessionContainer,
-  stackCpuGroups,
-  startStack,
-  stopStack,
   summarize,
   withTimeout,
   type BenchArgs,
   type BenchStack,
-  type CpuGroups,
   type Summary,
   type TargetCheck,
 } from './lib';
+import { withStack } from './setup';
 
 const MiB = 1024 * 1024;
 const TARGET = { smallTimeRatio: 1.5, largeThroughputRatio: 0.7 };
@@ -97,37 +93,34 @@ export async function files(args: BenchArgs): Promise<void> {
     { label: '50 MiB', bytes: 50 * MiB, rounds: intArg(args, 'n-large', 5, 1, 50) },
   ];
   const deadline = new Deadline(intArg(args, 'timeout', 600, 10, 3600) * 1000);
-  let b: BenchStack | undefined;
-  let sessionId: string | undefined;
-  let tmp: string | undefined;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-bench-files-'));
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   log(`files: ${sizes.map((s) => `${s.label} × ${s.rounds}`).join(', ')}; API vs docker cp, write then read, interleaved`);
   try {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mominai-bench-files-'));
-    b = await startStack({ agentEnv: { LOG_LEVEL: 'info' }, debug: flagArg(args, 'debug') });
-    sessionId = (await createSession(b)).id;
-    const ctx: Ctx = {
-      b,
-      sessionId,
-      containerId: await sessionContainer(b, sessionId),
-      workspace: path.join(b.stack.stateDir, 'workspaces', b.user.id, sessionId),
-      tmp,
-      http: httpAgent,
-      // A generous bound per transfer: 60 s, or 1 s per MiB on a loaded machine.
-      opTimeoutMs: (bytes) => Math.max(60_000, (bytes / MiB) * 1_000),
-    };
-    if (!fs.existsSync(ctx.workspace)) throw new Error(`the session's workspace is not at ${ctx.workspace}`);
-    const putDir = await fetchRaw(ctx, 'PUT', 'bench/.keep?parents=1', { body: Buffer.alloc(0) });
-    if (putDir.status !== 200) throw new Error(`creating bench/ in the workspace failed: HTTP ${putDir.status}`);
+    await withStack({ agentEnv: { LOG_LEVEL: 'info' }, debug: flagArg(args, 'debug') }, async (scope) => {
+      const { b } = scope;
+      const sessionId = (await scope.session()).id;
+      const ctx: Ctx = {
+        b,
+        sessionId,
+        containerId: await sessionContainer(b, sessionId),
+        workspace: scope.workspace(sessionId),
+        tmp,
+        http: httpAgent,
+        // A generous bound per transfer: 60 s, or 1 s per MiB on a loaded machine.
+        opTimeoutMs: (bytes) => Math.max(60_000, (bytes / MiB) * 1_000),
+      };
+      if (!fs.existsSync(ctx.workspace)) throw new Error(`the session's workspace is not at ${ctx.workspace}`);
+      const putDir = await fetchRaw(ctx, 'PUT', 'bench/.keep?parents=1', { body: Buffer.alloc(0) });
+      if (putDir.status !== 200) throw new Error(`creating bench/ in the workspace failed: HTTP ${putDir.status}`);
 
-    const results: SizeResult[] = [];
-    for (const spec of sizes) results.push(await measureSize(ctx, spec, deadline));
-    report(results);
+      const results: SizeResult[] = [];
+      for (const spec of sizes) results.push(await measureSize(ctx, spec, deadline));
+      report(results);
+    });
   } finally {
-    if (b && sessionId) await withTimeout(deleteSession(b, sessionId), 30_000, 'deleting the session').catch((err: unknown) => log(String(err)));
     httpAgent.destroy();
-    await stopStack(b);
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
@@ -156,7 +149,7 @@ async function measureSize(ctx: Ctx, spec: SizeSpec, deadline: Deadline): Promis
   const times: Times = { api: { write: [], read: [] }, cp: { write: [], read: [] } };
   /** API only: when the client had sent the whole body (write), when the response head came (read). */
   const parts: Record<Op, number[]> = { write: [], read: [] };
-  const meter = new CpuMeter(cpuGroups(ctx.b));
+  const meter = new CpuMeter(edgeSplitCpuGroups(ctx.b));
   const cpu: Record<Side, Record<string, number>> = { api: {}, cp: {} };
   const wallS: Record<Side, number> = { api: 0, cp: 0 };
   for (let i = 0; i < spec.rounds; i++) {
@@ -276,22 +269,6 @@ function apiRead(ctx: Ctx, local: string, remote: string, head: () => void): Pro
     req.on('error', reject);
     req.end();
   });
-}
-
-/**
- * The usual CPU groups plus the edge split by process: under `wrangler dev`
- * the edge is two workerd instances (wrangler's proxy and the Worker itself)
- * and wrangler's Node process, which receives inspector traffic from the
- * proxy; the split shows how much of the edge's CPU is that dev harness.
- */
-function cpuGroups(b: BenchStack, extra: CpuGroups = {}): CpuGroups {
-  const edge = b.stack.edge?.child.pid ?? -1;
-  return {
-    ...stackCpuGroups(b),
-    'of the edge, workerd': (p) => p.pgrp === edge && p.comm === 'workerd',
-    'of the edge, wrangler (node)': (p) => p.pgrp === edge && p.comm !== 'workerd',
-    ...extra,
-  };
 }
 
 function writeRandomFile(file: string, bytes: number): void {

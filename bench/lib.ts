@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { api, registerUser, TestSocket, type TestUser } from '../test/helpers/client';
+import { api, registerUser, TestSocket, type Frame, type TestUser } from '../test/helpers/client';
 export type { Frame, TestSocket } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import { TestStack, type TestAgent } from '../test/helpers/stack';
@@ -290,6 +290,38 @@ export async function sessionContainer(b: BenchStack, sessionId: string): Promis
  */
 export function openSocket(b: BenchStack, sessionId: string, { timeoutMs = 15_000, output = 'text' }: { timeoutMs?: number; output?: 'text' | 'binary' } = {}): Promise<TestSocket> {
   return TestSocket.open(b.stack, b.user.token, sessionId, { output, history: false, autoAck: false, waitReady: true, timeoutMs });
+}
+
+/* ---------------------------------------------------------------- echo */
+
+/** Run in a PTY, its echo comes from a process in the container (`cat`), as a shell's line editor's would, not from the kernel. */
+export const ECHO_SCRIPT = 'stty raw -echo; echo READY; exec cat';
+
+export function isOutput(f: Frame, processId: string): boolean {
+  return f.type === 'command_output' && f.payload.processId === processId;
+}
+
+/** A small output frame's text, from either output mode. */
+export function outputText(f: Frame): string {
+  return f.payload.bytes ? Buffer.from(f.payload.bytes as Uint8Array).toString('latin1') : String(f.payload.data);
+}
+
+/** Starts ECHO_SCRIPT in a PTY through the session socket; resolves with its process id once it printed READY. */
+export async function startEchoShell(sock: TestSocket): Promise<string> {
+  const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 }, 60_000);
+  const processId = String(started.payload.processId);
+  await sock.waitFor((f) => isOutput(f, processId) && outputText(f).includes('READY'), 15_000, 'the echo shell');
+  return processId;
+}
+
+/** One keystroke through the stack: `ch` to the echo shell's stdin; resolves with the milliseconds until an output frame holding it arrived. */
+export async function echoRoundTrip(sock: TestSocket, processId: string, ch: string, timeoutMs: number): Promise<number> {
+  const echoed = sock.waitForTimed((f) => isOutput(f, processId) && outputText(f).includes(ch), timeoutMs, `the echo of "${ch}"`);
+  echoed.catch(() => undefined); // awaited below
+  const t0 = now();
+  sock.send('stdin', { processId, data: ch }, null);
+  const { at } = await echoed;
+  return msBetween(t0, at);
 }
 
 // CPU accounting lives in ./cpu.ts; re-exported so every benchmark imports from one place.

@@ -30,7 +30,6 @@ import { api } from '../test/helpers/client';
 import {
   BENCH_IMAGE,
   Deadline,
-  deleteSession,
   dockerCli,
   fmtMs,
   intArg,
@@ -43,8 +42,6 @@ import {
   round,
   roundSummary,
   sessionContainer,
-  startStack,
-  stopStack,
   summarize,
   withTimeout,
   type BenchArgs,
@@ -52,6 +49,7 @@ import {
   type SessionView,
   type TargetCheck,
 } from './lib';
+import { withStack, type StackScope } from './setup';
 
 const TARGET_RATIO = 1.3;
 const POOL_TARGET = { p50Ms: 90, ratio: 0.35 };
@@ -66,31 +64,35 @@ export async function lifecycle(args: BenchArgs): Promise<void> {
   const runId = `${process.pid.toString(16)}${Math.random().toString(16).slice(2, 8)}`;
   const label = `dev.mominai.bench=${runId}`;
   const network = `mominai-bench-${runId}`;
-  let b: BenchStack | undefined;
-  let workspaces: string | undefined;
   log(`lifecycle: ${n} rounds of api / docker run / engine API, image ${BENCH_IMAGE}${pool ? `, warm pool of ${pool}` : ''}`);
-  try {
-    b = await startStack({
-      // Each session is deleted right after it is measured; the headroom covers a slow delete.
-      edgeVars: { MAX_SESSIONS_PER_USER: String(Math.min(10_000, n + 5)) },
-      agentEnv: { ...AGENT_LIMITS, LOG_LEVEL: 'info', ...(pool ? { WARM_POOL_SIZE: String(pool), DEFAULT_IMAGE: BENCH_IMAGE } : {}) },
-      debug: flagArg(args, 'debug'),
+  const stackOptions = {
+    // Each session is deleted right after it is measured; the headroom covers a slow delete.
+    edgeVars: { MAX_SESSIONS_PER_USER: String(Math.min(10_000, n + 5)) },
+    agentEnv: { ...AGENT_LIMITS, LOG_LEVEL: 'info', ...(pool ? { WARM_POOL_SIZE: String(pool), DEFAULT_IMAGE: BENCH_IMAGE } : {}) },
+    debug: flagArg(args, 'debug'),
+  };
+  await withStack(stackOptions, async (scope) => {
+    const { b } = scope;
+    const workspaces = fs.mkdtempSync(path.join(b.stack.stateDir, 'bench-workspaces-'));
+    scope.defer(() => fs.rmSync(workspaces, { recursive: true, force: true }));
+    scope.defer(async () => {
+      await removeLabelled(b.docker, label);
+      await dockerCli(['network', 'rm', network], 20_000).catch(() => undefined);
     });
-    workspaces = fs.mkdtempSync(path.join(b.stack.stateDir, 'bench-workspaces-'));
     await dockerCli(['network', 'create', '--driver', 'bridge', '--opt', 'com.docker.network.bridge.enable_icc=false', '--label', label, network]);
 
     // Warm-up, and the API container's own settings for the baselines.
     if (pool) await poolFull(b, 1);
-    const first = await timeApi(b);
+    const first = await timeApi(scope);
     const info = await b.docker.getContainer(pool ? `mominai-${first.session.id}` : await sessionContainer(b, first.session.id)).inspect();
-    await deleteSession(b, first.session.id);
+    await scope.deleteSession(first.session.id);
     let claims = first.claimed ? 1 : 0;
     if (pool) await poolFull(b, 1 + claims);
     const baseline = baselineFrom(info, network, label);
     log(`docker run flags (from the API's container): ${baseline.cliFlags.join(' ')}`);
     let ws = 0;
     const workspace = () => {
-      const dir = path.join(workspaces!, `w${ws++}`);
+      const dir = path.join(workspaces, `w${ws++}`);
       fs.mkdirSync(dir);
       fs.chownSync(dir, baseline.uid, baseline.gid);
       return dir;
@@ -106,10 +108,10 @@ export async function lifecycle(args: BenchArgs): Promise<void> {
         deadline.check(`round ${i + 1} of ${n}`);
         const series = order[(i + k) % order.length]!;
         if (series === 'api') {
-          const r = await timeApi(b);
+          const r = await timeApi(scope);
           times.api.push(r.ms);
           if (r.agentMs !== undefined) agentMs.push(r.agentMs);
-          await deleteSession(b, r.session.id);
+          await scope.deleteSession(r.session.id);
           if (r.claimed) claims += 1;
           if (pool) await poolFull(b, 1 + claims);
         } else if (series === 'docker run') {
@@ -169,21 +171,15 @@ export async function lifecycle(args: BenchArgs): Promise<void> {
         ratioP50VsEngineApi: round(ratioEngine),
       },
     );
-  } finally {
-    if (b) {
-      await removeLabelled(b.docker, label);
-      await dockerCli(['network', 'rm', network], 20_000).catch(() => undefined);
-    }
-    await stopStack(b);
-    if (workspaces) fs.rmSync(workspaces, { recursive: true, force: true });
-  }
+  });
 }
 
 function cells(s: ReturnType<typeof summarize>): string[] {
   return [s.p50, s.p90, s.min, s.max, s.mean].map(fmtMs);
 }
 
-async function timeApi(b: BenchStack): Promise<{ ms: number; session: SessionView; agentMs: number | undefined; claimed: boolean }> {
+async function timeApi(scope: StackScope): Promise<{ ms: number; session: SessionView; agentMs: number | undefined; claimed: boolean }> {
+  const { b } = scope;
   const t0 = now();
   const res = await withTimeout(
     api<{ session: SessionView }>(b.stack, 'POST', '/api/containers', { token: b.user.token, body: { image: BENCH_IMAGE } }),
@@ -193,6 +189,7 @@ async function timeApi(b: BenchStack): Promise<{ ms: number; session: SessionVie
   const ms = msSince(t0);
   if (res.status !== 201 || res.body.session?.status !== 'running') throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
   const session = res.body.session;
+  scope.adopt(session.id);
   // The agent logs how long its runtime took; the line may trail the reply by a moment.
   const line = await b.agent
     .waitForLog((l) => (l.msg === 'session container started' || l.msg === 'session container claimed from the warm pool') && l.sessionId === session.id, 2_000)

@@ -32,15 +32,12 @@ import { api } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
 import {
   addInto,
-  openSocket,
-  type TestSocket,
   cpuLine,
   CpuMeter,
   cpuPer,
-  createSession,
   Deadline,
-  deleteSession,
   dockerCli,
+  edgeSplitCpuGroups,
   flagArg,
   fmtMs,
   interrupted,
@@ -56,17 +53,14 @@ import {
   round,
   roundSummary,
   sessionContainer,
-  stackCpuGroups,
-  startStack,
-  stopStack,
   summarize,
   withTimeout,
   type BenchArgs,
-  type BenchStack,
   type CpuGroups,
   type Summary,
   type TargetCheck,
 } from './lib';
+import { withStack } from './setup';
 
 const MiB = 1024 * 1024;
 const PORT = 3000;
@@ -109,20 +103,16 @@ export async function preview(args: BenchArgs): Promise<void> {
     cpus: intArg(args, 'cpus', os.cpus().length, 1, 64),
     deadline: new Deadline(intArg(args, 'timeout', 300, 10, 3600) * 1000),
   };
-  let b: BenchStack | undefined;
-  let sessionId: string | undefined;
-  let sock: TestSocket | undefined;
   log(
     `preview: ${o.concurrency} clients × ${o.seconds} s (× ${o.loadReps * 2} runs a side), ${o.n} sequential requests, ` +
       `${o.mib} MiB × ${o.reps}; through /preview vs directly to the container, container CPU limit ${o.cpus}`,
   );
-  try {
-    b = await startStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') });
+  await withStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') }, async (scope) => {
+    const { b } = scope;
     await ensureTestImage('node', b.docker);
-    const session = await createSession(b, { image: TEST_IMAGES.node, ports: [PORT] });
-    sessionId = session.id;
-    fs.copyFileSync(FIXTURE, path.join(b.stack.stateDir, 'workspaces', b.user.id, sessionId, 'server.cjs'));
-    sock = await openSocket(b, sessionId);
+    const sessionId = (await scope.session({ image: TEST_IMAGES.node, ports: [PORT] })).id;
+    fs.copyFileSync(FIXTURE, path.join(scope.workspace(sessionId), 'server.cjs'));
+    const sock = await scope.socket(sessionId);
     await sock.requestOk('container_command', { command: 'node server.cjs' });
     const ready = await sock.requestOk('start_preview', { port: PORT }, 120_000);
     if (ready.type !== 'preview_ready') throw new Error(`start_preview answered ${JSON.stringify(ready)}`);
@@ -140,16 +130,12 @@ export async function preview(args: BenchArgs): Promise<void> {
     for (const side of ['direct', 'preview'] as const) await checkHello(targets[side], side);
     log(`both sides answer /hello (direct ${targets.direct.origin}, preview ${targets.preview.origin}${targets.preview.prefix})`);
 
-    const groups = cpuGroups(b, await containerCpuGroup(containerId));
+    const groups = edgeSplitCpuGroups(b, await containerCpuGroup(containerId));
     const load = await measureLoad(targets, groups, o);
     const latency = await measureLatency(targets, `${PRIVATE_PORT}-${sessionId}.preview.localhost:${b.stack.port}`, o);
     const big = await measureBig(targets, groups, o);
     report(o, load, latency, big);
-  } finally {
-    sock?.close();
-    if (b && sessionId) await withTimeout(deleteSession(b, sessionId), 30_000, 'deleting the session').catch((err: unknown) => log(String(err)));
-    await stopStack(b);
-  }
+  });
 }
 
 async function checkHello(t: Target, side: Side): Promise<void> {
@@ -161,22 +147,6 @@ async function checkHello(t: Target, side: Side): Promise<void> {
   } finally {
     await client.destroy();
   }
-}
-
-/**
- * The usual CPU groups plus the edge split by process: under `wrangler dev`
- * the edge is two workerd instances (wrangler's proxy and the Worker itself)
- * and wrangler's Node process, which receives inspector traffic from the
- * proxy; the split shows how much of the edge's CPU is that dev harness.
- */
-function cpuGroups(b: BenchStack, extra: CpuGroups = {}): CpuGroups {
-  const edge = b.stack.edge?.child.pid ?? -1;
-  return {
-    ...stackCpuGroups(b),
-    'of the edge, workerd': (p) => p.pgrp === edge && p.comm === 'workerd',
-    'of the edge, wrangler (node)': (p) => p.pgrp === edge && p.comm !== 'workerd',
-    ...extra,
-  };
 }
 
 /** The container's processes (the dev server among them) by their host pids, taken once the server runs. */

@@ -15,7 +15,6 @@ import fs from 'node:fs';
 import { api } from '../test/helpers/client';
 import {
   Deadline,
-  deleteSession,
   dockerCli,
   fmtMs,
   intArg,
@@ -29,13 +28,12 @@ import {
   roundSummary,
   sessionContainer,
   sleep,
-  startStack,
-  stopStack,
   summarize,
   type BenchArgs,
   type BenchStack,
   type Summary,
 } from './lib';
+import { withStack, type StackScope } from './setup';
 
 /** The neighbour's p99 during the storm may add at most this much over quiet (issue: neighbours keep working). */
 const NEIGHBOUR_ADDED_P99_MS = 250;
@@ -48,11 +46,14 @@ async function execMs(b: BenchStack, sessionId: string, command: string): Promis
   return ms;
 }
 
-async function createTimed(b: BenchStack): Promise<{ id: string; ms: number }> {
+/** A timed create; the session is the scope's to delete. */
+async function createTimed(scope: StackScope): Promise<{ id: string; ms: number }> {
+  const { stack, user } = scope.b;
   const started = now();
-  const res = await api<{ session: { id: string; status: string } }>(b.stack, 'POST', '/api/containers', { token: b.user.token, body: {} });
+  const res = await api<{ session: { id: string; status: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
   const ms = msSince(started);
   if (res.status !== 201 || res.body.session?.status !== 'running') throw new Error(`creating a session failed: ${res.status} ${JSON.stringify(res.body)}`);
+  scope.adopt(res.body.session.id);
   return { id: res.body.session.id, ms };
 }
 
@@ -67,18 +68,24 @@ async function series(n: number, deadline: Deadline, one: () => Promise<number>)
 
 async function neighbour(args: BenchArgs, deadline: Deadline): Promise<{ quiet: Summary; storm: Summary; direct: Summary }> {
   const n = intArg(args, 'n', 30, 5, 1000);
-  let b: BenchStack | undefined;
-  try {
-    b = await startStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_MEMORY_LIMIT: '128m', CONTAINER_PIDS_LIMIT: '256' }, debug: flagArg(args, 'debug') });
-    const stack = b;
-    const [bomb, quiet] = [await createTimed(b), await createTimed(b)];
-    const quietMs = await series(n, deadline, () => execMs(stack, quiet.id, 'echo hi'));
+  const stackOptions = { agentEnv: { LOG_LEVEL: 'info', CONTAINER_MEMORY_LIMIT: '128m', CONTAINER_PIDS_LIMIT: '256' }, debug: flagArg(args, 'debug') };
+  return withStack(stackOptions, async (scope) => {
+    const { b } = scope;
+    const [bomb, quiet] = [await scope.session(), await scope.session()];
+    const quietMs = await series(n, deadline, () => execMs(b, quiet.id, 'echo hi'));
     // The storm: a memory hog (OOM-killed at the limit) and a fork bomb up to the pids limit, left running.
+    const bombContainer = await sessionContainer(b, bomb.id);
     const storm = api(b.stack, 'POST', `/api/containers/${bomb.id}/exec`, {
       token: b.user.token,
       body: { command: 'tail /dev/zero & f() { f | f & }; f; sleep 120', timeoutMs: 120_000 },
     }).catch(() => undefined);
-    const pidsFile = `/sys/fs/cgroup/pids/docker/${await sessionContainer(b, bomb.id)}/pids.current`;
+    // Untimed clean-up: a graceful stop of a container full of forks can take longer than the API's
+    // 60 s remove, so the engine kills it first; the session is then deleted as usual.
+    scope.defer(async () => {
+      await dockerCli(['kill', bombContainer]).catch((err: unknown) => log(`killing the storm: ${String(err)}`));
+      await storm;
+    });
+    const pidsFile = `/sys/fs/cgroup/pids/docker/${bombContainer}/pids.current`;
     while (!(fs.existsSync(pidsFile) && Number(fs.readFileSync(pidsFile, 'utf8')) >= 100)) {
       deadline.check('waiting for the fork bomb');
       await sleep(100);
@@ -89,49 +96,36 @@ async function neighbour(args: BenchArgs, deadline: Deadline): Promise<{ quiet: 
     const directMs: number[] = [];
     for (let i = 0; i < n; i++) {
       deadline.check('the storm series');
-      stormMs.push(await execMs(stack, quiet.id, 'echo hi'));
+      stormMs.push(await execMs(b, quiet.id, 'echo hi'));
       const started = now();
       await dockerCli(['exec', neighbourContainer, 'echo', 'hi']);
       directMs.push(msSince(started));
     }
-    const figures = { quiet: roundSummary(summarize(quietMs)), storm: roundSummary(summarize(stormMs)), direct: roundSummary(summarize(directMs)) };
-    // Untimed clean-up: a graceful stop of a container full of forks can take longer than the API's
-    // 60 s remove, so the engine kills it first; the session is then deleted as usual.
-    await dockerCli(['kill', await sessionContainer(b, bomb.id)]).catch((err: unknown) => log(`killing the storm: ${String(err)}`));
-    await storm;
-    await deleteSession(b, bomb.id);
-    await deleteSession(b, quiet.id);
-    return figures;
-  } finally {
-    await stopStack(b);
-  }
+    return { quiet: roundSummary(summarize(quietMs)), storm: roundSummary(summarize(stormMs)), direct: roundSummary(summarize(directMs)) };
+  });
 }
 
 async function runtimeFigures(args: BenchArgs, deadline: Deadline, runtime: 'runc' | 'runsc'): Promise<{ create: Summary; exec: Summary }> {
   const n = intArg(args, 'runtime-n', 8, 2, 200);
-  let b: BenchStack | undefined;
-  try {
-    b = await startStack({
-      edgeVars: { MAX_SESSIONS_PER_USER: String(n + 5) },
-      agentEnv: { LOG_LEVEL: 'info', ...(runtime === 'runsc' ? { CONTAINER_RUNTIME: 'runsc' } : {}) },
-      debug: flagArg(args, 'debug'),
-    });
-    const stack = b;
+  const stackOptions = {
+    edgeVars: { MAX_SESSIONS_PER_USER: String(n + 5) },
+    agentEnv: { LOG_LEVEL: 'info', ...(runtime === 'runsc' ? { CONTAINER_RUNTIME: 'runsc' } : {}) },
+    debug: flagArg(args, 'debug'),
+  };
+  return withStack(stackOptions, async (scope) => {
     // One untimed warm-up: the agent's network, the image's user.
-    await deleteSession(b, (await createTimed(b)).id);
+    await scope.deleteSession((await createTimed(scope)).id);
     const createMs: number[] = [];
     const execs: number[] = [];
     for (let i = 0; i < n; i++) {
       deadline.check(`the ${runtime} series`);
-      const s = await createTimed(stack);
+      const s = await createTimed(scope);
       createMs.push(s.ms);
-      execs.push(...(await series(5, deadline, () => execMs(stack, s.id, 'true'))));
-      await deleteSession(stack, s.id);
+      execs.push(...(await series(5, deadline, () => execMs(scope.b, s.id, 'true'))));
+      await scope.deleteSession(s.id);
     }
     return { create: roundSummary(summarize(createMs)), exec: roundSummary(summarize(execs)) };
-  } finally {
-    await stopStack(b);
-  }
+  });
 }
 
 export async function sandbox(args: BenchArgs): Promise<void> {

@@ -25,13 +25,10 @@
 import { rssBytes } from '../test/helpers/memory';
 import {
   BENCH_IMAGE,
-  openSocket,
-  type TestSocket,
   CpuMeter,
-  createSession,
   Deadline,
-  deleteSession,
   dockerCli,
+  echoRoundTrip,
   fmtMs,
   flagArg,
   hostFacts,
@@ -45,18 +42,16 @@ import {
   roundSummary,
   sleep,
   stackCpuGroups,
-  startStack,
-  stopStack,
+  startEchoShell,
   summarize,
-  withTimeout,
   type BenchArgs,
   type BenchStack,
-  type Frame,
   type Summary,
+  type TestSocket,
 } from './lib';
+import { withStack } from './setup';
 
 const MiB = 1024 * 1024;
-const ECHO_SCRIPT = 'stty raw -echo; echo READY; exec cat';
 const TARGET = { echoAddedP99Ms: 50, idleMiBPerSession: 5, idleExecs: 0 };
 
 interface ScaleOptions {
@@ -80,30 +75,30 @@ export async function scale(args: BenchArgs): Promise<void> {
     deadline: new Deadline(intArg(args, 'timeout', 900, 30, 7200) * 1000),
   };
   log(`scale: ${o.sessions} sessions of ${o.image}, each a terminal at ${o.rateKiB} KiB/s for ${o.seconds} s; ${o.n} keystrokes idle and loaded; idle window ${o.idleSeconds} s`);
-  let b: BenchStack | undefined;
-  const ids: string[] = [];
-  const sockets: TestSocket[] = [];
-  try {
-    b = await startStack({
-      edgeVars: { MAX_SESSIONS_PER_USER: String(o.sessions + 1), AGENT_MAX_SESSIONS: String(o.sessions + 5) },
-      agentEnv: { MAX_SESSIONS: String(o.sessions + 5), LOG_LEVEL: 'info', ALLOWED_IMAGES: `${BENCH_IMAGE},node:*` },
-      debug: flagArg(args, 'debug'),
-    });
+  const stackOptions = {
+    edgeVars: { MAX_SESSIONS_PER_USER: String(o.sessions + 1), AGENT_MAX_SESSIONS: String(o.sessions + 5) },
+    agentEnv: { MAX_SESSIONS: String(o.sessions + 5), LOG_LEVEL: 'info', ALLOWED_IMAGES: `${BENCH_IMAGE},node:*` },
+    debug: flagArg(args, 'debug'),
+  };
+  await withStack(stackOptions, async (scope) => {
+    const { b } = scope;
     const agentPid = b.agent.proc.child.pid!;
     const rssEmpty = rssBytes(agentPid);
     const createStarted = now();
+    const ids: string[] = [];
     // A few creates at a time, as a fleet's users would: the engine serialises much of the work anyway.
     for (let i = 0; i < o.sessions; i += 4) {
       o.deadline.check(`creating session ${i + 1}`);
-      const batch = await Promise.all(Array.from({ length: Math.min(4, o.sessions - i) }, () => createSession(b!, { image: o.image, ports: [3000] })));
+      const batch = await Promise.all(Array.from({ length: Math.min(4, o.sessions - i) }, () => scope.session({ image: o.image, ports: [3000] })));
       ids.push(...batch.map((s) => s.id));
     }
     log(`${ids.length} sessions created in ${(msBetween(createStarted, now()) / 1000).toFixed(1)} s`);
-    for (const id of ids) sockets.push(await openSocket(b, id, { output: 'binary' }));
+    const sockets: TestSocket[] = [];
+    for (const id of ids) sockets.push(await scope.socket(id, { output: 'binary' }));
 
     // Idle: every session has a client and nothing runs but the echo shell (no output).
     const echoSock = sockets[0]!;
-    const echoPid = await startEcho(echoSock);
+    const echoPid = await startEchoShell(echoSock);
     const idleWindow = await measureWindow(b, o.idleSeconds * 1000, o);
     const rssIdle = rssBytes(agentPid);
     const echoIdle = await measureEcho(echoSock, echoPid, o);
@@ -137,19 +132,7 @@ export async function scale(args: BenchArgs): Promise<void> {
     for (const stop of stopAcks) stop();
 
     report(o, { rssEmpty, rssIdle, rssLoaded, echoIdle, echoLoaded, idleWindow, loadCpu, loadWall, delivered });
-  } finally {
-    for (const s of sockets) s.close();
-    if (b) {
-      // A few at a time; whatever a delete leaves (an agent that lapsed under the load) stopStack removes by label.
-      log(`deleting ${ids.length} sessions`);
-      const queue = [...ids];
-      const worker = async () => {
-        for (let id = queue.shift(); id; id = queue.shift()) await withTimeout(deleteSession(b!, id), 60_000, 'deleting a session').catch((err: unknown) => log(String(err)));
-      };
-      await Promise.all(Array.from({ length: 6 }, worker));
-    }
-    await stopStack(b);
-  }
+  });
 }
 
 function imageArg(raw: string): string {
@@ -158,24 +141,11 @@ function imageArg(raw: string): string {
   throw new Error(`--image must be busybox or node, not "${raw}"`);
 }
 
-/** A PTY whose echo comes from `cat` in the container; resolves once it printed READY. */
-async function startEcho(sock: TestSocket): Promise<string> {
-  const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 }, 60_000);
-  const pid = String(started.payload.processId);
-  await sock.waitFor((f) => isOutput(f, pid) && text(f).includes('READY'), 15_000, 'the echo shell');
-  return pid;
-}
-
 async function measureEcho(sock: TestSocket, pid: string, o: ScaleOptions): Promise<Summary> {
   const times: number[] = [];
   for (let i = 0; i < o.n; i++) {
     o.deadline.check(`keystroke ${i + 1}`);
-    const ch = String.fromCharCode(97 + (i % 26));
-    const echoed = sock.waitForTimed((f) => isOutput(f, pid) && text(f).includes(ch), 10_000, `the echo of "${ch}"`);
-    echoed.catch(() => undefined); // awaited below
-    const t0 = now();
-    sock.send('stdin', { processId: pid, data: ch }, null);
-    times.push(msBetween(t0, (await echoed).at));
+    times.push(await echoRoundTrip(sock, pid, String.fromCharCode(97 + (i % 26)), 10_000));
     await sleep(20);
   }
   return summarize(times);
@@ -221,14 +191,6 @@ function ackAsRead(sock: TestSocket, count: (n: number) => void): () => void {
       acked.set(key, end);
     }
   });
-}
-
-function isOutput(f: Frame, pid: string): boolean {
-  return f.type === 'command_output' && f.payload.processId === pid;
-}
-
-function text(f: Frame): string {
-  return f.payload.bytes ? Buffer.from(f.payload.bytes as Uint8Array).toString('latin1') : String(f.payload.data);
 }
 
 interface Figures {

@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import WebSocket from 'ws';
 import { rssBytes, workerdPids } from '../test/helpers/memory';
 import { freePort } from '../test/helpers/stack';
-import { createSession, deleteSession, intArg, log, openSocket, printSummary, startStack, stopStack, type BenchArgs, type BenchStack, type TestSocket } from './lib';
+import { intArg, log, printSummary, type BenchArgs, type BenchStack, type TestSocket } from './lib';
+import { withStack } from './setup';
 
 const MiB = 1024 * 1024;
 
@@ -92,13 +93,12 @@ export async function soak(args: BenchArgs): Promise<void> {
   const inspectPort = args.values.get('inspect') === 'true' ? await freePort() : undefined;
   // spawnEdge hands it to the Miniflare runner (scripts/lib/stack.ts).
   if (inspectPort) process.env.EDGE_INSPECTOR_PORT = String(inspectPort);
-  let b: BenchStack | undefined;
-  const sockets: TestSocket[] = [];
-  try {
-    b = await startStack({ edgeVars: { MAX_SESSIONS_PER_USER: String(sessions + 1) }, agentEnv: { MAX_SESSIONS: String(sessions + 1) } });
+  await withStack({ edgeVars: { MAX_SESSIONS_PER_USER: String(sessions + 1) }, agentEnv: { MAX_SESSIONS: String(sessions + 1) } }, async (scope) => {
+    const { b } = scope;
     const ids: string[] = [];
-    for (let i = 0; i < sessions; i++) ids.push((await createSession(b)).id);
-    for (const id of ids) sockets.push(await openSocket(b, id));
+    for (let i = 0; i < sessions; i++) ids.push((await scope.session()).id);
+    const sockets: TestSocket[] = [];
+    for (const id of ids) sockets.push(await scope.socket(id));
     const baseline = edgeRss(b);
     const baseParts = edgeRssParts(b);
     log(`${sessions} sessions idle: edge ${(baseline / MiB).toFixed(1)} MiB (${fmtParts(baseParts)})`);
@@ -177,9 +177,5 @@ export async function soak(args: BenchArgs): Promise<void> {
       ],
       { sessions, seconds, rateKiB, baseline, steady, perSession, baseParts, steadyParts, idleHeap, heap, samples, received: received.map((r) => r.next), disorder },
     );
-    for (const id of ids) await deleteSession(b, id).catch(() => undefined);
-  } finally {
-    for (const s of sockets) s.close();
-    await stopStack(b);
-  }
+  });
 }

@@ -32,13 +32,11 @@ import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import {
   addInto,
-  openSocket,
-  type TestSocket,
   cpuLine,
   CpuMeter,
-  createSession,
   Deadline,
-  deleteSession,
+  ECHO_SCRIPT,
+  echoRoundTrip,
   flagArg,
   fmtMs,
   intArg,
@@ -55,18 +53,17 @@ import {
   sessionContainer,
   sleep,
   stackCpuGroups,
-  startStack,
-  stopStack,
+  startEchoShell,
   summarize,
   withTimeout,
   type BenchArgs,
   type BenchStack,
-  type Frame,
   type Summary,
   type TargetCheck,
+  type TestSocket,
 } from './lib';
+import { withStack } from './setup';
 
-const ECHO_SCRIPT = 'stty raw -echo; echo READY; exec cat';
 const WARMUP = 20;
 const TARGET = { echoAddedP50Ms: 5, echoAddedP99Ms: 20, bulkRatio: 0.3, bulkMBps: 35 };
 const TEXT_LINE = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456';
@@ -102,37 +99,27 @@ export async function terminal(args: BenchArgs): Promise<void> {
     cpus: intArg(args, 'cpus', os.cpus().length, 1, 64),
     deadline: new Deadline(intArg(args, 'timeout', 600, 10, 3600) * 1000),
   };
-  let b: BenchStack | undefined;
-  let sessionId: string | undefined;
-  let sock: TestSocket | undefined;
   log(
     `terminal: ${o.n} keystrokes ${o.paceMs} ms apart, ${o.mib} MiB bulk output × ${o.reps} (${o.sources.join(', ')}), ` +
       `${o.output} output frames, container CPU limit ${o.cpus}`,
   );
-  try {
-    // The container may use every core, so the producer of bulk output is not what limits either side.
-    b = await startStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') });
-    sessionId = (await createSession(b)).id;
-    const container = b.docker.getContainer(await sessionContainer(b, sessionId));
-    sock = await openSocket(b, sessionId, { output: o.output });
+  // The container may use every core, so the producer of bulk output is not what limits either side.
+  await withStack({ agentEnv: { LOG_LEVEL: 'info', CONTAINER_CPU_LIMIT: String(o.cpus) }, debug: flagArg(args, 'debug') }, async (scope) => {
+    const sessionId = (await scope.session()).id;
+    const container = scope.b.docker.getContainer(await sessionContainer(scope.b, sessionId));
+    const sock = await scope.socket(sessionId, { output: o.output });
     const echo = await measureEcho(sock, container, o);
-    const bulk = await measureBulk(b, sock, container, o);
+    const bulk = await measureBulk(scope.b, sock, container, o);
     report(o, echo, bulk);
-  } finally {
-    sock?.close();
-    if (b && sessionId) await withTimeout(deleteSession(b, sessionId), 30_000, 'deleting the session').catch((err: unknown) => log(String(err)));
-    await stopStack(b);
-  }
+  });
 }
 
 type EchoSummaries = Record<'stack' | 'direct' | 'ping', Summary>;
 
 async function measureEcho(sock: TestSocket, container: Docker.Container, o: TerminalOptions): Promise<EchoSummaries> {
-  const started = await sock.requestOk('exec_command', { command: 'sh', args: ['-c', ECHO_SCRIPT], tty: true, cols: 80, rows: 24 });
-  const pid = String(started.payload.processId);
+  const pid = await startEchoShell(sock);
   let direct: Duplex | undefined;
   try {
-    await sock.waitFor((f) => isOutput(f, pid) && outputText(f).includes('READY'), 15_000, 'the stack side to be ready');
     direct = await startDirectEcho(container);
     const times = { stack: [] as number[], direct: [] as number[], ping: [] as number[] };
     const kinds = ['stack', 'direct', 'ping'] as const;
@@ -141,7 +128,7 @@ async function measureEcho(sock: TestSocket, container: Docker.Container, o: Ter
       const ch = String.fromCharCode(97 + (i % 26));
       for (let k = 0; k < kinds.length; k++) {
         const kind = kinds[(i + k) % kinds.length]!;
-        const ms = kind === 'stack' ? await stackEcho(sock, pid, ch) : kind === 'direct' ? await directEcho(direct, ch) : await pingRtt(sock);
+        const ms = kind === 'stack' ? await echoRoundTrip(sock, pid, ch, 5_000) : kind === 'direct' ? await directEcho(direct, ch) : await pingRtt(sock);
         if (i >= WARMUP) times[kind].push(ms);
       }
       if (o.paceMs > 0) await sleep(o.paceMs);
@@ -297,26 +284,8 @@ function sourceName(s: Source): string {
   return s === 'zero' ? '/dev/zero' : 'text';
 }
 
-function isOutput(f: Frame, processId: string): boolean {
-  return f.type === 'command_output' && f.payload.processId === processId;
-}
-
-/** A small output frame's text, from either output mode. */
-function outputText(f: Frame): string {
-  return f.payload.bytes ? Buffer.from(f.payload.bytes as Uint8Array).toString('latin1') : String(f.payload.data);
-}
-
 function echoCells(s: Summary): string[] {
   return [s.p50, s.p90, s.p99, s.min, s.max].map(fmtMs);
-}
-
-async function stackEcho(sock: TestSocket, processId: string, ch: string): Promise<number> {
-  const echoed = sock.waitForTimed((f) => isOutput(f, processId) && outputText(f).includes(ch), 5_000, `the echo of "${ch}"`);
-  echoed.catch(() => undefined); // awaited below
-  const t0 = now();
-  sock.send('stdin', { processId, data: ch }, null);
-  const { at } = await echoed;
-  return msBetween(t0, at);
 }
 
 async function pingRtt(sock: TestSocket): Promise<number> {
