@@ -3,12 +3,15 @@
  * inside a Session DO: bytes from the agent become a ReadableStream that
  * acknowledges as its consumer (an HTTP response, a WebSocket) pulls; a
  * ReadableStream to the agent is sent in frames, waiting for the agent's acks
- * when the window is full. Memory per stream stays within one window.
+ * when the window is full. Memory per stream stays within one window. The
+ * window and ack bookkeeping is ../../shared/protocol/byte-window.ts; this file
+ * holds the workerd streams around it.
  */
 import { AppError, ErrorCode } from '../../shared/errors';
 import { BINARY_HEADER_BYTES, encodeBinaryFrame, FrameFlag, MAX_BINARY_PAYLOAD, writeBinaryHeader, type BinaryFrame, type FrameKind } from '../../shared/protocol/binary';
 import { joinBytes } from '../../shared/bytes';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../shared/protocol/byte-streams';
+import { ByteWindows, type AckPolicy, type IncomingPort, type IncomingWindow } from '../../shared/protocol/byte-window';
 import type { SessionEvent, SessionEventSender } from '../../shared/protocol/session-channel';
 import { drain } from '../relay/body';
 
@@ -16,55 +19,62 @@ export interface StreamSink extends SessionEventSender {
   sendBinary(bytes: Uint8Array): boolean;
 }
 
-interface Incoming {
-  controller: ReadableStreamDefaultController<Uint8Array>;
-  received: number;
-  delivered: number;
-  acked: number;
-  queue: Uint8Array[];
-  ended: boolean;
+/** An incoming stream read by pulls: frames wait in `queue` until its consumer asks for the next. */
+class Pulled implements IncomingPort {
+  readonly queue: Uint8Array[] = [];
+  constructor(readonly controller: ReadableStreamDefaultController<Uint8Array>) {}
+  fail(err: AppError): void {
+    try {
+      this.controller.error(err);
+    } catch {
+      // already closed
+    }
+  }
 }
 
 /** An incoming stream of known length, written straight into a FixedLengthStream (no JS stream to pump). */
-interface Sized {
-  writer: WritableStreamDefaultWriter<Uint8Array>;
-  received: number;
-  /** Bytes the reader has taken (their writes resolved). */
-  delivered: number;
-  acked: number;
-  ended: boolean;
-  gone: boolean;
+class Sized implements IncomingPort {
+  constructor(readonly writer: WritableStreamDefaultWriter<Uint8Array>) {}
+  fail(err: AppError): void {
+    this.writer.abort(err).catch(() => undefined);
+  }
 }
 
-interface Outgoing {
-  acked: number;
-  wake: (() => void) | undefined;
-  failed: AppError | undefined;
-}
+type EdgePort = Pulled | Sized;
+
+/**
+ * The edge's ack policy: in steps of a chunk, not on every pull (each ack is a
+ * message to the agent), and none once the End frame has arrived: the sender
+ * is done then. (The agent acknowledges every delivery: agent/services/streams/byte-streams.ts.)
+ */
+const EDGE_ACKS: AckPolicy = { every: BYTE_STREAM_CHUNK, afterEnd: false };
 
 export class EdgeByteStreams {
-  private readonly incoming = new Map<number, Incoming>();
-  private readonly sized = new Map<number, Sized>();
-  private readonly outgoing = new Map<number, Outgoing>();
+  private readonly windows: ByteWindows<EdgePort>;
 
   constructor(
     private readonly sink: () => StreamSink | undefined,
-    private readonly window = BYTE_STREAM_WINDOW,
-  ) {}
+    window = BYTE_STREAM_WINDOW,
+  ) {
+    this.windows = new ByteWindows(EDGE_ACKS, window);
+  }
 
   /** A stream of the bytes the agent will send on `streamId`. */
   receive(streamId: number): ReadableStream<Uint8Array> {
+    let w: IncomingWindow<EdgePort> | undefined;
+    let port: Pulled | undefined;
     return new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
-          this.incoming.set(streamId, { controller, received: 0, delivered: 0, acked: 0, queue: [], ended: false });
+          port = new Pulled(controller);
+          w = this.windows.openIncoming(streamId, port);
         },
-        pull: () => this.deliver(streamId),
+        pull: () => {
+          if (w && port) this.deliver(w, port);
+        },
         cancel: () => {
-          const s = this.incoming.get(streamId);
-          this.incoming.delete(streamId);
           // The consumer left before the end (a browser closed a download): the agent stops sending.
-          if (s && !s.ended) this.sink()?.sendEvent('stream.abort', { streamId });
+          if (w && this.windows.closeIncoming(w) && !w.ended) this.sink()?.sendEvent('stream.abort', { streamId });
         },
       },
       { highWaterMark: 0 },
@@ -80,84 +90,65 @@ export class EdgeByteStreams {
    */
   receiveSized(streamId: number, length: number): ReadableStream<Uint8Array> {
     const fixed = new FixedLengthStream(length);
-    const s: Sized = { writer: fixed.writable.getWriter(), received: 0, delivered: 0, acked: 0, ended: false, gone: false };
-    this.sized.set(streamId, s);
+    this.windows.openIncoming(streamId, new Sized(fixed.writable.getWriter()));
     return fixed.readable;
   }
 
-  private onSizedFrame(streamId: number, s: Sized, frame: BinaryFrame): void {
-    if (frame.offset !== s.received) {
-      this.dropSized(streamId, s, new AppError(ErrorCode.ProtocolError, `stream ${streamId}: bytes out of order`));
-      return;
-    }
-    const n = frame.payload.byteLength;
-    s.received += n;
-    if (frame.flags & FrameFlag.End) s.ended = true;
+  private onSizedFrame(w: IncomingWindow<EdgePort>, port: Sized, payload: Uint8Array): void {
+    const n = payload.byteLength;
     if (n > 0) {
-      s.writer.write(frame.payload).then(
-        () => {
-          s.delivered += n;
-          if (s.delivered - s.acked >= BYTE_STREAM_CHUNK && !s.ended) {
-            s.acked = s.delivered;
-            this.sink()?.sendEvent('ack', { streamId, offset: s.delivered });
-          }
-        },
+      port.writer.write(payload).then(
+        // Delivered once the reader has taken it (the write resolved).
+        () => this.ack(w.streamId, w.deliver(n)),
         // The reader went away (the browser left): the agent stops sending.
-        () => this.dropSized(streamId, s, undefined),
+        () => this.dropSized(w, port, undefined),
       );
     }
-    if (s.ended) {
-      this.sized.delete(streamId);
-      s.writer.close().catch(() => undefined);
+    if (w.ended) {
+      this.windows.closeIncoming(w);
+      port.writer.close().catch(() => undefined);
     }
   }
 
   /** Ends a sized stream early: with `err` its reader fails; the agent is told to stop unless it had finished. */
-  private dropSized(streamId: number, s: Sized, err: AppError | undefined): void {
-    if (s.gone) return;
-    s.gone = true;
-    this.sized.delete(streamId);
-    if (err) s.writer.abort(err).catch(() => undefined);
-    if (!s.ended) this.sink()?.sendEvent('stream.abort', { streamId });
+  private dropSized(w: IncomingWindow<EdgePort>, port: Sized, err: AppError | undefined): void {
+    if (!this.windows.closeIncoming(w)) return;
+    if (err) port.fail(err);
+    if (!w.ended) this.sink()?.sendEvent('stream.abort', { streamId: w.streamId });
   }
 
-  private deliver(streamId: number): void {
-    const s = this.incoming.get(streamId);
-    if (!s) return;
-    const next = s.queue.shift();
+  private deliver(w: IncomingWindow<EdgePort>, { queue, controller }: Pulled): void {
+    if (!this.windows.isOpen(w)) return;
+    const next = queue.shift();
     if (next) {
-      s.controller.enqueue(next);
-      s.delivered += next.byteLength;
-      // Ack in steps of a chunk, not on every pull, and not at the end: the sender is done then.
-      if (s.delivered - s.acked >= BYTE_STREAM_CHUNK && !(s.ended && s.queue.length === 0)) {
-        s.acked = s.delivered;
-        this.sink()?.sendEvent('ack', { streamId, offset: s.delivered });
-      }
+      controller.enqueue(next);
+      this.ack(w.streamId, w.deliver(next.byteLength));
     }
-    if (s.ended && s.queue.length === 0) {
-      s.controller.close();
-      this.incoming.delete(streamId);
+    if (w.complete) {
+      controller.close();
+      this.windows.closeIncoming(w);
     }
+  }
+
+  private ack(streamId: number, offset: number | undefined): void {
+    if (offset !== undefined) this.sink()?.sendEvent('ack', { streamId, offset });
   }
 
   onBinary(frame: BinaryFrame): boolean {
-    const sized = this.sized.get(frame.streamId);
-    if (sized) {
-      this.onSizedFrame(frame.streamId, sized, frame);
+    const w = this.windows.incomingStream(frame.streamId);
+    if (!w) return false;
+    const { port } = w;
+    const outOfOrder = w.accept(frame);
+    if (port instanceof Sized) {
+      if (outOfOrder) this.dropSized(w, port, outOfOrder);
+      else this.onSizedFrame(w, port, frame.payload);
       return true;
     }
-    const s = this.incoming.get(frame.streamId);
-    if (!s) return false;
-    if (frame.offset !== s.received) {
-      s.controller.error(new AppError(ErrorCode.ProtocolError, `stream ${frame.streamId}: bytes out of order`));
-      this.incoming.delete(frame.streamId);
-      return true;
-    }
-    s.received += frame.payload.byteLength;
+    if (outOfOrder) return this.windows.abortIncoming(frame.streamId, outOfOrder);
     // The payload is a view of this message's own buffer (a fresh one per message): kept as is, not copied.
-    if (frame.payload.byteLength > 0) s.queue.push(frame.payload);
-    if (frame.flags & FrameFlag.End) s.ended = true;
-    if (s.controller.desiredSize !== null && s.controller.desiredSize >= 0) this.deliver(frame.streamId);
+    if (frame.payload.byteLength > 0) port.queue.push(frame.payload);
+    const { desiredSize } = port.controller;
+    if (desiredSize !== null && desiredSize >= 0) this.deliver(w, port);
     return true;
   }
 
@@ -169,67 +160,27 @@ export class EdgeByteStreams {
   }
 
   onAck(streamId: number, offset: number): boolean {
-    const o = this.outgoing.get(streamId);
-    if (!o) return false;
-    o.acked = Math.max(o.acked, offset);
-    o.wake?.();
-    return true;
+    return this.windows.onAck(streamId, offset);
   }
 
-  /** The agent gave up on a stream it was sending (its source failed): the reader fails, never sees an end. */
+  /** The agent gave up on a stream it was sending (its source failed): the reader fails, never sees an end; nothing to tell the agent. */
   abortIncoming(streamId: number): boolean {
-    const err = new AppError(ErrorCode.AgentUnavailable, 'the agent could not send the whole body');
-    const sized = this.sized.get(streamId);
-    if (sized) {
-      sized.ended = true; // nothing to tell the agent
-      this.dropSized(streamId, sized, err);
-      return true;
-    }
-    const s = this.incoming.get(streamId);
-    if (!s) return false;
-    this.incoming.delete(streamId);
-    try {
-      s.controller.error(err);
-    } catch {
-      // already closed
-    }
-    return true;
+    return this.windows.abortIncoming(streamId, new AppError(ErrorCode.AgentUnavailable, 'the agent could not send the whole body'));
   }
 
   /** Stops sending a stream (the receiver refused it). */
   abortOutgoing(streamId: number): void {
-    const o = this.outgoing.get(streamId);
-    if (!o) return;
-    o.failed = new AppError(ErrorCode.BadRequest, 'the agent refused the upload');
-    o.wake?.();
+    this.windows.abortOutgoing(streamId, new AppError(ErrorCode.BadRequest, 'the agent refused the upload'));
   }
 
   /** Fails every stream: the data socket is gone. */
   failAll(): void {
-    const err = new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed mid-stream');
-    for (const s of this.incoming.values()) {
-      try {
-        s.controller.error(err);
-      } catch {
-        // already closed
-      }
-    }
-    this.incoming.clear();
-    for (const s of [...this.sized.values()]) {
-      s.gone = true;
-      s.writer.abort(err).catch(() => undefined);
-    }
-    this.sized.clear();
-    for (const o of this.outgoing.values()) {
-      o.failed = err;
-      o.wake?.();
-    }
+    this.windows.failAll(new AppError(ErrorCode.AgentUnavailable, 'the agent\'s data socket closed mid-stream'));
   }
 
   /** Sends a body to the agent; resolves with its length once the last frame is handed over. */
   async send(streamId: number, kind: FrameKind, body: ReadableStream<Uint8Array> | null, maxBytes = Number.MAX_SAFE_INTEGER): Promise<number> {
-    const o: Outgoing = { acked: 0, wake: undefined, failed: undefined };
-    this.outgoing.set(streamId, o);
+    const o = this.windows.openOutgoing(streamId);
     let offset = 0;
     try {
       const byob = body ? byobReader(body) : undefined;
@@ -248,9 +199,7 @@ export class EdgeByteStreams {
               await drain(byob);
               throw new AppError(ErrorCode.PayloadTooLarge, `body is larger than ${maxBytes} bytes`, { maxBytes });
             }
-            while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
-            o.wake = undefined;
-            if (o.failed) throw o.failed;
+            await o.room(offset);
             // The read moved the buffer: the header goes in front of the filled view, in the same memory.
             const framed = new Uint8Array(value!.buffer, value!.byteOffset - BINARY_HEADER_BYTES, BINARY_HEADER_BYTES + n);
             writeBinaryHeader(framed, { kind, flags: 0, streamId, offset }, n);
@@ -270,9 +219,7 @@ export class EdgeByteStreams {
           const piece = pending.length === 1 ? pending[0]! : joinBytes(pending, pendingBytes);
           pending = [];
           pendingBytes = 0;
-          while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
-          o.wake = undefined;
-          if (o.failed) throw o.failed;
+          await o.room(offset);
           this.frame(streamId, kind, offset, piece, 0);
           offset += piece.byteLength;
         };
@@ -296,7 +243,7 @@ export class EdgeByteStreams {
       this.frame(streamId, kind, offset, new Uint8Array(), FrameFlag.End);
       return offset;
     } finally {
-      this.outgoing.delete(streamId);
+      this.windows.closeOutgoing(o);
     }
   }
 

@@ -6,7 +6,8 @@
  * last; the receiver answers `event ack {streamId, offset}` as it consumes, and
  * the sender never has more than BYTE_STREAM_WINDOW bytes unacknowledged.
  * Unlike process output these streams are not resumable: if the data socket
- * drops, the operation fails and the caller retries it.
+ * drops, the operation fails and the caller retries it. Both ends keep these
+ * rules in one state machine, ./byte-window.ts.
  */
 export const BYTE_STREAM_WINDOW = 4 * 1024 * 1024;
 export const BYTE_STREAM_CHUNK = 256 * 1024;

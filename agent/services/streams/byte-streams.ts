@@ -2,40 +2,45 @@
  * The agent's end of one-shot byte streams (../../../shared/protocol/byte-streams.ts):
  * incoming streams become Node Readables that acknowledge what their consumer
  * takes; outgoing Readables are sent in frames, waiting for acks when the
- * window is full, so neither side buffers more than a window.
+ * window is full, so neither side buffers more than a window. The window and
+ * ack bookkeeping is ../../../shared/protocol/byte-window.ts; this file holds
+ * the Node streams around it.
  */
 import { Readable } from 'node:stream';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import { BINARY_HEADER_BYTES, encodeBinaryFrame, encodeBinaryFrameFromParts, FrameFlag, type BinaryFrame, type FrameKind } from '../../../shared/protocol/binary';
 import { BYTE_STREAM_CHUNK, BYTE_STREAM_WINDOW } from '../../../shared/protocol/byte-streams';
+import { ByteWindows, type AckPolicy, type IncomingPort, type IncomingWindow } from '../../../shared/protocol/byte-window';
 import type { DataSink } from '../../connection/session-link';
 
-interface Incoming {
-  readable: Readable;
-  received: number;
-  /** Bytes handed to the Readable; acknowledged as they go, since its own buffer holds about a chunk. */
-  delivered: number;
+/** An incoming stream's Readable, fed as its consumer asks. */
+class Fed implements IncomingPort {
   /** Frames not yet asked for; at most a window, as the edge sends no more unacknowledged. */
-  queue: Buffer[];
-  ended: boolean;
+  readonly queue: Buffer[] = [];
   /** The Readable asked for more and has been given none since. */
-  wanted: boolean;
+  wanted = false;
+  /** The Readable has been given its end. */
+  finished = false;
+  constructor(readonly readable: Readable) {}
+  fail(err: AppError): void {
+    this.readable.destroy(err);
+  }
 }
 
-interface Outgoing {
-  acked: number;
-  wake: (() => void) | undefined;
-  failed: AppError | undefined;
-  /** Ends a Readable source at once, so a sender waiting for its next chunk (a quiet event stream) stops too. */
-  stopSource: ((err: AppError) => void) | undefined;
-}
+/**
+ * The agent's ack policy: every delivery is acknowledged, the last included,
+ * since the Readable's own buffer holds about a chunk (the edge acknowledges
+ * in steps of a chunk instead: edge/session/byte-streams.ts).
+ */
+const AGENT_ACKS: AckPolicy = { every: 1, afterEnd: true };
 
 export class ByteStreams {
   private sink: DataSink | undefined;
-  private readonly incoming = new Map<number, Incoming>();
-  private readonly outgoing = new Map<number, Outgoing>();
+  private readonly windows: ByteWindows<Fed>;
 
-  constructor(private readonly window = BYTE_STREAM_WINDOW) {}
+  constructor(window = BYTE_STREAM_WINDOW) {
+    this.windows = new ByteWindows(AGENT_ACKS, window);
+  }
 
   attach(sink: DataSink): void {
     this.sink = sink;
@@ -44,15 +49,7 @@ export class ByteStreams {
   /** The socket is gone: every stream in flight fails. */
   detach(): void {
     this.sink = undefined;
-    const err = new AppError(ErrorCode.AgentUnavailable, 'the data socket closed mid-stream');
-    for (const [id, s] of this.incoming) {
-      s.readable.destroy(err);
-      this.incoming.delete(id);
-    }
-    for (const o of this.outgoing.values()) {
-      o.failed = err;
-      o.wake?.();
-    }
+    this.windows.failAll(new AppError(ErrorCode.AgentUnavailable, 'the data socket closed mid-stream'));
   }
 
   /**
@@ -61,90 +58,74 @@ export class ByteStreams {
    * acknowledged, so the edge sends more exactly as fast as the consumer takes.
    */
   receive(streamId: number): Readable {
-    const state: Incoming = {
-      received: 0,
-      delivered: 0,
-      queue: [],
-      ended: false,
-      wanted: false,
-      readable: new Readable({
+    const port: Fed = new Fed(
+      new Readable({
         highWaterMark: BYTE_STREAM_CHUNK,
         read: () => {
-          state.wanted = true;
-          this.deliver(streamId);
+          port.wanted = true;
+          this.deliver(w);
         },
       }),
-    };
-    state.readable.once('close', () => this.incoming.delete(streamId));
+    );
+    const w = this.windows.openIncoming(streamId, port);
+    port.readable.once('close', () => this.windows.closeIncoming(w));
     // A consumer sees a failed stream through its own reads; one that already
     // gave up (or has not started yet) must not turn an abort into a crash.
-    state.readable.on('error', () => undefined);
-    this.incoming.set(streamId, state);
-    return state.readable;
+    port.readable.on('error', () => undefined);
+    return port.readable;
   }
 
-  private deliver(streamId: number): void {
-    const s = this.incoming.get(streamId);
-    if (!s) return;
-    const before = s.delivered;
+  /** Hands queued frames to the Readable while it wants more; acknowledges what it took. */
+  private deliver(w: IncomingWindow<Fed>): void {
+    if (!this.windows.isOpen(w)) return;
+    const s = w.port;
+    let bytes = 0;
     while (s.wanted && s.queue.length > 0) {
       const chunk = s.queue.shift()!;
-      s.delivered += chunk.byteLength;
+      bytes += chunk.byteLength;
       s.wanted = s.readable.push(chunk);
     }
-    if (s.ended && s.queue.length === 0) {
-      s.ended = false;
+    const offset = w.deliver(bytes);
+    if (w.complete && !s.finished) {
+      s.finished = true;
       s.readable.push(null);
     }
-    if (s.delivered > before) this.sink?.sendEvent('ack', { streamId, offset: s.delivered });
+    if (offset !== undefined) this.sink?.sendEvent('ack', { streamId: w.streamId, offset });
   }
 
   /** The sender gave up on a stream: its reader fails. */
   abortIncoming(streamId: number): void {
-    const s = this.incoming.get(streamId);
-    if (!s) return;
-    this.incoming.delete(streamId);
-    s.readable.destroy(new AppError(ErrorCode.BadRequest, 'upload interrupted'));
+    this.windows.abortIncoming(streamId, new AppError(ErrorCode.BadRequest, 'upload interrupted'));
   }
 
   /** The receiver gave up on a stream this side sends (a download the browser left): its sender fails. */
   abortOutgoing(streamId: number): boolean {
-    const o = this.outgoing.get(streamId);
-    if (!o) return false;
-    o.failed = new AppError(ErrorCode.BadRequest, 'the receiver gave up on the stream');
-    o.wake?.();
-    o.stopSource?.(o.failed);
-    return true;
+    return this.windows.abortOutgoing(streamId, new AppError(ErrorCode.BadRequest, 'the receiver gave up on the stream'));
   }
 
   /** Takes a binary frame if it belongs to an incoming stream. */
   onBinary(frame: BinaryFrame): boolean {
-    const s = this.incoming.get(frame.streamId);
-    if (!s) return false;
-    if (frame.offset !== s.received) {
-      s.readable.destroy(new AppError(ErrorCode.ProtocolError, `stream ${frame.streamId}: expected offset ${s.received}, got ${frame.offset}`));
+    const w = this.windows.incomingStream(frame.streamId);
+    if (!w) return false;
+    const outOfOrder = w.accept(frame);
+    if (outOfOrder) {
+      w.port.fail(outOfOrder);
       return true;
     }
-    s.received += frame.payload.byteLength;
-    if (frame.payload.byteLength > 0) s.queue.push(Buffer.from(frame.payload));
-    if (frame.flags & FrameFlag.End) s.ended = true;
-    this.deliver(frame.streamId);
+    if (frame.payload.byteLength > 0) w.port.queue.push(Buffer.from(frame.payload));
+    this.deliver(w);
     return true;
   }
 
   /** Takes an ack if it belongs to an outgoing stream. */
   onAck(streamId: number, offset: number): boolean {
-    const o = this.outgoing.get(streamId);
-    if (!o) return false;
-    o.acked = Math.max(o.acked, offset);
-    o.wake?.();
-    return true;
+    return this.windows.onAck(streamId, offset);
   }
 
   /** Sends a Readable as frames of `kind`, the last one flagged End; resolves with the byte count. */
   async send(streamId: number, kind: FrameKind, source: AsyncIterable<Uint8Array | string>, extraFlags = 0): Promise<number> {
-    const o: Outgoing = { acked: 0, wake: undefined, failed: undefined, stopSource: source instanceof Readable ? (err) => source.destroy(err) : undefined };
-    this.outgoing.set(streamId, o);
+    // A Readable source ends at once when the edge gives up, so a sender waiting for its next chunk (a quiet event stream) stops too.
+    const o = this.windows.openOutgoing(streamId, source instanceof Readable ? (err) => source.destroy(err) : undefined);
     let offset = 0;
     try {
       for await (const raw of source) {
@@ -155,14 +136,14 @@ export class ByteStreams {
         // The pieces are copied once, straight into the frame.
         if (source instanceof Readable && chunk.byteLength < BYTE_STREAM_CHUNK && source.readableLength > 0) {
           const parts = gather(source, chunk);
-          await this.roomFor(o, offset);
+          await o.room(offset);
           const size = this.send1(encodeBinaryFrameFromParts({ kind, flags: extraFlags, streamId, offset }, parts, Buffer.allocUnsafe));
           offset += size;
           continue;
         }
         for (let at = 0; at < chunk.byteLength; at += BYTE_STREAM_CHUNK) {
           const piece = chunk.subarray(at, Math.min(chunk.byteLength, at + BYTE_STREAM_CHUNK));
-          await this.roomFor(o, offset);
+          await o.room(offset);
           this.frame(streamId, kind, offset, piece, extraFlags);
           offset += piece.byteLength;
         }
@@ -174,15 +155,8 @@ export class ByteStreams {
       if (!o.failed) this.sink?.sendEvent('stream.abort', { streamId });
       throw err;
     } finally {
-      this.outgoing.delete(streamId);
+      this.windows.closeOutgoing(o);
     }
-  }
-
-  /** Waits until the window has room past `offset`; throws once the stream failed. */
-  private async roomFor(o: Outgoing, offset: number): Promise<void> {
-    while (offset - o.acked >= this.window && !o.failed) await new Promise<void>((r) => (o.wake = r));
-    o.wake = undefined;
-    if (o.failed) throw o.failed;
   }
 
   /** One frame outside any stream bookkeeping (a relayed WebSocket message). */
