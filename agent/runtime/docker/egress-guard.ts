@@ -12,23 +12,31 @@ import type { EgressState } from '../runtime';
 import { isNotFound } from './docker-errors';
 import { EgressPolicy, sweepStaleChains, type Iptables } from './egress-policy';
 import type { AgentNetwork } from './network';
+import { RulesetWatch } from './ruleset-watch';
 
 export interface EgressSettings {
   allowCidrs: readonly string[];
   iptables?: Iptables;
   /** A production agent starts no container while the policy does not hold. */
   production?: boolean;
+  /** The command that prints a line per firewall change (./ruleset-watch.ts); tests point it elsewhere. */
+  monitorCommand?: readonly string[];
 }
 
 export class EgressGuard {
   private policy: EgressPolicy | undefined;
   private current: EgressState = 'unenforced';
   private installing: Promise<EgressState> | undefined;
+  private readonly watch: RulesetWatch;
+  /** The watch's generation when the jumps were last found in place (or installed). */
+  private verifiedAt: number | undefined;
 
   constructor(
     private readonly settings: EgressSettings | undefined,
-    private readonly deps: { docker: Docker; network: AgentNetwork; logger: Logger },
-  ) {}
+    private readonly deps: { docker: Docker; network: Pick<AgentNetwork, 'name' | 'info'>; logger: Logger },
+  ) {
+    this.watch = new RulesetWatch(deps.logger, settings?.monitorCommand);
+  }
 
   get state(): EgressState {
     return this.current;
@@ -39,6 +47,10 @@ export class EgressGuard {
     const egress = this.settings;
     if (!egress) return Promise.resolve('unenforced');
     this.installing ??= (async (): Promise<EgressState> => {
+      // Started before the install, whose own changes show the watch is live; it watches the
+      // host's real firewall, so not when a test stands in for iptables.
+      if (!egress.iptables || egress.monitorCommand) this.watch.start();
+      const generation = this.watch.generation;
       try {
         const { bridge } = await this.deps.network.info();
         const swept = await sweepStaleChains(egress.iptables);
@@ -47,6 +59,7 @@ export class EgressGuard {
         await policy.install();
         this.policy = policy;
         this.current = 'enforced';
+        this.verifiedAt = generation;
       } catch (err) {
         this.current = 'unenforced';
         this.deps.logger.error('the egress policy could not be installed: containers can reach the host, the LAN and metadata services', {
@@ -60,18 +73,36 @@ export class EgressGuard {
     return this.installing;
   }
 
-  /** Before a container joins the bridge: the policy's jumps are still there; a production agent refuses when it cannot make them so. */
+  /**
+   * Before a container joins the bridge (or a pooled one is claimed): the
+   * policy's jumps are still there; a production agent refuses when it cannot
+   * make them so. Asks iptables only when the firewall changed since the last
+   * check, or when changes are not watched.
+   */
   async guard(): Promise<void> {
     if (!this.settings) return;
     const { bridge } = await this.deps.network.info();
-    if (this.policy?.bridge === bridge && (await this.policy.jumpsInPlace())) return;
+    if (this.policy?.bridge === bridge) {
+      if (this.watch.unchangedSince(this.verifiedAt)) return;
+      const generation = this.watch.generation;
+      if (await this.policy.jumpsInPlace()) {
+        this.verifiedAt = generation;
+        return;
+      }
+    }
     if ((await this.prepare()) !== 'enforced' && this.settings.production) {
       throw new AppError(ErrorCode.AgentUnavailable, 'this agent cannot enforce its egress policy; it starts no containers');
     }
   }
 
+  /** Stops the firewall watch; the policy stays. */
+  stopWatching(): void {
+    this.watch.stop();
+  }
+
   /** On a clean exit: the rules go, unless containers still sit on the bridge. */
   async close(): Promise<void> {
+    this.stopWatching();
     const policy = this.policy;
     if (!policy) return;
     try {
