@@ -7,7 +7,8 @@
  * in the same run (the issue's target: p50 ≤ 0.25×, p99 ≤ 0.5×).
  */
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
-import { dockerCli, fmtMs, intArg, log, msSince, now, printSummary, printTable, roundSummary, sessionContainer, summarize, type BenchArgs } from './lib';
+import { dockerCli, intArg, log, msSince, now, sessionContainer, type BenchArgs } from './lib';
+import { fmtMs, printSummary, printTable, roundSummary, summarize } from './report';
 import { withStack } from './setup';
 
 export async function daemon(args: BenchArgs): Promise<void> {

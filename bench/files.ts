@@ -24,33 +24,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import {
-  addInto,
-  cpuLine,
-  CpuMeter,
-  Deadline,
-  dockerCli,
-  edgeSplitCpuGroups,
-  flagArg,
-  fmtMs,
-  intArg,
-  log,
-  mapValues,
-  msBetween,
-  msSince,
-  now,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
-  sessionContainer,
-  summarize,
-  withTimeout,
-  type BenchArgs,
-  type BenchStack,
-  type Summary,
-  type TargetCheck,
-} from './lib';
+import { addInto, cpuLine, CpuMeter, edgeSplitCpuGroups, mapValues } from './cpu';
+import { Deadline, dockerCli, flagArg, intArg, log, msBetween, msSince, now, sessionContainer, withTimeout, type BenchArgs, type BenchStack } from './lib';
+import { fmtMs, printSummary, printTable, round, roundSummary, summarize, type Summary, type TargetCheck } from './report';
 import { withStack } from './setup';
 
 const MiB = 1024 * 1024;

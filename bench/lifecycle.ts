@@ -31,24 +31,18 @@ import {
   BENCH_IMAGE,
   Deadline,
   dockerCli,
-  fmtMs,
-  intArg,
   flagArg,
+  intArg,
   log,
   msSince,
   now,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
   sessionContainer,
-  summarize,
   withTimeout,
   type BenchArgs,
   type BenchStack,
   type SessionView,
-  type TargetCheck,
 } from './lib';
+import { fmtMs, printSummary, printTable, round, roundSummary, summarize, type TargetCheck } from './report';
 import { withStack, type StackScope } from './setup';
 
 const TARGET_RATIO = 1.3;

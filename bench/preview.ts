@@ -30,36 +30,9 @@ import { fileURLToPath } from 'node:url';
 import { Client, Pool } from 'undici';
 import { api } from '../test/helpers/client';
 import { ensureTestImage, TEST_IMAGES } from '../test/helpers/images';
-import {
-  addInto,
-  cpuLine,
-  CpuMeter,
-  cpuPer,
-  Deadline,
-  dockerCli,
-  edgeSplitCpuGroups,
-  flagArg,
-  fmtMs,
-  interrupted,
-  intArg,
-  log,
-  mapValues,
-  msSince,
-  now,
-  percentile,
-  perLine,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
-  sessionContainer,
-  summarize,
-  withTimeout,
-  type BenchArgs,
-  type CpuGroups,
-  type Summary,
-  type TargetCheck,
-} from './lib';
+import { addInto, cpuLine, CpuMeter, cpuPer, edgeSplitCpuGroups, mapValues, perLine, type CpuGroups } from './cpu';
+import { Deadline, dockerCli, flagArg, intArg, interrupted, log, msSince, now, sessionContainer, withTimeout, type BenchArgs } from './lib';
+import { fmtMs, percentile, printSummary, printTable, round, roundSummary, summarize, type Summary, type TargetCheck } from './report';
 import { withStack } from './setup';
 
 const MiB = 1024 * 1024;

@@ -13,26 +13,8 @@
  */
 import fs from 'node:fs';
 import { api } from '../test/helpers/client';
-import {
-  Deadline,
-  dockerCli,
-  fmtMs,
-  intArg,
-  flagArg,
-  log,
-  msSince,
-  now,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
-  sessionContainer,
-  sleep,
-  summarize,
-  type BenchArgs,
-  type BenchStack,
-  type Summary,
-} from './lib';
+import { Deadline, dockerCli, flagArg, intArg, log, msSince, now, sessionContainer, sleep, type BenchArgs, type BenchStack } from './lib';
+import { fmtMs, printSummary, printTable, round, roundSummary, summarize, type Summary } from './report';
 import { withStack, type StackScope } from './setup';
 
 /** The neighbour's p99 during the storm may add at most this much over quiet (issue: neighbours keep working). */

@@ -23,32 +23,24 @@
  * ≤ 5 MiB of agent memory per idle session, 0 exec calls in the idle window.
  */
 import { rssBytes } from '../test/helpers/memory';
+import { CpuMeter, stackCpuGroups } from './cpu';
 import {
   BENCH_IMAGE,
-  CpuMeter,
   Deadline,
   dockerCli,
   echoRoundTrip,
-  fmtMs,
   flagArg,
-  hostFacts,
   intArg,
   log,
   msBetween,
   now,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
   sleep,
-  stackCpuGroups,
   startEchoShell,
-  summarize,
   type BenchArgs,
   type BenchStack,
-  type Summary,
   type TestSocket,
 } from './lib';
+import { fmtMs, hostFacts, printSummary, printTable, round, roundSummary, summarize, type Summary } from './report';
 import { withStack } from './setup';
 
 const MiB = 1024 * 1024;

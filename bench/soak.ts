@@ -14,7 +14,8 @@ import fs from 'node:fs';
 import WebSocket from 'ws';
 import { rssBytes, workerdPids } from '../test/helpers/memory';
 import { freePort } from '../test/helpers/stack';
-import { intArg, log, printSummary, type BenchArgs, type BenchStack, type TestSocket } from './lib';
+import { intArg, log, type BenchArgs, type BenchStack, type TestSocket } from './lib';
+import { printSummary } from './report';
 import { withStack } from './setup';
 
 const MiB = 1024 * 1024;

@@ -30,38 +30,26 @@
 import os from 'node:os';
 import type { Duplex, Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import { addInto, cpuLine, CpuMeter, mapValues, stackCpuGroups } from './cpu';
 import {
-  addInto,
-  cpuLine,
-  CpuMeter,
   Deadline,
   ECHO_SCRIPT,
   echoRoundTrip,
   flagArg,
-  fmtMs,
   intArg,
   log,
-  mapValues,
   msBetween,
   msSince,
   now,
-  percentile,
-  printSummary,
-  printTable,
-  round,
-  roundSummary,
   sessionContainer,
   sleep,
-  stackCpuGroups,
   startEchoShell,
-  summarize,
   withTimeout,
   type BenchArgs,
   type BenchStack,
-  type Summary,
-  type TargetCheck,
   type TestSocket,
 } from './lib';
+import { fmtMs, percentile, printSummary, printTable, round, roundSummary, summarize, type Summary, type TargetCheck } from './report';
 import { withStack } from './setup';
 
 const WARMUP = 20;
