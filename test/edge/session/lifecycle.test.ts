@@ -101,6 +101,21 @@ describe('SessionLifecycle.commit', () => {
     expect(t.saved.at(-1)?.status).toBe('destroyed');
   });
 
+  it('on create sends the Fleet only the running view: the creating one is what placement indexed', async () => {
+    const answer = { sessionId: record.id, userId: 'usr_1', state: 'running', containerId: 'c1', address: '172.20.0.5' };
+    const t = setup(null, { 'session.create': answer });
+    await t.lifecycle.load();
+    const view = await t.lifecycle.create({ ...record, status: 'creating', lastActiveAt: 0 });
+    expect(view.status).toBe('running');
+    expect(t.calls).toEqual(['session.create']);
+    expect(t.saved.map((r) => r.status)).toEqual(['creating', 'running']);
+    expect(t.index).toEqual([{ op: 'update', view }]);
+    // Later commits compare with what the index holds: an unchanged view sends nothing, a changed one is sent.
+    await t.lifecycle.commit({ ...t.lifecycle.record!, idleWarnedAt: 1 });
+    await t.lifecycle.commit({ ...t.lifecycle.record!, previewPort: 3000 });
+    expect(t.index.map((e) => (e.op === 'update' ? e.view.previewPort : e.op))).toEqual([null, 3000]);
+  });
+
   it('treats a stored record that does not decode as no record', async () => {
     const t = setup({ id: 'ses_0000000a', status: 'sleeping' });
     await t.lifecycle.load();
