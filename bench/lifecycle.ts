@@ -85,10 +85,14 @@ export async function lifecycle(args: BenchArgs): Promise<void> {
     const baseline = baselineFrom(info, network, label);
     log(`docker run flags (from the API's container): ${baseline.cliFlags.join(' ')}`);
     let ws = 0;
+    // A workspace and, when the session container has the daemon's mounts, a run folder of its own
+    // (its main process writes there), so the baselines start exactly what a session starts.
     const workspace = () => {
       const dir = path.join(workspaces, `w${ws++}`);
-      fs.mkdirSync(dir);
-      fs.chownSync(dir, baseline.uid, baseline.gid);
+      for (const d of [dir, `${dir}.run`]) {
+        fs.mkdirSync(d);
+        fs.chownSync(d, baseline.uid, baseline.gid);
+      }
       return dir;
     };
     await timeDockerRun(b, baseline, workspace());
@@ -206,6 +210,8 @@ interface Baseline {
   image: string;
   cmd: string[];
   create: (workspace: string) => Docker.ContainerCreateOptions;
+  /** The session's binds for a baseline: its workspace, the daemon's bundle (read-only) and a run folder of its own. */
+  binds: (workspace: string) => string[];
   uid: number;
   gid: number;
 }
@@ -235,8 +241,15 @@ function baselineFrom(info: Docker.ContainerInspectInfo, network: string, label:
     '--label', label,
   ];
   const [key, value] = label.split('=') as [string, string];
+  const binds = (workspace: string) =>
+    (hc.Binds ?? []).map((bind) => {
+      const [, target, mode] = bind.split(':');
+      if (target === '/workspace') return `${workspace}:/workspace`;
+      return mode === 'ro' ? bind : `${workspace}.run:${target}`;
+    });
   return {
     cliFlags,
+    binds,
     image: info.Config.Image,
     cmd,
     uid,
@@ -262,7 +275,7 @@ function baselineFrom(info: Docker.ContainerInspectInfo, network: string, label:
         Privileged: false,
         NetworkMode: network,
         PortBindings: {},
-        Binds: [`${workspace}:/workspace`],
+        Binds: binds(workspace),
         RestartPolicy: { Name: 'no' },
         ...(hc.LogConfig ? { LogConfig: hc.LogConfig } : {}),
       },
@@ -273,7 +286,8 @@ function baselineFrom(info: Docker.ContainerInspectInfo, network: string, label:
 
 async function timeDockerRun(b: BenchStack, base: Baseline, workspace: string): Promise<number> {
   const t0 = now();
-  const id = await dockerCli(['run', '-d', ...base.cliFlags, '-v', `${workspace}:/workspace`, base.image, ...base.cmd], 60_000);
+  const binds = base.binds(workspace).flatMap((bind) => ['-v', bind]);
+  const id = await dockerCli(['run', '-d', ...base.cliFlags, ...binds, base.image, ...base.cmd], 60_000);
   const ms = msSince(t0);
   await b.docker.getContainer(id).remove({ force: true, v: true });
   return ms;
