@@ -23,6 +23,7 @@ import {
 } from '../../shared/protocol/preview-script';
 import { summariseIssues } from '../../shared/protocol/tunnel';
 import { refuse } from '../errors';
+import { readJson } from '../middleware/validate';
 import { log } from '../log';
 import type { SessionRecord } from '../session/record';
 import type { PreviewRequestInfo } from '../session/preview-relay';
@@ -113,14 +114,7 @@ export class PreviewScripts {
       const now = (this.deps.now ?? Date.now)();
       if (now - this.window.start >= WINDOW_MS) this.window = { start: now, count: 0 };
       if (++this.window.count > MESSAGES_PER_WINDOW) throw new AppError(ErrorCode.RateLimited, `at most ${MESSAGES_PER_WINDOW} preview messages per ${WINDOW_MS / 1000} s`);
-      const raw = await readBounded(request, MAX_PREVIEW_MESSAGE_BYTES);
-      let json: unknown;
-      try {
-        json = JSON.parse(raw);
-      } catch {
-        throw new AppError(ErrorCode.InvalidJson, 'a preview message is JSON');
-      }
-      const parsed = PreviewMessageBody.safeParse(json);
+      const parsed = PreviewMessageBody.safeParse(await readJson(request, MAX_PREVIEW_MESSAGE_BYTES));
       if (!parsed.success) throw new AppError(ErrorCode.ValidationFailed, 'invalid preview message', { issues: summariseIssues(parsed.error) });
       const port = info.port ?? record.previewPort ?? record.ports[0] ?? 0;
       this.deps.broadcast({ type: 'preview_message', payload: { ...parsed.data, port, previewId: `${port}-${record.id}` } });
@@ -130,32 +124,4 @@ export class PreviewScripts {
       return refuse(request, err);
     }
   }
-}
-
-/** The body as text, refused with 413 past `limit` bytes (declared or read). */
-async function readBounded(request: Request, limit: number): Promise<string> {
-  const declared = Number(request.headers.get('Content-Length') ?? '0');
-  const tooLarge = () => new AppError(ErrorCode.PayloadTooLarge, `a preview message may have at most ${limit} bytes`);
-  if (declared > limit) throw tooLarge();
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge();
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }

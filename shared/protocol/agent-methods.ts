@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { EnvEntry, ImageRef, Port, SessionNetwork } from '../api/containers';
+import { ResourceFiguresSchema } from './server-frames';
 
 const SessionId = z.string().regex(/^ses_[0-9a-f]{8,64}$/);
 const UserId = z.string().min(1).max(64).regex(/^[\w-]+$/);
@@ -44,15 +45,4 @@ export const SessionInfoResult = z.object({
 });
 export type SessionInfoResult = z.infer<typeof SessionInfoResult>;
 
-export const ResourceFiguresResult = z
-  .object({
-    cpuPercent: z.number(),
-    memoryUsed: z.number(),
-    memoryLimit: z.number(),
-    networkRx: z.number(),
-    networkTx: z.number(),
-    pids: z.number(),
-    uptimeSeconds: z.number(),
-    diskUsed: z.number().optional(),
-  })
-  .nullable();
+export const ResourceFiguresResult = ResourceFiguresSchema.nullable();

@@ -19,7 +19,7 @@
  *   failures                   error {code, message, details?}
  */
 import { z } from 'zod';
-import { SessionStatus, type SessionView } from '../api/containers';
+import { SessionStatus, type ResourceFigures, type SessionView } from '../api/containers';
 import { FileChanged } from '../api/files';
 import { OutputStream } from './client';
 import { ExitReasonSchema, ProcessId } from './session-data';
@@ -28,6 +28,18 @@ export { FileChanged };
 
 const Offset = z.number().int().nonnegative();
 const PortNumber = z.number().int().min(1).max(65535);
+
+/** A running session's figures (shared/api/containers.ts ResourceFigures), as the agent's `session.stats` returns them (./agent-methods.ts). */
+export const ResourceFiguresSchema = z.object({
+  cpuPercent: z.number(),
+  memoryUsed: z.number(),
+  memoryLimit: z.number(),
+  networkRx: z.number(),
+  networkTx: z.number(),
+  pids: z.number(),
+  uptimeSeconds: z.number(),
+  diskUsed: z.number().optional(),
+}) satisfies z.ZodType<ResourceFigures>;
 
 /** A session as the API shows it (shared/api/containers.ts SessionView). */
 export const SessionViewSchema = z.object({
@@ -43,19 +55,7 @@ export const SessionViewSchema = z.object({
   previewPort: z.number().int().nullable(),
   publicPorts: z.array(z.number().int()),
   error: z.string().optional(),
-  resources: z
-    .object({
-      cpuPercent: z.number(),
-      memoryUsed: z.number(),
-      memoryLimit: z.number(),
-      networkRx: z.number(),
-      networkTx: z.number(),
-      pids: z.number(),
-      uptimeSeconds: z.number(),
-      diskUsed: z.number().optional(),
-    })
-    .nullable()
-    .optional(),
+  resources: ResourceFiguresSchema.nullable().optional(),
 }) satisfies z.ZodType<SessionView>;
 
 export const ReadyPayload = z.object({ session: SessionViewSchema });
