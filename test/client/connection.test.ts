@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { MominaiClient, type ConnectionEvents, type FileChange, type GapInfo, type WebSocketLike } from '@mominai/client';
 import { encodeBinaryFrame, FrameKind } from '../../shared/protocol/binary';
+import { until } from '../helpers/wait';
 
 const SESSION = {
   id: 'ses_0123456789abcdef01234567',
@@ -63,15 +64,6 @@ class FakeSocket implements WebSocketLike {
   static latest(): FakeSocket {
     return FakeSocket.all[FakeSocket.all.length - 1]!;
   }
-}
-
-/** Resolves once `pred` holds, checking after every macrotask turn (the connection's work is all timers and events). */
-async function until(pred: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (pred()) return;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 async function open() {

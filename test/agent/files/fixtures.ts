@@ -98,14 +98,8 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
   return done;
 }
 
-/** Resolves once `pred` holds, polling; fails with `what` after `ms`. */
-export async function waitUntil(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Resolves once `pred` holds (the shared wait helper, under the name these suites use). */
+export { until as waitUntil } from '../../helpers/wait';
 
 /** The AppError code an operation fails with, or 'ok'. */
 export async function codeOf(p: Promise<unknown>): Promise<string> {

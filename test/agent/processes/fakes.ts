@@ -122,14 +122,8 @@ export class FakeSink implements DataSink {
   }
 }
 
-/** Polls `pred` until it holds or the deadline passes; never a bare sleep. */
-export async function until(pred: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+/** The suites here wait with the shared helper; it is re-exported beside the fakes they import. */
+export { until } from '../../helpers/wait';
 
 /** Lets stream events already queued run (PassThrough delivers data on the next ticks). */
 export const settle = () => new Promise((r) => setImmediate(r));

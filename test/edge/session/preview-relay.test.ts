@@ -10,6 +10,7 @@ import { EdgeByteStreams } from '../../../edge/session/byte-streams';
 import { PreviewRelay, type PreviewRequestInfo } from '../../../edge/session/preview-relay';
 import type { AgentLink } from '../../../edge/session/process-relay';
 import type { SessionRecord } from '../../../edge/session/record';
+import { until } from '../../helpers/wait';
 
 // workerd's FixedLengthStream, for Node: a write resolves once it is read, and a stream
 // that ends short of its length errors (the runtime behaviour the relay relies on).
@@ -79,18 +80,14 @@ function setup() {
     const frame = { kind: FrameKind.HttpHead, flags, streamId: streamBase + 1, offset: 0, payload: encodeHttpHead({ status, headers }, body) } as BinaryFrame;
     if (!relay.onBinary(frame)) throw new Error('not taken');
   };
-  const until = async (check: () => boolean) => {
-    for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-    if (!check()) throw new Error('condition never held');
-  };
-  return { relay, streams, events, frames, head, until };
+  return { relay, streams, events, frames, head };
 }
 
 describe('PreviewRelay › http', () => {
   it('sends http.request as an event and answers with an inline body in one frame', async () => {
     const t = setup();
     const res = t.relay.http(new Request('http://edge.test/preview/ses_1/x'), info);
-    await t.until(() => t.events.length === 1);
+    await until(() => t.events.length === 1, 'the http.request event');
     expect(t.events[0]).toMatchObject({ event: 'http.request', data: { streamBase: 10, port: 3000, method: 'GET', path: '/x', hasBody: false } });
     t.head(10, 200, [['content-type', 'text/plain'], ['location', '/next']], new TextEncoder().encode('hi'));
     const r = await res;
@@ -102,7 +99,7 @@ describe('PreviewRelay › http', () => {
   it('turns http.error into the agent\'s error', async () => {
     const t = setup();
     const res = t.relay.http(new Request('http://edge.test/preview/ses_1/x'), info);
-    await t.until(() => t.events.length === 1);
+    await until(() => t.events.length === 1, 'the http.request event');
     expect(t.relay.onEvent({ event: 'http.error', data: { streamBase: 10, error: { code: 'agent_unavailable', message: 'nothing is listening' } } })).toBe(true);
     await expect(res).rejects.toMatchObject({ code: 'agent_unavailable', message: 'nothing is listening' });
   });
@@ -112,14 +109,14 @@ describe('PreviewRelay › http', () => {
     const body = new ReadableStream<Uint8Array>({ pull: (c) => c.enqueue(new Uint8Array(64 * 1024)) });
     const res = t.relay.http(new Request('http://edge.test/preview/ses_1/x', { method: 'POST', body, duplex: 'half' } as RequestInit), info);
     // The body goes out until the window is full: no acks come.
-    await t.until(() => t.frames.length > 0);
+    await until(() => t.frames.length > 0, 'the first body frame');
     const sentBytes = () => t.frames.reduce((n, f) => n + f.payload.byteLength, 0);
-    await t.until(() => sentBytes() >= 4 * 1024 * 1024);
+    await until(() => sentBytes() >= 4 * 1024 * 1024, 'a full window of body frames');
     expect(t.streams.onAck(10, 0)).toBe(true); // the sender waits for acks: the window is full
     t.relay.onEvent({ event: 'http.error', data: { streamBase: 10, error: { code: 'agent_unavailable', message: 'refused' } } });
     await expect(res).rejects.toMatchObject({ code: 'agent_unavailable' });
     // The sender stopped and let go of the stream; it does not wait for acks that cannot come.
-    await t.until(() => !t.streams.onAck(10, 0));
+    await until(() => !t.streams.onAck(10, 0), 'the sender to let go of the stream');
     const sent = t.frames.length;
     await new Promise((r) => setTimeout(r, 50));
     expect(t.frames.length).toBe(sent);
@@ -128,7 +125,7 @@ describe('PreviewRelay › http', () => {
   it('streams a body of known length with its Content-Length, acking as it is read', async () => {
     const t = setup();
     const res = t.relay.http(new Request('http://edge.test/preview/ses_1/big'), info);
-    await t.until(() => t.events.length === 1);
+    await until(() => t.events.length === 1, 'the http.request event');
     const total = 600 * 1024;
     t.head(10, 200, [['content-length', String(total)]], undefined, 0);
     const r = await res;
@@ -137,7 +134,7 @@ describe('PreviewRelay › http', () => {
     const first = 300 * 1024;
     t.streams.onBinary({ kind: FrameKind.HttpBody, flags: 0, streamId: 11, offset: 0, payload: new Uint8Array(first).fill(1) });
     // Acked once the reader took it, not on arrival.
-    await t.until(() => t.events.some((e) => e.event === 'ack' && e.data.streamId === 11 && e.data.offset === first));
+    await until(() => t.events.some((e) => e.event === 'ack' && e.data.streamId === 11 && e.data.offset === first), 'the ack of the first part');
     t.streams.onBinary({ kind: FrameKind.HttpBody, flags: FrameFlag.End, streamId: 11, offset: first, payload: new Uint8Array(total - first).fill(2) });
     expect((await reading).byteLength).toBe(total);
   });
@@ -145,7 +142,7 @@ describe('PreviewRelay › http', () => {
   it('errors a body the agent gave up on, and tells the agent when the reader leaves', async () => {
     const t = setup();
     const cut = t.relay.http(new Request('http://edge.test/preview/ses_1/a'), info);
-    await t.until(() => t.events.length === 1);
+    await until(() => t.events.length === 1, 'the http.request event');
     t.head(10, 200, [['content-length', '1000']], undefined, 0);
     const r = await cut;
     const reading = r.arrayBuffer();
@@ -155,7 +152,7 @@ describe('PreviewRelay › http', () => {
     expect(t.events.filter((e) => e.event === 'stream.abort')).toEqual([]);
 
     const left = t.relay.http(new Request('http://edge.test/preview/ses_1/b'), info);
-    await t.until(() => t.events.filter((e) => e.event === 'http.request').length === 2);
+    await until(() => t.events.filter((e) => e.event === 'http.request').length === 2, 'the second http.request event');
     t.head(12, 200, [['content-type', 'text/event-stream']], undefined, 0);
     await (await left).body!.cancel();
     expect(t.events.filter((e) => e.event === 'stream.abort')).toEqual([{ event: 'stream.abort', data: { streamId: 13 } }]);
