@@ -91,10 +91,15 @@ export class Agent {
     this.figuresTimer.unref();
   }
 
+  /**
+   * A clean stop (SIGTERM, SIGINT): containers keep running, and so do the
+   * processes their session daemons run, which the next agent process adopts
+   * as after a crash; processes without a daemon end (SessionHosts.leaveAll).
+   */
   async stop(): Promise<void> {
     if (this.figuresTimer) clearInterval(this.figuresTimer);
     this.sessions.close();
-    await this.hosts.closeAll();
+    await this.hosts.leaveAll();
     await this.loop.stop();
     await this.opts.runtime.close();
   }

@@ -1,4 +1,9 @@
-/** Agent process entry: config, logger, runtime, connection; clean exit on SIGINT/SIGTERM. */
+/**
+ * Agent process entry: config, logger, runtime, connection. SIGINT/SIGTERM
+ * (an upgrade, Ctrl-C) stop it cleanly and exit 0: containers keep running,
+ * and so do the processes their session daemons hold, for the next agent
+ * process to adopt (Agent.stop).
+ */
 import { Agent } from './agent';
 import { ConfigError, loadAgentConfig } from './config';
 import { createLogger, levelFromEnv } from './logger';
@@ -49,7 +54,10 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     agent.stop().then(
-      () => process.exit(0),
+      () => {
+        logger.info('agent stopped', { signal });
+        process.exit(0);
+      },
       () => process.exit(1),
     );
   };

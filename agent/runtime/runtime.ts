@@ -95,6 +95,13 @@ export interface ProcessHandle {
   readonly stdout: Readable;
   readonly stderr: Readable | null;
   readonly tty: boolean;
+  /**
+   * True when the process keeps running, with the output the edge has not
+   * acknowledged, after this agent process ends (the session daemon holds
+   * it): an agent that stops leaves it for the next one to adopt. Absent:
+   * the process ends with the agent.
+   */
+  readonly outlivesAgent?: boolean;
   write(data: Uint8Array | string): void;
   closeStdin(): void;
   resize(cols: number, rows: number): Promise<void>;

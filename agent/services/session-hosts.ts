@@ -3,7 +3,8 @@
  * its Session DO (../connection/session-link.ts), the dispatcher for requests
  * on it, and the session's process manager. Hosts open when a session runs
  * (created, started, or found running at start-up) and close when it stops
- * or goes away, killing what still runs in it.
+ * or goes away, killing what still runs in it. When the agent itself stops,
+ * hosts are left instead (leaveAll): what the session daemon runs stays.
  */
 import { FrameKind } from '../../shared/protocol/binary';
 import { StreamAbort } from '../../shared/protocol/files';
@@ -176,18 +177,44 @@ export class SessionHosts {
 
   /** Closes a session's host: its processes are killed and its data socket closed. */
   async close(sessionId: string): Promise<void> {
-    const host = this.hosts.get(sessionId);
+    const host = this.take(sessionId);
     if (!host) return;
-    this.hosts.delete(sessionId);
     await host.processes.close().catch((err: unknown) => this.opts.logger.warn('closing processes failed', { sessionId, error: err }));
+    await this.shut(host);
+  }
+
+  /**
+   * Agent shutdown: each session's data socket closes and the containers
+   * keep running. Processes that outlive the agent (run by the session
+   * daemon) keep running too, for the next agent process to adopt; the
+   * others (docker exec, local mode) are killed, as at a session stop.
+   */
+  async leaveAll(): Promise<void> {
+    await Promise.all(
+      [...this.hosts.keys()].map(async (sessionId) => {
+        const host = this.take(sessionId);
+        if (!host) return;
+        const left = await host.processes.leave().catch((err: unknown) => {
+          this.opts.logger.warn('leaving processes failed', { sessionId, error: err });
+          return undefined;
+        });
+        await this.shut(host);
+        if (left) this.opts.logger.info('left the session', { sessionId, ...left });
+      }),
+    );
+  }
+
+  private take(sessionId: string): Host | undefined {
+    const host = this.hosts.get(sessionId);
+    this.hosts.delete(sessionId);
+    return host;
+  }
+
+  private async shut(host: Host): Promise<void> {
     await host.files.close();
     host.quota?.close();
     host.previews.stop();
     host.link.close();
-  }
-
-  async closeAll(): Promise<void> {
-    await Promise.all([...this.hosts.keys()].map((id) => this.close(id)));
   }
 
   /** The workspace bytes last measured for a running session (undefined when not measured). */

@@ -7,13 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
-import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
-import { TestStack, type TestAgent } from '../helpers/stack';
+import { api, assembleOutput, TestSocket, type TestUser } from '../helpers/client';
+import { endOneSession, startOneSession } from '../helpers/one-session';
+import { TestStack } from '../helpers/stack';
 
 describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
   const stack = new TestStack({ edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', DEFAULT_IMAGE: 'mominai/busybox:test' } });
-  let agent: TestAgent;
   const agentId = `agt_${'beef'.repeat(4)}${Date.now().toString(16)}`;
   let user: TestUser;
   let sessionId: string;
@@ -32,19 +31,9 @@ describe.skipIf(!hasDocker)('processes (real stack, Docker)', () => {
   };
 
   beforeAll(async () => {
-    await ensureTestImage('busybox');
-    await stack.startEdge();
-    agent = await stack.startAgent({ id: agentId, name: 'proc-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agentId && a.connected));
-    user = await registerUser(stack, 'procs');
-    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
-    expect(res.status).toBe(201);
-    sessionId = res.body.session.id;
+    ({ user, sessionId } = await startOneSession(stack, { image: 'busybox', agentId, agentName: 'proc-agent', userPrefix: 'procs' }));
   });
-  afterAll(async () => {
-    if (sessionId) await api(stack, 'DELETE', `/api/containers/${sessionId}`, { token: user.token }).catch(() => undefined);
-    await stack.stop();
-  });
+  afterAll(() => endOneSession(stack, { user, sessionId }));
 
   it('runs a shell command and streams its output, then its exit code', async () => {
     const sock = await open();

@@ -16,6 +16,8 @@ export class DaemonProcessHandle implements ProcessHandle, ProcessSink {
   readonly stdout: Readable;
   readonly stderr: Readable | null;
   readonly exited: Promise<ExitInfo>;
+  /** The daemon keeps the process and its ring when the agent goes; the next agent adopts it. */
+  readonly outlivesAgent = true;
   private resolveExit!: (info: ExitInfo) => void;
   private done = false;
   private stdinClosed = false;

@@ -43,6 +43,7 @@ export class ManagedProcess {
   exitSentGeneration = -1;
   private stdinOffset = 0;
   private timedOut = false;
+  private disposed = false;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -91,6 +92,11 @@ export class ManagedProcess {
 
   get running(): boolean {
     return this.state !== 'exited';
+  }
+
+  /** The runtime keeps it running after this agent process ends (see ProcessHandle.outlivesAgent). */
+  get outlivesAgent(): boolean {
+    return this.handle.outlivesAgent === true;
   }
 
   /** Every byte and the exit reached the edge's storage. */
@@ -176,8 +182,9 @@ export class ManagedProcess {
     return s;
   }
 
-  /** Clears timers and stops reading; the record is being dropped. */
+  /** Clears timers and stops reading; the record is being dropped (what the runtime says of it later is not news). */
   dispose(): void {
+    this.disposed = true;
     this.clearTimers();
     for (const s of this.streams) s.abandon();
   }
@@ -191,7 +198,7 @@ export class ManagedProcess {
   }
 
   private onExited(info: ExitInfo): void {
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' || this.disposed) return;
     this.state = 'exiting';
     this.exit = this.timedOut ? { ...info, reason: 'timeout' } : info;
     if (this.timeoutTimer) clearTimeout(this.timeoutTimer);

@@ -66,6 +66,8 @@ export class ProcessManager {
   private wakeDue = 0;
   private pumping = false;
   private closed = false;
+  /** close() or leave() is done: the manager holds nothing and announces nothing any more. */
+  private done = false;
 
   constructor(opts: ProcessManagerOptions) {
     metrics.trackProcesses(this);
@@ -183,6 +185,7 @@ export class ProcessManager {
 
   /** A data socket (re)connected: announce what runs, then resend everything it has not acknowledged. */
   attach(sink: DataSink): void {
+    if (this.done) return;
     if (this.sink) this.detach();
     this.sink = sink;
     this.generation++;
@@ -223,7 +226,34 @@ export class ProcessManager {
 
   /** Session stop or remove: SIGKILL every process group and wait until each is reported gone. */
   async killAll(): Promise<void> {
+    await this.kill([...this.procs.values()].filter((p) => p.running));
+  }
+
+  /** Kills everything and forgets it; the manager accepts no new process afterwards. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.killAll();
+    this.forget();
+  }
+
+  /**
+   * Agent shutdown: the processes that outlive the agent (the session daemon
+   * keeps them and the output the edge has not acknowledged) are left
+   * running for the next agent process, which adopts them; the others are
+   * killed, their exits still sent, as close() does. Nothing more reaches
+   * the data socket afterwards (an exit here would end the process at the
+   * edge), and the manager accepts no new process.
+   */
+  async leave(): Promise<{ leftRunning: number; ended: number }> {
+    this.closed = true;
     const live = [...this.procs.values()].filter((p) => p.running);
+    const ending = live.filter((p) => !p.outlivesAgent);
+    await this.kill(ending);
+    this.forget();
+    return { leftRunning: live.length - ending.length, ended: ending.length };
+  }
+
+  private async kill(live: ManagedProcess[]): Promise<void> {
     await Promise.all(
       live.map((p) => p.kill('SIGKILL').catch((err: unknown) => this.log.warn('kill failed', { processId: p.processId, error: err }))),
     );
@@ -232,10 +262,8 @@ export class ProcessManager {
     this.clearWake();
   }
 
-  /** Kills everything and forgets it; the manager accepts no new process afterwards. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.killAll();
+  private forget(): void {
+    this.done = true;
     this.detach();
     for (const proc of this.procs.values()) proc.dispose();
     this.procs.clear();
