@@ -1,37 +1,52 @@
 /**
- * Resource figures per container from the engine's streaming stats API: one
- * stream per running container, opened the first time someone asks, kept
- * open, and its latest sample cached. A request costs a map lookup; only the
- * very first waits for the first sample (the engine sends one a second).
- * Streams close when the container stops or goes away, or on close().
+ * Resource figures per container, read with the engine's one-shot stats (one
+ * cgroup read in dockerd, no stream). The heartbeat asks for every running
+ * container every few seconds, and a stream per container would make dockerd
+ * sample each one every second for as long as it runs (measured: about 0.6%
+ * of a core per container, 30% for fifty idle sessions). CPU % is computed,
+ * as `docker stats` does, from two samples: this one and the container's
+ * previous one, so it is the average since the last ask (a few seconds while
+ * the heartbeat runs). A sample younger than MAX_AGE_MS is served from the
+ * cache; requests that arrive together share one read. A container's entry
+ * goes when it stops or is removed (forget), or on close().
  */
 import type Docker from 'dockerode';
+import { z } from 'zod';
 import type { Logger } from '../../logger';
 import type { ResourceStats } from '../runtime';
 
-interface Sample {
-  cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number; online_cpus?: number };
-  precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };
-  memory_stats?: { usage?: number; limit?: number; stats?: Record<string, number> };
-  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
-  pids_stats?: { current?: number };
-}
+const CpuCounters = z.object({
+  cpu_usage: z.object({ total_usage: z.number().optional() }).optional(),
+  system_cpu_usage: z.number().optional(),
+  online_cpus: z.number().optional(),
+});
+/** The parts of an engine stats sample we read (everything optional: a stopped container's sample is mostly empty). */
+const Sample = z.object({
+  cpu_stats: CpuCounters.optional(),
+  precpu_stats: CpuCounters.optional(),
+  memory_stats: z.object({ usage: z.number().optional(), limit: z.number().optional(), stats: z.record(z.string(), z.number()).optional() }).optional(),
+  networks: z.record(z.string(), z.object({ rx_bytes: z.number().optional(), tx_bytes: z.number().optional() })).optional(),
+  pids_stats: z.object({ current: z.number().optional() }).optional(),
+});
+type Sample = z.infer<typeof Sample>;
 
 interface Entry {
-  stream?: NodeJS.ReadableStream & { destroy?: () => void };
-  latest?: Omit<ResourceStats, 'uptimeSeconds'>;
   startedAtMs: number;
-  first: Promise<void>;
-  closed: boolean;
+  /** The previous sample's CPU counters: the next sample's CPU % is measured against them. */
+  cpu?: Sample['cpu_stats'];
+  latest?: Omit<ResourceStats, 'uptimeSeconds'>;
+  latestAt: number;
+  reading?: Promise<void>;
 }
 
 export interface StatsSamplerOptions {
   docker: Docker;
   logger: Logger;
   now?: () => number;
-  /** Longest the first request for a container waits for a sample (ms). */
-  firstSampleTimeoutMs?: number;
 }
+
+/** How long a sample is served without asking the engine again (ms). */
+export const MAX_AGE_MS = 1_000;
 
 export class StatsSampler {
   private readonly entries = new Map<string, Entry>();
@@ -44,91 +59,52 @@ export class StatsSampler {
   /** Latest figures, or null when the container is not running. */
   async get(containerId: string): Promise<ResourceStats | null> {
     let entry = this.entries.get(containerId);
-    if (!entry || entry.closed) {
-      const opened = await this.open(containerId);
-      if (!opened) return null;
-      entry = opened;
+    if (!entry) {
+      const info = await this.opts.docker.getContainer(containerId).inspect().catch(() => undefined);
+      if (!info?.State.Running) return null;
+      entry = this.entries.get(containerId) ?? { startedAtMs: Date.parse(info.State.StartedAt) || this.now(), latestAt: 0 };
+      this.entries.set(containerId, entry);
     }
-    if (!entry.latest) {
-      const timeout = this.opts.firstSampleTimeoutMs ?? 2500;
-      await Promise.race([entry.first, new Promise((r) => setTimeout(r, timeout).unref())]);
+    if (!entry.latest || this.now() - entry.latestAt >= MAX_AGE_MS) {
+      entry.reading ??= this.read(containerId, entry).finally(() => (entry.reading = undefined));
+      await entry.reading;
     }
-    if (!entry.latest) return null;
+    if (!entry.latest || this.entries.get(containerId) !== entry) return null;
     return { ...entry.latest, uptimeSeconds: Math.max(0, Math.round((this.now() - entry.startedAtMs) / 1000)) };
   }
 
   /** Stops following a container (it stopped, or was removed). */
   forget(containerId: string): void {
-    const entry = this.entries.get(containerId);
-    if (!entry) return;
-    entry.closed = true;
-    entry.stream?.destroy?.();
     this.entries.delete(containerId);
   }
 
   close(): void {
-    for (const id of [...this.entries.keys()]) this.forget(id);
+    this.entries.clear();
   }
 
-  private async open(containerId: string): Promise<Entry | undefined> {
-    const container = this.opts.docker.getContainer(containerId);
-    let info;
+  private async read(containerId: string, entry: Entry): Promise<void> {
+    let body: unknown;
     try {
-      info = await container.inspect();
-    } catch {
-      return undefined;
-    }
-    if (!info.State.Running) return undefined;
-    let resolveFirst!: () => void;
-    const entry: Entry = {
-      startedAtMs: Date.parse(info.State.StartedAt) || this.now(),
-      first: new Promise<void>((r) => (resolveFirst = r)),
-      closed: false,
-    };
-    this.entries.set(containerId, entry);
-    try {
-      const stream = (await container.stats({ stream: true })) as unknown as NodeJS.ReadableStream & { destroy?: () => void };
-      entry.stream = stream;
-      if (entry.closed) stream.destroy?.();
-      let pending = '';
-      stream.on('data', (chunk: Buffer | string) => {
-        pending += chunk.toString();
-        let nl: number;
-        while ((nl = pending.indexOf('\n')) >= 0) {
-          const line = pending.slice(0, nl);
-          pending = pending.slice(nl + 1);
-          const figures = parseSample(line);
-          if (figures) {
-            entry.latest = figures;
-            resolveFirst();
-          }
-        }
-      });
-      const done = () => {
-        if (this.entries.get(containerId) === entry) this.entries.delete(containerId);
-        entry.closed = true;
-        resolveFirst();
-      };
-      stream.on('end', done);
-      stream.on('close', done);
-      stream.on('error', done);
+      // dockerode hands over the decoded body when stream is false.
+      body = await this.opts.docker.getContainer(containerId).stats({ stream: false, 'one-shot': true });
     } catch (err) {
-      this.opts.logger.debug('stats stream failed', { containerId: containerId.slice(0, 12), error: err });
+      this.opts.logger.debug('stats read failed', { containerId: containerId.slice(0, 12), error: err });
       this.entries.delete(containerId);
-      return undefined;
+      return;
     }
-    return entry;
+    const sample = Sample.safeParse(body);
+    if (!sample.success) {
+      this.opts.logger.warn('the engine sent a stats sample we cannot read', { containerId: containerId.slice(0, 12), error: sample.error.issues[0]?.message });
+      return;
+    }
+    entry.latest = figuresOf({ ...sample.data, precpu_stats: entry.cpu ?? {} });
+    entry.latestAt = this.now();
+    entry.cpu = sample.data.cpu_stats;
   }
 }
 
 /** One engine sample as our figures. CPU % is as `docker stats` shows it: 100 = one full core. */
-export function parseSample(line: string): Omit<ResourceStats, 'uptimeSeconds'> | undefined {
-  let s: Sample;
-  try {
-    s = JSON.parse(line) as Sample;
-  } catch {
-    return undefined;
-  }
+export function figuresOf(s: Sample): Omit<ResourceStats, 'uptimeSeconds'> {
   const cpu = s.cpu_stats;
   const pre = s.precpu_stats;
   let cpuPercent = 0;

@@ -7,7 +7,9 @@ import { pack } from 'tar-stream';
 import { Readable } from 'node:stream';
 import { chooseUser, parsePasswd, readRegularFile, ROOT } from '../../../agent/runtime/docker/image-user';
 import { networkName } from '../../../agent/runtime/docker/network';
-import { parseSample } from '../../../agent/runtime/docker/stats-sampler';
+import type Docker from 'dockerode';
+import { memoryLogger } from '../../../agent/logger';
+import { figuresOf, StatsSampler } from '../../../agent/runtime/docker/stats-sampler';
 import { shellQuote } from '../../../agent/runtime/local/local-process';
 import { parseStat, processTree, type ProcEntry } from '../../../agent/runtime/local/proc';
 import { shellSignal, signalsFor } from '../../../agent/runtime/signals';
@@ -139,17 +141,51 @@ describe('Demultiplexer', () => {
 
 describe('stats samples', () => {
   it('computes CPU like docker stats and leaves page cache out of memory', () => {
-    const s = parseSample(
-      JSON.stringify({
-        cpu_stats: { cpu_usage: { total_usage: 3_000 }, system_cpu_usage: 20_000, online_cpus: 2 },
-        precpu_stats: { cpu_usage: { total_usage: 1_000 }, system_cpu_usage: 10_000 },
-        memory_stats: { usage: 50_000, limit: 100_000, stats: { total_inactive_file: 10_000 } },
-        networks: { eth0: { rx_bytes: 5, tx_bytes: 7 }, eth1: { rx_bytes: 1, tx_bytes: 1 } },
-        pids_stats: { current: 3 },
-      }),
-    );
+    const s = figuresOf({
+      cpu_stats: { cpu_usage: { total_usage: 3_000 }, system_cpu_usage: 20_000, online_cpus: 2 },
+      precpu_stats: { cpu_usage: { total_usage: 1_000 }, system_cpu_usage: 10_000 },
+      memory_stats: { usage: 50_000, limit: 100_000, stats: { total_inactive_file: 10_000 } },
+      networks: { eth0: { rx_bytes: 5, tx_bytes: 7 }, eth1: { rx_bytes: 1, tx_bytes: 1 } },
+      pids_stats: { current: 3 },
+    });
     expect(s).toEqual({ cpuPercent: 40, memoryUsed: 40_000, memoryLimit: 100_000, networkRx: 6, networkTx: 8, pids: 3 });
-    expect(parseSample('not json')).toBeUndefined();
+  });
+
+  it('reads one-shot samples, serves one younger than a second from the cache, and measures CPU since the previous one', async () => {
+    let now = 1_000_000;
+    const asked: string[] = [];
+    let total = 0;
+    let system = 0;
+    const docker = {
+      getContainer: (id: string) => ({
+        inspect: async () => (asked.push(`inspect ${id}`), { State: { Running: id === 'c1', StartedAt: new Date(now - 5_000).toISOString() } }),
+        stats: async (opts: unknown) => {
+          asked.push(`stats ${id} ${JSON.stringify(opts)}`);
+          await new Promise((r) => setTimeout(r, 1));
+          return { cpu_stats: { cpu_usage: { total_usage: total }, system_cpu_usage: system, online_cpus: 2 }, precpu_stats: {}, memory_stats: { usage: 7, limit: 9 }, pids_stats: { current: 2 } };
+        },
+      }),
+    };
+    const sampler = new StatsSampler({ docker: docker as unknown as Docker, logger: memoryLogger('error'), now: () => now });
+    // The first sample has nothing to measure CPU against; two asks at once share one stats read.
+    total = 1_000;
+    system = 100_000;
+    const [a, b] = await Promise.all([sampler.get('c1'), sampler.get('c1')]);
+    expect(a).toEqual({ cpuPercent: 0, memoryUsed: 7, memoryLimit: 9, networkRx: 0, networkTx: 0, pids: 2, uptimeSeconds: 5 });
+    expect(b).toEqual(a);
+    expect(asked).toEqual(['inspect c1', 'inspect c1', 'stats c1 {"stream":false,"one-shot":true}']);
+    now += 999;
+    expect((await sampler.get('c1'))?.uptimeSeconds).toBe(6);
+    expect(asked).toHaveLength(3);
+    // A second later: a new read, CPU over the interval (a quarter of the system's time on 2 CPUs = 50 %).
+    now += 1;
+    total = 26_000;
+    system = 200_000;
+    expect((await sampler.get('c1'))?.cpuPercent).toBe(50);
+    expect(asked).toHaveLength(4);
+    // A stopped container has no figures and is not read.
+    expect(await sampler.get('c2')).toBeNull();
+    expect(asked.slice(4)).toEqual(['inspect c2']);
   });
 });
 
