@@ -1,17 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { downstreamHeaders, sanitiseSetCookie, upstreamHeaders } from '../../../edge/preview/headers';
+import { FORGED_FORWARDING_HEADERS } from '../../helpers/forged-headers';
 
 const prefix = '/preview/ses_ab12cd34';
 
 describe('upstreamHeaders', () => {
   const client = new Headers({
     Accept: 'text/html',
-    'X-Forwarded-For': '6.6.6.6',
-    'X-Forwarded-Host': 'evil.example',
-    'X-Forwarded-Proto': 'gopher',
-    'X-Forwarded-Prefix': '/evil',
-    Forwarded: 'for=6.6.6.6;host=evil.example',
-    'X-Real-IP': '6.6.6.6',
+    ...FORGED_FORWARDING_HEADERS,
     'True-Client-IP': '6.6.6.6',
     'CF-Connecting-IP': '203.0.113.9',
     'CF-Ray': 'abc',
