@@ -15,7 +15,7 @@ export async function daemon(args: BenchArgs): Promise<void> {
   const n = intArg(args, 'n', 100, 5, 10_000);
   const image = TEST_IMAGES.node;
   await ensureTestImage('node');
-  await withStack({ agentEnv: { SESSION_DAEMON: 'auto', ALLOWED_IMAGES: `${image},node:*` } }, async (scope) => {
+  await withStack({ agentEnv: { SESSION_DAEMON: 'auto' } }, async (scope) => {
     const session = await scope.session({ image });
     const container = await sessionContainer(scope.b, session.id);
     const sock = await scope.socket(session.id);

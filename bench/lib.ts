@@ -154,7 +154,8 @@ export async function startStack(opts: StackOptions = {}): Promise<BenchStack> {
   try {
     const started = now();
     await stack.startEdge();
-    const agent = await stack.startAgent({ name: 'bench-agent', env: { ALLOWED_IMAGES: `${BENCH_IMAGE},node:*`, ...opts.agentEnv } });
+    // The busybox and node test images (preview, daemon) and node:* (scale --image node).
+    const agent = await stack.startAgent({ name: 'bench-agent', env: { ALLOWED_IMAGES: `${BENCH_IMAGE},${TEST_IMAGES.node},node:*`, ...opts.agentEnv } });
     await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected), 30_000);
     const user = await registerUser(stack, 'bench');
     log(`stack up in ${fmtMs(msSince(started))} ms (edge under ${edgeRunnerFromEnv()} at ${stack.baseUrl}, agent ${agent.id})`);

@@ -2,9 +2,10 @@
  * Preview: a dev server in the session container reached through the edge's
  * preview route against the same server reached directly, in one run.
  *
- *   preview  GET http://127.0.0.1:<edge>/preview/<sessionId>/<path>, the port made public
- *            so no cookie is involved (client → edge (workerd) → Session DO → tunnel →
- *            agent → its keep-alive undici pool → the container)
+ *   preview  GET http://127.0.0.1:<edge>/<path> with Host: 3000-<sessionId>.preview.localhost
+ *            (the host form), the port made public so no cookie is involved (public ports
+ *            are served on the host form only; client → edge (workerd) → Session DO →
+ *            tunnel → agent → its keep-alive undici pool → the container)
  *   direct   GET http://<container bridge address>:3000/<path> from this process: the
  *            hop the agent itself makes, without the edge, the DO and the tunnel
  *
@@ -50,8 +51,8 @@ const PRIVATE_PORT = 3001;
 
 interface Target {
   origin: string;
-  /** Prefix before the server's own path: '' directly, `/preview/<id>` through the edge. */
-  prefix: string;
+  /** Directly none; through the edge the preview's Host (`<port>-<id>.preview.localhost:<edge port>`). */
+  headers: Record<string, string>;
 }
 
 interface PreviewOptions {
@@ -97,11 +98,11 @@ export async function preview(args: BenchArgs): Promise<void> {
     const address = Object.values(info.NetworkSettings.Networks ?? {}).map((n) => n.IPAddress).find((a) => a);
     if (!address) throw new Error('the session container has no bridge address');
     const targets: Record<Side, Target> = {
-      direct: { origin: `http://${address}:${PORT}`, prefix: '' },
-      preview: { origin: b.stack.baseUrl, prefix: `/preview/${sessionId}` },
+      direct: { origin: `http://${address}:${PORT}`, headers: {} },
+      preview: { origin: b.stack.baseUrl, headers: { host: `${PORT}-${sessionId}.preview.localhost:${b.stack.port}` } },
     };
     for (const side of ['direct', 'preview'] as const) await checkHello(targets[side], side);
-    log(`both sides answer /hello (direct ${targets.direct.origin}, preview ${targets.preview.origin}${targets.preview.prefix})`);
+    log(`both sides answer /hello (direct ${targets.direct.origin}, preview ${targets.preview.origin} as ${targets.preview.headers.host})`);
 
     const groups = edgeSplitCpuGroups(b, await containerCpuGroup(containerId));
     const load = await measureLoad(targets, groups, o);
@@ -114,7 +115,7 @@ export async function preview(args: BenchArgs): Promise<void> {
 async function checkHello(t: Target, side: Side): Promise<void> {
   const client = new Client(t.origin, { connectTimeout: 5_000, headersTimeout: 10_000, bodyTimeout: 10_000 });
   try {
-    const res = await client.request({ path: `${t.prefix}/hello`, method: 'GET' });
+    const res = await client.request({ path: '/hello', method: 'GET', headers: t.headers });
     const text = await res.body.text();
     if (res.statusCode !== 200 || text !== HELLO_BODY) throw new Error(`${side} GET /hello answered ${res.statusCode} "${text.slice(0, 200)}"`);
   } finally {
@@ -161,7 +162,6 @@ async function measureLoad(targets: Record<Side, Target>, groups: CpuGroups, o: 
  */
 async function loadRun(t: Target, concurrency: number, ms: number, meter: CpuMeter): Promise<LoadRun> {
   const pool = new Pool(t.origin, { connections: concurrency, pipelining: 1, connectTimeout: 5_000, headersTimeout: 10_000, bodyTimeout: 10_000, keepAliveTimeout: 30_000 });
-  const reqPath = `${t.prefix}/hello`;
   const start = Date.now();
   const windowStart = start + LOAD_WARMUP_MS;
   const windowEnd = windowStart + ms;
@@ -178,7 +178,7 @@ async function loadRun(t: Target, concurrency: number, ms: number, meter: CpuMet
       const t0 = now();
       let ok = false;
       try {
-        const res = await pool.request({ path: reqPath, method: 'GET' });
+        const res = await pool.request({ path: '/hello', method: 'GET', headers: t.headers });
         const text = await res.body.text();
         ok = res.statusCode === 200 && text === HELLO_BODY;
       } catch {
@@ -257,9 +257,9 @@ async function measureLatency(targets: Record<Side, Target>, edgeOnlyHost: strin
 }
 
 async function hello(client: Client, t: Target): Promise<void> {
-  const res = await client.request({ path: `${t.prefix}/hello`, method: 'GET' });
+  const res = await client.request({ path: '/hello', method: 'GET', headers: t.headers });
   const text = await res.body.text();
-  if (res.statusCode !== 200 || text !== HELLO_BODY) throw new Error(`GET ${t.prefix}/hello answered ${res.statusCode} "${text.slice(0, 200)}"`);
+  if (res.statusCode !== 200 || text !== HELLO_BODY) throw new Error(`GET /hello (${t.origin}) answered ${res.statusCode} "${text.slice(0, 200)}"`);
 }
 
 /* ---------------------------------------------------------------- (c) big */
@@ -286,7 +286,7 @@ async function measureBig(targets: Record<Side, Target>, groups: CpuGroups, o: P
         const verify = rep === 0; // each side's first run is checked byte for byte
         meter.start();
         const t0 = now();
-        const got = await withTimeout(readBig(clients[side], `${targets[side].prefix}/big?mib=${o.mib}`, verify), Math.max(60_000, o.mib * 2_000), `the ${side} ${o.mib} MiB response`);
+        const got = await withTimeout(readBig(clients[side], `/big?mib=${o.mib}`, targets[side].headers, verify), Math.max(60_000, o.mib * 2_000), `the ${side} ${o.mib} MiB response`);
         const ms = msSince(t0);
         out[side].wallS += ms / 1000;
         addInto(out[side].cpu, meter.stop());
@@ -302,8 +302,8 @@ async function measureBig(targets: Record<Side, Target>, groups: CpuGroups, o: P
   return out;
 }
 
-async function readBig(client: Client, reqPath: string, hash: boolean): Promise<{ bytes: number; sha256?: string }> {
-  const res = await client.request({ path: reqPath, method: 'GET' });
+async function readBig(client: Client, reqPath: string, headers: Record<string, string>, hash: boolean): Promise<{ bytes: number; sha256?: string }> {
+  const res = await client.request({ path: reqPath, method: 'GET', headers });
   if (res.statusCode !== 200) {
     const text = await res.body.text();
     throw new Error(`GET ${reqPath} answered ${res.statusCode} "${text.slice(0, 200)}"`);
@@ -347,7 +347,7 @@ function report(o: PreviewOptions, load: Record<Side, LoadRun[]>, lat: Record<Se
   printTable(
     ['path', 'req/s', 'runs', 'p50 ms under load', 'errors'],
     (['preview', 'direct'] as const).map((side) => [
-      side === 'preview' ? 'preview (/preview/<id>/hello, public port)' : 'direct (container address:3000/hello)',
+      side === 'preview' ? 'preview (3000-<id>.preview.localhost/hello, public port)' : 'direct (container address:3000/hello)',
       rps[side].toFixed(0),
       load[side].map((r) => r.rps.toFixed(0)).join(' '),
       fmtMs(loadLat[side]),

@@ -69,7 +69,7 @@ export async function scale(args: BenchArgs): Promise<void> {
   log(`scale: ${o.sessions} sessions of ${o.image}, each a terminal at ${o.rateKiB} KiB/s for ${o.seconds} s; ${o.n} keystrokes idle and loaded; idle window ${o.idleSeconds} s`);
   const stackOptions = {
     edgeVars: { MAX_SESSIONS_PER_USER: String(o.sessions + 1), AGENT_MAX_SESSIONS: String(o.sessions + 5) },
-    agentEnv: { MAX_SESSIONS: String(o.sessions + 5), LOG_LEVEL: 'info', ALLOWED_IMAGES: `${BENCH_IMAGE},node:*` },
+    agentEnv: { MAX_SESSIONS: String(o.sessions + 5), LOG_LEVEL: 'info' },
     debug: flagArg(args, 'debug'),
   };
   await withStack(stackOptions, async (scope) => {

@@ -85,7 +85,6 @@ export async function withStack<T>(opts: StackOptions, run: (scope: StackScope) 
   try {
     return await run(scope);
   } finally {
-    await scope.close();
-    await stopStack(b);
+    await scope.close().finally(() => stopStack(b));
   }
 }
