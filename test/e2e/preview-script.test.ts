@@ -5,14 +5,13 @@
  * CSP nonce), and messages a preview page posts coming back as
  * `preview_message` frames, from the owner only.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, registerUser, TestSocket, type TestUser, rawRequest } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
-import { TestStack, type TestAgent } from '../helpers/stack';
+import { previewCookie, sessionWithPreview } from '../helpers/preview';
+import { startEdgeWithAgent } from '../helpers/sessions';
+import { TestStack } from '../helpers/stack';
 import { edgeRunnerFromEnv } from '../../scripts/lib/stack';
 
 const DOMAIN = 'preview.localhost';
@@ -41,7 +40,6 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
   // dropping the suite's session socket, whenever a source file changes while it runs.
   const runner = process.env.EDGE_RUNNER ? edgeRunnerFromEnv() : 'miniflare';
   const stack = new TestStack({ runner, edgeVars: { RATE_LIMIT_MAX: '100000', AUTH_RATE_LIMIT_MAX: '100000', PREVIEW_DOMAIN: DOMAIN } });
-  let agent: TestAgent;
   let owner: TestUser;
   let sessionId: string;
   let sock: TestSocket;
@@ -49,12 +47,6 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
   let pathCookie = '';
   let host = '';
 
-  const cookieFrom = async (link: string): Promise<string> => {
-    const u = new URL(link);
-    const res = await rawRequest(stack.port, { path: u.pathname + u.search, host: u.host });
-    expect(res.status).toBe(302);
-    return String(res.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
-  };
   const page = (p: string, headers: Record<string, string> = {}) => rawRequest(stack.port, { path: p, host, headers: { Cookie: hostCookie, ...headers } });
   const setScript = async (payload: unknown) => {
     const reply = await sock.request('set_preview_script', payload);
@@ -63,24 +55,13 @@ describe.skipIf(!hasDocker)('preview scripts and preview messages (real stack, D
   };
 
   beforeAll(async () => {
-    await ensureTestImage('node');
-    await stack.startEdge();
-    agent = await stack.startAgent({ name: 'preview-script-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    await startEdgeWithAgent(stack, { agentName: 'preview-script-agent', image: 'node' });
     owner = await registerUser(stack, 'pscript');
-    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: owner.token, body: { image: 'mominai/node:test', ports: [3000] } });
-    expect(res.status).toBe(201);
-    sessionId = res.body.session.id;
+    ({ id: sessionId, sock } = await sessionWithPreview(stack, owner, { server: SERVER }));
     host = `3000-${sessionId}.${DOMAIN}:${stack.port}`;
-    fs.writeFileSync(path.join(stack.stateDir, 'workspaces', owner.id, sessionId, 'server.cjs'), SERVER);
-    sock = await TestSocket.open(stack, owner.token, sessionId);
-    await sock.waitFor((f) => f.type === 'ready');
-    await sock.request('container_command', { command: 'node server.cjs' });
-    const ready = await sock.request('start_preview', { port: 3000 }, 120_000);
-    expect(ready.type, JSON.stringify(ready)).toBe('preview_ready');
     const link = await api<{ url: string; pathUrl: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=3000`, { token: owner.token });
-    hostCookie = await cookieFrom(link.body.url);
-    pathCookie = await cookieFrom(link.body.pathUrl);
+    hostCookie = await previewCookie(stack, link.body.url);
+    pathCookie = await previewCookie(stack, link.body.pathUrl);
   }, 180_000);
   afterAll(async () => {
     sock?.close();

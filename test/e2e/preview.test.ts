@@ -3,16 +3,15 @@
  * the path and host forms, WebSockets, big bodies, and the access rules.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, registerUser, TestSocket, type TestUser, rawRequest } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
 import { rssBytes, samplePeak, workerdPids } from '../helpers/memory';
+import { followPreviewLink, sessionWithPreview } from '../helpers/preview';
+import { startEdgeWithAgent } from '../helpers/sessions';
 import { TestStack, type TestAgent } from '../helpers/stack';
 
 const MiB = 1024 * 1024;
@@ -28,36 +27,23 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   let hostCookie = '';
 
   /** Follows a signed preview link once and returns the cookie it set. */
-  const cookieFrom = async (link: string, host?: string): Promise<string> => {
-    const u = new URL(link);
-    const res = await rawRequest(stack.port, { path: u.pathname + u.search, ...(host ? { host } : {}) });
-    expect(res.status).toBe(302);
-    const setCookie = String(res.headers['set-cookie']?.[0] ?? '');
+  const cookieFrom = async (link: string): Promise<string> => {
+    const setCookie = await followPreviewLink(stack, link);
     expect(setCookie).toMatch(/HttpOnly/);
     return setCookie.split(';')[0]!;
   };
 
   beforeAll(async () => {
-    await ensureTestImage('node');
-    await stack.startEdge();
-    agent = await stack.startAgent({ name: 'preview-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    agent = await startEdgeWithAgent(stack, { agentName: 'preview-agent', image: 'node' });
     [owner, stranger] = await Promise.all([registerUser(stack, 'owner'), registerUser(stack, 'stranger')]);
-    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: owner.token, body: { image: 'mominai/node:test', ports: [3000] } });
-    expect(res.status).toBe(201);
-    sessionId = res.body.session.id;
-    fs.copyFileSync(path.resolve(__dirname, '../fixtures/preview-server.cjs'), path.join(stack.stateDir, 'workspaces', owner.id, sessionId, 'server.cjs'));
-    const sock = await TestSocket.open(stack, owner.token, sessionId);
-    await sock.waitFor((f) => f.type === 'ready');
-    await sock.request('container_command', { command: 'node server.cjs' });
-    const ready = await sock.request('start_preview', { port: 3000 }, 120_000);
-    expect(ready.type, JSON.stringify(ready)).toBe('preview_ready');
+    const { id, sock, ready } = await sessionWithPreview(stack, owner);
+    sessionId = id;
     expect(String(ready.payload.url)).toContain(`3000-${sessionId}.${DOMAIN}`);
     sock.close();
     const link = await api<{ url: string; pathUrl: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=3000`, { token: owner.token });
     // With PREVIEW_DOMAIN set, pathUrl is the path form on the bare preview domain (`<domain>/<id>/`).
-    pathCookie = await cookieFrom(link.body.pathUrl, new URL(link.body.pathUrl).host);
-    hostCookie = await cookieFrom(link.body.url, new URL(link.body.url).host);
+    pathCookie = await cookieFrom(link.body.pathUrl);
+    hostCookie = await cookieFrom(link.body.url);
   });
   afterAll(async () => {
     await stack.stop();
@@ -217,7 +203,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
     // A stranger with a cookie of their own (for their own session) gets nothing here either.
     const theirs = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: stranger.token, body: { image: 'mominai/busybox:test' } });
     const theirLink = await api<{ pathUrl: string }>(stack, 'GET', `/api/containers/${theirs.body.session.id}/preview-url`, { token: stranger.token });
-    const theirCookie = await cookieFrom(theirLink.body.pathUrl, new URL(theirLink.body.pathUrl).host);
+    const theirCookie = await cookieFrom(theirLink.body.pathUrl);
     const forged = theirCookie.replace(theirs.body.session.id, sessionId);
     expect((await rawRequest(stack.port, { path: `/preview/${sessionId}/hello`, headers: { Cookie: forged } })).status).toBe(401);
     const made = await api(stack, 'POST', `/api/containers/${sessionId}/ports/3000`, { token: owner.token, body: { visibility: 'public' } });
@@ -281,7 +267,7 @@ describe.skipIf(!hasDocker)('preview (real stack, Docker)', () => {
   it('refuses ports the session neither declared nor listens on, and hosts smuggled in the URL or headers', async () => {
     const link = await api<{ url: string }>(stack, 'GET', `/api/containers/${sessionId}/preview-url?port=22`, { token: owner.token });
     const host22 = new URL(link.body.url).host;
-    const cookie22 = await cookieFrom(link.body.url, host22);
+    const cookie22 = await cookieFrom(link.body.url);
     const closed = await rawRequest(stack.port, { path: '/', host: host22, headers: { Cookie: cookie22 } });
     expect([403, 503]).toContain(closed.status);
     for (const p of [`/preview/${sessionId}/http://169.254.169.254/latest`, `/preview/${sessionId}//127.0.0.1:3001/health`, `/preview/${sessionId}/hello@evil.example`]) {
