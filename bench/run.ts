@@ -17,6 +17,7 @@
  *   sandbox    [--n 30] [--runtime-n 8]     a neighbour's echo p99 through a fork bomb + memory hog next door
  *                                             (vs docker exec in the same storm); create and exec under runsc vs runc
  *   daemon     [--n 100]                      exec_command true through the edge with the session daemon vs docker exec (CLI)
+ *   restart    [--procs 10] [--rounds 2]      the bundled agent SIGKILLed / SIGTERMed and restarted: spawn to output flowing again
  *   all        every benchmark above but soak and scale, in that order
  *   compare <bench|all> --at <commit> [--rounds 2]
  *              that benchmark on an older commit (a temporary git worktree) and on this tree,
@@ -33,12 +34,13 @@ import { files } from './files';
 import { lifecycle } from './lifecycle';
 import { interrupted, log, parseArgs, type BenchArgs } from './lib';
 import { preview } from './preview';
+import { restart } from './restart';
 import { sandbox } from './sandbox';
 import { scale } from './scale';
 import { soak } from './soak';
 import { terminal } from './terminal';
 
-const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak, scale, daemon };
+const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = { lifecycle, terminal, files, preview, sandbox, soak, scale, daemon, restart };
 
 async function main(): Promise<number> {
   const [name, ...rest] = process.argv.slice(2);

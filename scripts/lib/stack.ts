@@ -187,10 +187,12 @@ export interface AgentOptions {
   env: Record<string, string | undefined>;
   stdio?: 'inherit' | 'pipe' | 'ignore';
   onOutput?: (line: string) => void;
+  /** Node's arguments (default: agent/main.ts under tsx); e.g. `['dist/agent/agent.cjs']` runs the bundle production runs. */
+  nodeArgs?: string[];
 }
 
-export function spawnAgent({ env, stdio = 'pipe', onOutput }: AgentOptions): Managed {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'agent/main.ts')], {
+export function spawnAgent({ env, stdio = 'pipe', onOutput, nodeArgs }: AgentOptions): Managed {
+  const child = spawn(process.execPath, nodeArgs ?? ['--import', 'tsx', path.join(ROOT, 'agent/main.ts')], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', stdio, stdio],

@@ -147,13 +147,15 @@ export class TestStack {
     return { Authorization: `Bearer ${this.secrets.OPERATOR_TOKEN}` };
   }
 
-  async startAgent(opts: { id?: string; name?: string; token?: string; env?: Record<string, string> } = {}): Promise<TestAgent> {
+  /** `nodeArgs`: what node runs (default agent/main.ts under tsx; see spawnAgent). */
+  async startAgent(opts: { id?: string; name?: string; token?: string; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<TestAgent> {
     const id = opts.id ?? newId('agt');
     const name = opts.name ?? `agent-${this.agents.length + 1}`;
     const token = opts.token ?? (await this.agentToken({ id, name }));
     const logs: string[] = [];
     const waiters = new Set<(line: Record<string, unknown>) => void>();
     const proc = spawnAgent({
+      ...(opts.nodeArgs ? { nodeArgs: opts.nodeArgs } : {}),
       env: {
         EDGE_URL: this.wsUrl,
         AGENT_TOKEN: token,
