@@ -6,6 +6,8 @@
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
+import { jsonText } from '../shared/json-text';
 import { levelFromEnv, type Level } from './logger';
 
 export interface AgentConfig {
@@ -167,15 +169,15 @@ function checkCidr(raw: string): string {
   return raw;
 }
 
+/** The claims of an agent token's payload, as far as its subject. */
+const TokenClaims = jsonText(z.object({ sub: z.unknown() }));
+
 function tokenSubject(token: string): string {
   const payload = token.split('.')[1];
   if (!payload) return '';
-  try {
-    const sub = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
-    return typeof sub === 'string' && /^[\w.-]{1,64}$/.test(sub) ? sub : '';
-  } catch {
-    return '';
-  }
+  const claims = TokenClaims.safeParse(Buffer.from(payload, 'base64url').toString('utf8'));
+  const sub = claims.success ? claims.data.sub : undefined;
+  return typeof sub === 'string' && /^[\w.-]{1,64}$/.test(sub) ? sub : '';
 }
 
 function toWsUrl(raw: string): string {

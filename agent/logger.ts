@@ -2,7 +2,11 @@
  * Structured logs: one JSON object a line on stderr, with a level.
  * LOG_LEVEL=debug (or DEBUG=* / DEBUG=mominai*) turns on detail.
  */
-export type Level = 'debug' | 'info' | 'warn' | 'error';
+import { z } from 'zod';
+import { jsonText } from '../shared/json-text';
+
+const LevelName = z.enum(['debug', 'info', 'warn', 'error']);
+export type Level = z.infer<typeof LevelName>;
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
@@ -23,8 +27,8 @@ export interface LoggerOptions {
 export function levelFromEnv(env: NodeJS.ProcessEnv): Level {
   const debug = env.DEBUG ?? '';
   if (debug === '*' || /(^|,)mominai/.test(debug)) return 'debug';
-  const level = (env.LOG_LEVEL ?? 'info').toLowerCase();
-  return level in order ? (level as Level) : 'info';
+  const level = LevelName.safeParse((env.LOG_LEVEL ?? 'info').toLowerCase());
+  return level.success ? level.data : 'info';
 }
 
 export function createLogger({
@@ -51,9 +55,12 @@ function errorReplacer(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** One line as the logger writes it: a JSON object. */
+const LogLine = jsonText(z.record(z.string(), z.unknown()));
+
 /** A logger that keeps lines in memory, for tests. */
 export function memoryLogger(level: Level = 'debug'): Logger & { lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
-  const logger = createLogger({ level, write: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const logger = createLogger({ level, write: (l) => lines.push(LogLine.parse(l)) });
   return Object.assign(logger, { lines });
 }

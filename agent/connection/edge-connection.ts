@@ -5,6 +5,8 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
+import { z } from 'zod';
+import { jsonText } from '../../shared/json-text';
 import {
   EdgeToAgentFrame,
   parseFrame,
@@ -107,7 +109,7 @@ export class EdgeConnection extends EventEmitter<EdgeConnectionEvents> {
       });
       ws.on('message', (data, isBinary) => {
         if (isBinary) {
-          const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+          const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
           this.emit('binary', new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
           return;
         }
@@ -192,22 +194,17 @@ export class EdgeConnection extends EventEmitter<EdgeConnectionEvents> {
   }
 }
 
+/** An error answer's `{error: {code, message}}`, as far as its two strings. */
+const ErrorAnswer = jsonText(z.object({ error: z.object({ code: z.unknown(), message: z.unknown() }).partial() }));
+
 function readErrorBody(body: string): { code?: string; message?: string } | undefined {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) {
-      const e = (parsed as { error: unknown }).error;
-      if (typeof e === 'object' && e !== null) {
-        const { code, message } = e as { code?: unknown; message?: unknown };
-        return {
-          ...(typeof code === 'string' ? { code } : {}),
-          ...(typeof message === 'string' ? { message } : {}),
-        };
-      }
-    }
-  } catch {
-    // Not JSON: the caller shows the raw text.
-  }
-  return undefined;
+  // Not JSON, or not an error answer: the caller shows the raw text.
+  const parsed = ErrorAnswer.safeParse(body);
+  if (!parsed.success) return undefined;
+  const { code, message } = parsed.data.error;
+  return {
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof message === 'string' ? { message } : {}),
+  };
 }
 

@@ -3,7 +3,18 @@
  * survives hibernation and restarts. Plain functions over `SqlStorage`; the
  * DO class only wires sockets to these.
  */
-import type { ContainerFigures, DockerStatus, RuntimeMode, SessionReport, SystemInfo } from '../../shared/protocol/tunnel';
+import { z } from 'zod';
+import {
+  DockerStatus,
+  HeartbeatFrame,
+  SessionReport,
+  summariseIssues,
+  SystemInfo,
+  type ContainerFigures,
+  type RuntimeMode,
+} from '../../shared/protocol/tunnel';
+import { jsonText } from '../../shared/json-text';
+import { log } from '../log';
 
 export interface AgentRecord {
   id: string;
@@ -44,7 +55,7 @@ export class AgentRegistry {
       containers TEXT NOT NULL DEFAULT '[]'
     )`);
     // Storage written before `containers` existed gains the column.
-    const columns = sql.exec<{ name: string }>('PRAGMA table_info(agents)').toArray().map((c) => c.name);
+    const columns = sql.exec('PRAGMA table_info(agents)').toArray().map((c) => String(c.name));
     if (!columns.includes('containers')) sql.exec("ALTER TABLE agents ADD COLUMN containers TEXT NOT NULL DEFAULT '[]'");
     if (!columns.includes('active_previews')) sql.exec('ALTER TABLE agents ADD COLUMN active_previews INTEGER NOT NULL DEFAULT 0');
     if (!columns.includes('draining')) sql.exec('ALTER TABLE agents ADD COLUMN draining INTEGER NOT NULL DEFAULT 0');
@@ -101,9 +112,9 @@ export class AgentRegistry {
   /** Connected agents whose last heartbeat is older than `cutoff`. */
   lapsed(cutoff: number): string[] {
     return this.sql
-      .exec<{ id: string }>('SELECT id FROM agents WHERE connected = 1 AND (last_seen IS NULL OR last_seen < ?)', cutoff)
+      .exec('SELECT id FROM agents WHERE connected = 1 AND (last_seen IS NULL OR last_seen < ?)', cutoff)
       .toArray()
-      .map((r) => r.id);
+      .map((r) => String(r.id));
   }
 
   anyConnected(): boolean {
@@ -111,42 +122,57 @@ export class AgentRegistry {
   }
 
   get(id: string): AgentRecord | undefined {
-    const row = this.sql.exec<Row>('SELECT * FROM agents WHERE id = ?', id).toArray()[0];
+    const row = this.sql.exec('SELECT * FROM agents WHERE id = ?', id).toArray()[0];
     return row ? toRecord(row) : undefined;
   }
 
   list(): AgentRecord[] {
-    return this.sql.exec<Row>('SELECT * FROM agents ORDER BY name, id').toArray().map(toRecord);
+    return this.sql.exec('SELECT * FROM agents ORDER BY name, id').toArray().map(toRecord);
   }
 }
 
-function toRecord(row: Row): AgentRecord {
+const DockerColumn = jsonText(DockerStatus);
+const SystemColumn = jsonText(SystemInfo.nullable());
+const SessionsColumn = jsonText(z.array(SessionReport));
+const ContainersColumn = jsonText(HeartbeatFrame.shape.containers.unwrap());
+
+/**
+ * Decodes one row. Every JSON column is rewritten by the agent's next hello or
+ * heartbeat, so one that does not decode shows its fallback until then, with
+ * a warning, rather than hiding the agent from the operator and placement.
+ */
+export function toRecord(row: Row): AgentRecord {
   return {
     id: String(row.id),
     name: String(row.name),
     version: String(row.version),
     mode: row.mode === 'docker' ? 'docker' : 'local',
     capacity: { maxSessions: Number(row.max_sessions) },
-    docker: parseJson(row.docker, { available: false }),
-    system: parseJson(row.system, null),
+    docker: decodeColumn(row, 'docker', DockerColumn, { available: false }),
+    system: decodeColumn(row, 'system', SystemColumn, null),
     activeSessions: Number(row.active_sessions),
     connected: Number(row.connected) === 1,
     connectedAt: row.connected_at == null ? null : Number(row.connected_at),
     lastSeen: row.last_seen == null ? null : Number(row.last_seen),
-    sessions: parseJson(row.sessions, []),
-    containers: parseJson(row.containers, []),
+    sessions: decodeColumn(row, 'sessions', SessionsColumn, []),
+    containers: decodeColumn(row, 'containers', ContainersColumn, []),
     activePreviews: Number(row.active_previews ?? 0),
     draining: Number(row.draining ?? 0) === 1,
   };
 }
 
-function parseJson<T>(value: SqlStorageValue | undefined, fallback: T): T {
-  if (typeof value !== 'string') return fallback;
-  try {
-    return JSON.parse(value) as T;
-  } catch {
-    return fallback;
-  }
+/** A JSON column's value, or `fallback` when it is NULL or (with a warning) does not decode. */
+function decodeColumn<T>(row: Row, column: string, schema: z.ZodType<T, string>, fallback: T): T {
+  const value = row[column];
+  if (value == null) return fallback;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  log('warn', 'agent record column does not decode; showing its default until the agent reports again', {
+    agentId: String(row.id),
+    column,
+    issues: summariseIssues(parsed.error),
+  });
+  return fallback;
 }
 
 /** An agent as the operator's views show it (without what it last reported per session). */

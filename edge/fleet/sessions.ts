@@ -4,7 +4,11 @@
  * listing a user's sessions reads it. Each Session DO holds the full record
  * and pushes changes here.
  */
-import type { SessionStatus, SessionView } from '../../shared/api/containers';
+import { z } from 'zod';
+import { SessionStatus, type SessionView } from '../../shared/api/containers';
+import { SessionViewSchema } from '../../shared/protocol/server-frames';
+import { summariseIssues } from '../../shared/protocol/tunnel';
+import { jsonText } from '../../shared/json-text';
 
 export interface IndexedSession {
   id: string;
@@ -49,20 +53,20 @@ export class SessionIndex {
   }
 
   get(id: string): IndexedSession | undefined {
-    const row = this.sql.exec<Record<string, string>>('SELECT * FROM sessions WHERE id = ?', id).toArray()[0];
+    const row = this.sql.exec('SELECT * FROM sessions WHERE id = ?', id).toArray()[0];
     return row ? toIndexed(row) : undefined;
   }
 
   byUser(userId: string): IndexedSession[] {
     return this.sql
-      .exec<Record<string, string>>('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at', userId)
+      .exec('SELECT * FROM sessions WHERE user_id = ? ORDER BY created_at', userId)
       .toArray()
       .map(toIndexed);
   }
 
   byAgent(agentId: string): IndexedSession[] {
     return this.sql
-      .exec<Record<string, string>>('SELECT * FROM sessions WHERE agent_id = ? ORDER BY created_at', agentId)
+      .exec('SELECT * FROM sessions WHERE agent_id = ? ORDER BY created_at', agentId)
       .toArray()
       .map(toIndexed);
   }
@@ -73,10 +77,10 @@ export class SessionIndex {
    */
   countByAgent(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const row of this.sql.exec<{ agent_id: string; n: number }>(
+    for (const row of this.sql.exec(
       "SELECT agent_id, COUNT(*) AS n FROM sessions WHERE status IN ('creating', 'running') GROUP BY agent_id",
     )) {
-      out.set(row.agent_id, Number(row.n));
+      out.set(String(row.agent_id), Number(row.n));
     }
     return out;
   }
@@ -89,10 +93,10 @@ export class SessionIndex {
   /** Live sessions per agent (everything not destroyed), for the operator's view of load. */
   liveByAgent(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const row of this.sql.exec<{ agent_id: string; n: number }>(
+    for (const row of this.sql.exec(
       "SELECT agent_id, COUNT(*) AS n FROM sessions WHERE status != 'destroyed' GROUP BY agent_id",
     )) {
-      out.set(row.agent_id, Number(row.n));
+      out.set(String(row.agent_id), Number(row.n));
     }
     return out;
   }
@@ -100,32 +104,46 @@ export class SessionIndex {
   /** Every session's count per status, for the anonymous /health. */
   countByStatus(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const row of this.sql.exec<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM sessions GROUP BY status')) {
-      out.set(row.status, Number(row.n));
+    for (const row of this.sql.exec('SELECT status, COUNT(*) AS n FROM sessions GROUP BY status')) {
+      out.set(String(row.status), Number(row.n));
     }
     return out;
   }
 
   countForUser(userId: string): number {
     const row = this.sql
-      .exec<{ n: number }>("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ? AND status != 'destroyed'", userId)
+      .exec("SELECT COUNT(*) AS n FROM sessions WHERE user_id = ? AND status != 'destroyed'", userId)
       .toArray()[0];
     return Number(row?.n ?? 0);
   }
 
   all(): IndexedSession[] {
-    return this.sql.exec<Record<string, string>>('SELECT * FROM sessions ORDER BY created_at').toArray().map(toIndexed);
+    return this.sql.exec('SELECT * FROM sessions ORDER BY created_at').toArray().map(toIndexed);
   }
 }
 
-function toIndexed(row: Record<string, string>): IndexedSession {
-  return {
-    id: row.id!,
-    userId: row.user_id!,
-    agentId: row.agent_id!,
-    status: row.status as SessionStatus,
-    view: JSON.parse(row.view!) as SessionView,
-  };
+/** A stored index row; `view` is the SessionView its Session DO last pushed. */
+const IndexRow = z.object({
+  id: z.string(),
+  user_id: z.string(),
+  agent_id: z.string(),
+  status: SessionStatus,
+  view: jsonText(SessionViewSchema),
+});
+
+/**
+ * Decodes one row. The index decides placement and which containers an agent
+ * may keep, so a row that does not decode is a storage fault that stops the
+ * caller with an error naming the session, never a session silently left out.
+ */
+export function toIndexed(row: Record<string, SqlStorageValue>): IndexedSession {
+  const parsed = IndexRow.safeParse(row);
+  if (!parsed.success) {
+    const issues = summariseIssues(parsed.error).map((i) => `${i.path}: ${i.message}`);
+    throw new Error(`the Fleet's session index row for ${String(row.id)} does not decode (${issues.join('; ')})`);
+  }
+  const { id, user_id, agent_id, status, view } = parsed.data;
+  return { id, userId: user_id, agentId: agent_id, status, view };
 }
 
 export interface PlacementCandidate {

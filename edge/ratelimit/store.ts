@@ -14,7 +14,7 @@ export class WindowStore {
   load(buckets: readonly string[]): Map<string, WindowState> {
     const out = new Map<string, WindowState>();
     for (const bucket of buckets) {
-      const row = this.sql.exec<{ start: number; count: number }>('SELECT start, count FROM windows WHERE bucket = ?', bucket).toArray()[0];
+      const row = this.sql.exec('SELECT start, count FROM windows WHERE bucket = ?', bucket).toArray()[0];
       if (row) out.set(bucket, { start: Number(row.start), count: Number(row.count) });
     }
     return out;
@@ -34,7 +34,7 @@ export class WindowStore {
   /** Forgets closed windows; returns when the earliest open one closes, or null when none is left. */
   prune(now: number): number | null {
     this.sql.exec('DELETE FROM windows WHERE reset_at <= ?', now);
-    const row = this.sql.exec<{ next: number | null }>('SELECT MIN(reset_at) AS next FROM windows').toArray()[0];
+    const row = this.sql.exec('SELECT MIN(reset_at) AS next FROM windows').toArray()[0];
     return row?.next == null ? null : Number(row.next);
   }
 }

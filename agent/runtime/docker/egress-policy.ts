@@ -34,7 +34,12 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { promisify } from 'node:util';
+import { z } from 'zod';
+import { jsonText } from '../../../shared/json-text';
 import type { Logger } from '../../logger';
+
+/** The resolvers dockerd hands containers, from its daemon.json. */
+const DaemonJsonDns = jsonText(z.object({ dns: z.array(z.unknown()).optional() }));
 
 const execFileP = promisify(execFile);
 
@@ -135,12 +140,9 @@ export function findResolvers(read: (file: string) => string | undefined = readI
       if (m?.[1] && net.isIPv4(m[1]) && !m[1].startsWith('127.')) found.add(m[1]);
     }
   }
-  try {
-    const daemon = JSON.parse(read('/etc/docker/daemon.json') ?? '{}') as { dns?: unknown };
-    if (Array.isArray(daemon.dns)) for (const d of daemon.dns) if (typeof d === 'string' && net.isIPv4(d)) found.add(d);
-  } catch {
-    // an unreadable daemon.json names no resolvers
-  }
+  // An unreadable daemon.json, or one without a list of resolvers, names none.
+  const daemon = DaemonJsonDns.safeParse(read('/etc/docker/daemon.json') ?? '{}');
+  for (const d of daemon.success ? (daemon.data.dns ?? []) : []) if (typeof d === 'string' && net.isIPv4(d)) found.add(d);
   return [...found];
 }
 

@@ -9,16 +9,27 @@
  * (see DockerRuntime.watchContainers), so the edge hears of it at once.
  */
 import type Docker from 'dockerode';
+import { z } from 'zod';
+import { jsonText } from '../../../shared/json-text';
 import type { Logger } from '../../logger';
 
-export type ContainerEvent = 'oom' | 'die' | 'stop' | 'destroy';
+const ContainerEventName = z.enum(['oom', 'die', 'stop', 'destroy']);
+export type ContainerEvent = z.infer<typeof ContainerEventName>;
+/** One line of the engine's event stream, as far as it is read here (older engines name the action `status`). */
+const EngineEventLine = jsonText(
+  z.object({
+    id: z.string().optional(),
+    Action: z.string().optional(),
+    status: z.string().optional(),
+    Actor: z.object({ Attributes: z.unknown() }).partial().optional(),
+  }),
+);
 /** What an event says besides its kind: the container's labels and, for `die`, its exit code. */
 export interface EventAttributes {
   labels: Record<string, string>;
   exitCode: number | null;
 }
 type Listener = (containerId: string, event: ContainerEvent, attributes: EventAttributes) => void;
-const EVENTS: readonly string[] = ['oom', 'die', 'stop', 'destroy'];
 
 export class DockerEvents {
   private stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
@@ -63,7 +74,7 @@ export class DockerEvents {
   private async open(): Promise<void> {
     try {
       const stream = (await this.docker.getEvents({
-        filters: { type: ['container'], event: [...EVENTS], label: this.labelFilters },
+        filters: { type: ['container'], event: [...ContainerEventName.options], label: this.labelFilters },
       })) as NodeJS.ReadableStream & { destroy?: () => void };
       if (this.closed) {
         stream.destroy?.();
@@ -104,16 +115,13 @@ export class DockerEvents {
 
   private onLine(line: string): void {
     if (!line.trim()) return;
-    let msg: { id?: unknown; Action?: unknown; status?: unknown; Actor?: { Attributes?: unknown } };
-    try {
-      msg = JSON.parse(line) as typeof msg;
-    } catch {
-      return;
-    }
-    const id = typeof msg.id === 'string' ? msg.id : undefined;
-    const action = typeof msg.Action === 'string' ? msg.Action : typeof msg.status === 'string' ? msg.status : '';
-    if (!id || !EVENTS.includes(action)) return;
-    const event = action as ContainerEvent;
+    const decoded = EngineEventLine.safeParse(line);
+    if (!decoded.success) return;
+    const msg = decoded.data;
+    const kind = ContainerEventName.safeParse(msg.Action ?? msg.status);
+    if (!msg.id || !kind.success) return;
+    const { id } = msg;
+    const event = kind.data;
     if (event === 'destroy') this.counts.delete(id);
     else if (event === 'oom' || event === 'die') {
       const c = this.counts.get(id) ?? { oom: 0, die: 0 };

@@ -3,9 +3,14 @@
  * `image_not_found`. A create never hangs on a registry that does not answer.
  */
 import type Docker from 'dockerode';
+import { z } from 'zod';
+import { jsonText } from '../../../shared/json-text';
 import { AppError, ErrorCode } from '../../../shared/errors';
 import type { Logger } from '../../logger';
 import { dockerMessage, dockerStatus, isNotFound } from './docker-errors';
+
+/** A line of the engine's pull progress; one with `error` says the pull failed. */
+const PullLine = jsonText(z.object({ error: z.string().optional() }));
 
 export interface LocalImage {
   id: string;
@@ -100,12 +105,9 @@ function readPullProgress(stream: NodeJS.ReadableStream): Promise<void> {
         const line = pending.slice(0, nl).trim();
         pending = pending.slice(nl + 1);
         if (!line) continue;
-        try {
-          const msg = JSON.parse(line) as { error?: string };
-          if (msg.error) fail(new Error(msg.error));
-        } catch {
-          // progress lines that are not JSON carry nothing we need
-        }
+        // Progress lines that are not JSON, or carry no error, tell nothing we need.
+        const msg = PullLine.safeParse(line);
+        if (msg.success && msg.data.error) fail(new Error(msg.data.error));
       }
     });
     stream.on('error', (err: Error) => fail(err));

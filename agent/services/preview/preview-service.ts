@@ -181,10 +181,8 @@ export class PreviewService {
     const parsed = HttpRequestParams.safeParse(data);
     if (!parsed.success) {
       this.log.warn('bad http.request from the edge', { issues: parsed.error.issues.slice(0, 3).map((i) => i.message) });
-      const streamBase = (data as { streamBase?: unknown } | null)?.streamBase;
-      if (typeof streamBase === 'number' && Number.isInteger(streamBase) && streamBase >= 0 && streamBase <= MAX_STREAM_BASE) {
-        this.httpError(streamBase, new AppError(ErrorCode.ValidationFailed, 'bad http.request parameters'));
-      }
+      const named = HttpRequestParams.pick({ streamBase: true }).safeParse(data);
+      if (named.success && named.data.streamBase <= MAX_STREAM_BASE) this.httpError(named.data.streamBase, new AppError(ErrorCode.ValidationFailed, 'bad http.request parameters'));
       return;
     }
     const p = parsed.data;
