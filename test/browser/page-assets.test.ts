@@ -4,32 +4,11 @@
  * bundle with the page's own security headers, API routes untouched, and a
  * preview host's `/` left to the preview (the Worker runs before the assets).
  */
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb, type WebBuild } from '../../scripts/build-web';
 import type { EdgeRunner } from '../../scripts/lib/stack';
+import { rawRequest } from '../helpers/client';
 import { TestStack } from '../helpers/stack';
-
-interface Got {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A GET with any Host header (fetch would not let us set it). */
-function get(port: number, path: string, host?: string): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers: host ? { Host: host } : {} }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const PAGE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self'; " +
@@ -51,38 +30,38 @@ describe.each<EdgeRunner>(['wrangler', 'miniflare'])('IDE page assets (edge unde
   });
 
   it('serves index.html at / with the page headers', async () => {
-    const res = await get(stack.port, '/');
+    const res = await rawRequest(stack.port, { path: '/' });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(res.headers['content-security-policy']).toBe(PAGE_CSP);
     expect(res.headers['x-frame-options']).toBe('DENY');
     expect(res.headers['x-content-type-options']).toBe('nosniff');
     expect(res.headers['referrer-policy']).toBe('no-referrer');
-    expect(res.body).toContain('<script type="module" src="/app.js"></script>');
+    expect(res.body.toString()).toContain('<script type="module" src="/app.js"></script>');
   });
 
   it('serves every file of the build with its content type', async () => {
     for (const f of web.files.filter((x) => x.name !== 'index.html')) {
-      const res = await get(stack.port, `/${f.name}`);
+      const res = await rawRequest(stack.port, { path: `/${f.name}` });
       expect(res.status, f.name).toBe(200);
       expect(res.headers['content-type'], f.name).toBe(f.name.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8');
-      expect(Buffer.byteLength(res.body), f.name).toBe(f.bytes);
+      expect(res.body.length, f.name).toBe(f.bytes);
     }
   });
 
   it('leaves the API as it was: JSON 404 for a missing top-level file, the API headers on /health', async () => {
-    const missing = await get(stack.port, '/missing.js');
+    const missing = await rawRequest(stack.port, { path: '/missing.js' });
     expect(missing.status).toBe(404);
-    expect(JSON.parse(missing.body)).toEqual({ error: { code: 'not_found', message: 'no route for GET /missing.js' } });
-    const health = await get(stack.port, '/health');
+    expect(JSON.parse(missing.body.toString())).toEqual({ error: { code: 'not_found', message: 'no route for GET /missing.js' } });
+    const health = await rawRequest(stack.port, { path: '/health' });
     expect(health.status).toBe(200);
     expect(health.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
   });
 
   it("leaves a preview host's / to the preview, not the page", async () => {
-    const res = await get(stack.port, '/', `3000-ses_0123456789abcdef.preview.localhost:${stack.port}`);
+    const res = await rawRequest(stack.port, { path: '/', host: `3000-ses_0123456789abcdef.preview.localhost:${stack.port}` });
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.body).error.code).toBe('not_found');
-    expect(res.body).not.toContain('<!doctype html>');
+    expect(JSON.parse(res.body.toString()).error.code).toBe('not_found');
+    expect(res.body.toString()).not.toContain('<!doctype html>');
   });
 });

@@ -9,6 +9,7 @@ import { api, registerUser, type TestUser } from '../helpers/client';
 import { hasDocker } from '../helpers/docker';
 import { ensureTestImage } from '../helpers/images';
 import { TestStack, type TestAgent } from '../helpers/stack';
+import { poll } from '../helpers/wait';
 
 const IMAGE = 'mominai/busybox:test';
 
@@ -52,15 +53,6 @@ describe.skipIf(!hasDocker)('many agents on one edge (real stack, Docker)', () =
     const res = await api<{ agents: AdminAgent[] }>(stack, 'GET', '/api/admin/agents', { headers: stack.operatorAuth });
     expect(res.status).toBe(200);
     return new Map(res.body.agents.map((a) => [a.id, a]));
-  };
-  const until = async <T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (ok(v)) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(v)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
   };
 
   beforeAll(async () => {
@@ -158,7 +150,11 @@ describe.skipIf(!hasDocker)('many agents on one edge (real stack, Docker)', () =
     agentB.proc.child.kill('SIGKILL');
     await agentB.proc.exited;
     for (const s of onB) {
-      const seen = await until(`${s.id} unavailable`, () => get(s.id), (v) => v.status === 'error');
+      const seen = await poll(async () => {
+        const v = await get(s.id);
+        if (v.status !== 'error') throw new Error(`still ${JSON.stringify(v)}`);
+        return v;
+      }, `${s.id} unavailable`);
       expect(seen).toMatchObject({ status: 'error', error: 'agent_unavailable', agentId: idB });
     }
     // A's sessions are untouched.

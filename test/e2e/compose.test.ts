@@ -10,16 +10,17 @@
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../../scripts/lib/stack';
+import { rawRequest } from '../helpers/client';
 import { hasDocker, requireDocker } from '../helpers/docker';
 import { ensureTestImage } from '../helpers/images';
 import { freePort } from '../helpers/stack';
+import { poll } from '../helpers/wait';
 
 const hasCompose = spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0;
 if (requireDocker && !hasCompose) throw new Error('REQUIRE_DOCKER=1 but docker-compose is not installed (apt-get install docker-compose)');
@@ -32,36 +33,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, 
   const r = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
   return r;
-}
-
-/** A request with any Host header (fetch does not let us set it). */
-function get(port: number, urlPath: string, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: urlPath, headers: { Host: host } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent image, docker-compose 1.29)', () => {
@@ -136,13 +107,13 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
   let agentId = '';
 
   it('starts the edge, registers the first agent through the agent-token service, and the agent connects', async () => {
-    const health = await until(
-      'the agent to connect',
+    const health = await poll(
       async () => {
         const res = await fetch(`${base}/health`, { headers: { Authorization: `Bearer ${operatorToken}` }, signal: AbortSignal.timeout(5_000) });
         const h = (await res.json()) as { status: string; agents: Array<{ id: string; name: string; mode: string; connected: boolean; capacity: { maxSessions: number } }> };
         return h.agents.some((a) => a.name === agentName && a.connected) ? h : undefined;
       },
+      'the agent to connect',
       120_000,
     );
     const agent = health.agents.find((a) => a.name === agentName)!;
@@ -157,7 +128,7 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
     const statusOf = (service: string) =>
       run('docker', ['ps', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`, '--format', '{{.Status}}']).stdout.trim();
     expect(statusOf('edge')).toMatch(/\(healthy\)$/);
-    await until('the agent container to be healthy', async () => (/\(healthy\)$/.test(statusOf('agent')) ? true : undefined), 90_000);
+    await poll(() => (/\(healthy\)$/.test(statusOf('agent')) ? true : undefined), 'the agent container to be healthy', 90_000);
   }, 180_000);
 
   it('passes edge settings through from .env (CORS_ORIGINS answers a preflight)', async () => {
@@ -185,13 +156,13 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
     sessionId = body.session.id;
     expect(body.session.agentId).toBe(agentId);
     expect(body.session.image).toBe(BASE);
-    await until(
-      'the session to run',
+    await poll(
       async () => {
         const r = await fetch(`${base}/api/containers/${sessionId}`, { headers: auth });
         const s = (await r.json()) as { session: { status: string } };
         return s.session.status === 'running' ? true : undefined;
       },
+      'the session to run',
       120_000,
     );
     const exec = await fetch(`${base}/api/containers/${sessionId}/exec`, {
@@ -216,7 +187,7 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
     const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=${token}&sessionId=${sessionId}`);
     const frames: Array<{ type: string; id?: string; payload: Record<string, unknown> }> = [];
     const next = (pred: (f: (typeof frames)[number]) => boolean, ms: number) =>
-      until('a WebSocket frame', async () => frames.find(pred), ms);
+      poll(() => frames.find(pred), 'a WebSocket frame', ms);
     ws.on('message', (d, binary) => !binary && frames.push(JSON.parse(d.toString()) as (typeof frames)[number]));
     await next((f) => f.type === 'ready', 30_000);
     ws.send(JSON.stringify({ type: 'container_command', id: 'srv', payload: { command: 'node server.cjs' } }));
@@ -231,8 +202,8 @@ describe.skipIf(!hasDocker || !hasCompose)('docker compose (edge image + agent i
       body: JSON.stringify({ visibility: 'public' }),
     });
     expect(pub.status).toBe(200);
-    const res = await get(port, '/hello', `3000-${sessionId}.${DOMAIN}`);
-    expect(res).toEqual({ status: 200, body: 'hello from 3000 GET' });
+    const res = await rawRequest(port, { path: '/hello', host: `3000-${sessionId}.${DOMAIN}` });
+    expect({ status: res.status, body: res.body.toString() }).toEqual({ status: 200, body: 'hello from 3000 GET' });
   }, 240_000);
 
   it('tears down with nothing left behind', async () => {

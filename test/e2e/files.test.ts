@@ -11,10 +11,11 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, registerUser, TestSocket, type TestUser } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
 import { rssBytes, samplePeak } from '../helpers/memory';
 import { refusedBodiesThenNormal } from '../helpers/refused-bodies';
+import { createSession, startEdgeWithAgent } from '../helpers/sessions';
 import { TestStack, type TestAgent } from '../helpers/stack';
+import { poll, until } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
 
@@ -30,13 +31,9 @@ describe.skipIf(!hasDocker)('files (real stack, Docker)', () => {
   const auth = () => ({ Authorization: `Bearer ${user.token}`, 'Accept-Encoding': 'identity' });
 
   beforeAll(async () => {
-    await ensureTestImage('busybox');
-    await stack.startEdge();
-    agent = await stack.startAgent({ name: 'files-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    agent = await startEdgeWithAgent(stack, { agentName: 'files-agent', image: 'busybox' });
     user = await registerUser(stack, 'files');
-    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
-    sessionId = res.body.session.id;
+    sessionId = await createSession(stack, user);
     workspace = path.join(stack.stateDir, 'workspaces', user.id, sessionId);
     // A canary beside the workspace: nothing may ever read or change it.
     outside = path.join(stack.stateDir, 'workspaces', user.id, 'outside');
@@ -202,14 +199,12 @@ describe.skipIf(!hasDocker)('files (real stack, Docker)', () => {
     // It announces 1 MiB: a proxy in front (wrangler dev's) may end the body
     // cleanly when the client gives up, and the length is what tells a cut.
     const upload = fetch(filesUrl('keep.txt'), { method: 'PUT', headers: { ...auth(), 'Content-Type': 'application/octet-stream', 'Content-Length': String(1024 * 1024) }, body: Readable.toWeb(cut) as ReadableStream, duplex: 'half', signal: ctrl.signal } as RequestInit).catch(() => undefined);
-    let deadline = Date.now() + 20_000;
-    while (temps().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => temps().length > 0, "the upload's temporary file", 20_000);
     expect(temps().length).toBeGreaterThan(0);
     ctrl.abort();
     await upload;
     // The agent notices the cut (the edge aborts the stream) and removes its temporary file.
-    deadline = Date.now() + 20_000;
-    while (temps().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await until(() => temps().length === 0, 'the temporary file to go', 20_000);
     expect(fs.readdirSync(workspace).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(fs.readFileSync(path.join(workspace, 'keep.txt'), 'utf8')).toBe('original');
   });
@@ -247,14 +242,17 @@ describe.skipIf(!hasDocker)('files (real stack, Docker)', () => {
     await api(stack, 'POST', `/api/containers/${sessionId}/exec`, { token: user.token, body: { command: 'echo later > gen/later.txt' } });
     const again = await TestSocket.open(stack, user.token, sessionId);
     await again.waitFor((f) => f.type === 'ready');
-    const deadline = Date.now() + 20_000;
-    let paths: string[] = [];
-    while (!paths.includes('/workspace/gen/later.txt') && Date.now() < deadline) {
-      const changes = await again.request('changes_since', { version });
-      expect(changes.payload.resync).toBe(false);
-      paths = (changes.payload.changes as Array<{ path: string }>).map((c) => c.path);
-      if (!paths.includes('/workspace/gen/later.txt')) await new Promise((r) => setTimeout(r, 100));
-    }
+    // Asked again until the later change shows; a resync ends the wait at once, and fails the test below.
+    const changes = await poll(
+      async () => {
+        const { payload } = await again.request('changes_since', { version });
+        return payload.resync !== false || (payload.changes as Array<{ path: string }>).some((c) => c.path === '/workspace/gen/later.txt') ? payload : undefined;
+      },
+      'the change to gen/later.txt',
+      20_000,
+    );
+    expect(changes.resync).toBe(false);
+    const paths = (changes.changes as Array<{ path: string }>).map((c) => c.path);
     expect(paths).toContain('/workspace/gen/deep/out.txt');
     expect(paths).toContain('/workspace/gen/later.txt');
     expect((await again.request('changes_since', { version: 1 })).payload.resync).toBe(true);
@@ -298,12 +296,9 @@ describe.skipIf(!hasDocker)('files over MAX_FILE_SIZE (real stack, Docker)', () 
   let sessionId: string;
 
   beforeAll(async () => {
-    await ensureTestImage('busybox');
-    await stack.startEdge();
-    const agent = await stack.startAgent({ name: 'small-files', env: { MAX_FILE_SIZE: '1m' } });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    await startEdgeWithAgent(stack, { agentName: 'small-files', agentEnv: { MAX_FILE_SIZE: '1m' }, image: 'busybox' });
     user = await registerUser(stack, 'small');
-    sessionId = (await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} })).body.session.id;
+    sessionId = await createSession(stack, user);
   });
   afterAll(async () => {
     await stack.stop();

@@ -5,10 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
-import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
+import { assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
 import { rssBytes, samplePeak, workerdPids } from '../helpers/memory';
+import { createSession, startEdgeWithAgent } from '../helpers/sessions';
 import { TestStack, type TestAgent } from '../helpers/stack';
+import { poll } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
 const TOTAL = 200 * MiB;
@@ -20,13 +21,9 @@ describe.skipIf(!hasDocker)('flow control (real stack, Docker)', () => {
   let sessionId: string;
 
   beforeAll(async () => {
-    await ensureTestImage('busybox');
-    await stack.startEdge();
-    agent = await stack.startAgent({ name: 'flow-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    agent = await startEdgeWithAgent(stack, { agentName: 'flow-agent', image: 'busybox' });
     user = await registerUser(stack, 'flow');
-    const res = await api<{ session: { id: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
-    sessionId = res.body.session.id;
+    sessionId = await createSession(stack, user);
   });
   afterAll(async () => {
     if (process.env.SHOW_EDGE_LOGS) process.stderr.write(`${stack.edgeLogs.slice(-60).join('\n')}\n`);
@@ -49,14 +46,15 @@ describe.skipIf(!hasDocker)('flow control (real stack, Docker)', () => {
     const paused = await sock.waitFor((f) => f.type === 'flow_paused' && f.payload.processId === pid, 60_000);
     expect(Number(paused.payload.offset)).toBeLessThanOrEqual(4 * MiB);
     // The command runs to its end on the agent while this client stalls (history says so) ...
-    const deadline = Date.now() + 240_000;
-    for (;;) {
-      const h = await sock.request('history', { limit: 5 }, 120_000);
-      const entry = (h.payload.commands as Array<{ processId: string; running: boolean }>).find((c) => c.processId === pid);
-      if (entry && !entry.running) break;
-      if (Date.now() > deadline) throw new Error('the command did not finish');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await poll(
+      async () => {
+        const h = await sock.request('history', { limit: 5 }, 120_000);
+        const entry = (h.payload.commands as Array<{ processId: string; running: boolean }>).find((c) => c.processId === pid);
+        return entry && !entry.running ? entry : undefined;
+      },
+      'the command to finish',
+      240_000,
+    );
     // ... but this client's exit waits behind its stalled window.
     expect(sock.frames.some((f) => f.type === 'command_exit' && f.payload.processId === pid)).toBe(false);
     expect(sock.frames.filter((f) => f.type === 'gap').length).toBe(0);

@@ -7,9 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasDocker } from '../helpers/docker';
 import { api, assembleOutput, registerUser, TestSocket, type TestUser } from '../helpers/client';
-import { ensureTestImage } from '../helpers/images';
 import { refusedBodiesThenNormal } from '../helpers/refused-bodies';
-import { TestStack, type TestAgent } from '../helpers/stack';
+import { createSession, startEdgeWithAgent } from '../helpers/sessions';
+import { TestStack } from '../helpers/stack';
 
 describe('edge under Miniflare', () => {
   const stack = new TestStack({ runner: 'miniflare', edgeVars: { DEFAULT_IMAGE: 'mominai/busybox:test' } });
@@ -48,19 +48,13 @@ describe('edge under Miniflare', () => {
 
 describe.skipIf(!hasDocker)('edge under Miniflare, with a Docker agent', () => {
   const stack = new TestStack({ runner: 'miniflare', edgeVars: { DEFAULT_IMAGE: 'mominai/busybox:test' } });
-  let agent: TestAgent;
   let user: TestUser;
   let sessionId: string;
 
   beforeAll(async () => {
-    await ensureTestImage('busybox');
-    await stack.startEdge();
-    agent = await stack.startAgent({ name: 'mf-agent' });
-    await stack.health((h) => h.agents.some((a) => a.id === agent.id && a.connected));
+    await startEdgeWithAgent(stack, { agentName: 'mf-agent', image: 'busybox' });
     user = await registerUser(stack, 'mfd');
-    const res = await api<{ session: { id: string; status: string } }>(stack, 'POST', '/api/containers', { token: user.token, body: {} });
-    expect(res.status).toBe(201);
-    sessionId = res.body.session.id;
+    sessionId = await createSession(stack, user);
   }, 120_000);
   afterAll(async () => {
     await stack.stop();

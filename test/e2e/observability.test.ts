@@ -8,6 +8,7 @@ import { api, registerUser, TestSocket, type TestUser } from '../helpers/client'
 import { hasDocker } from '../helpers/docker';
 import { ensureTestImage } from '../helpers/images';
 import { freePort, TestStack, type TestAgent } from '../helpers/stack';
+import { poll } from '../helpers/wait';
 
 describe.skipIf(!hasDocker)('observability (real stack, Docker)', () => {
   // The Miniflare runner passes the Worker's stdout through whole (wrangler dev at --log-level warn drops info lines).
@@ -26,14 +27,16 @@ describe.skipIf(!hasDocker)('observability (real stack, Docker)', () => {
     const line = text.split('\n').find((l) => l.startsWith(`${series} `));
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
-  const eventually = async (series: string, pred: (v: number | undefined) => boolean, timeoutMs = 60_000): Promise<number | undefined> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await sample(series);
-      if (pred(v)) return v;
-      if (Date.now() > deadline) throw new Error(`${series} is ${v}, still not what the test waits for`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  const eventually = async (series: string, pred: (v: number | undefined) => boolean, timeoutMs = 60_000): Promise<void> => {
+    await poll(
+      async () => {
+        const v = await sample(series);
+        if (!pred(v)) throw new Error(`${series} is ${v}, still not what the test waits for`);
+        return true;
+      },
+      `${series} to move`,
+      timeoutMs,
+    );
   };
 
   beforeAll(async () => {
@@ -57,7 +60,7 @@ describe.skipIf(!hasDocker)('observability (real stack, Docker)', () => {
     sessionId = res.body.session.id;
     const id = res.headers.get('X-Request-Id')!;
     expect(id).toMatch(/^req_[0-9a-f]{16}$/);
-    const line = await until(() => stack.edgeLogs.map(parse).find((l) => l?.msg === 'request' && l.requestId === id));
+    const line = await poll(() => stack.edgeLogs.map(parse).find((l) => l?.msg === 'request' && l.requestId === id), `the request line of ${id}`, 10_000);
     expect(line).toEqual({
       time: expect.any(String),
       level: 'info',
@@ -72,7 +75,7 @@ describe.skipIf(!hasDocker)('observability (real stack, Docker)', () => {
     const mine = await api(stack, 'GET', `/api/containers/${sessionId}`, { token: user.token, headers: { 'X-Request-Id': 'ide-7f3a' } });
     expect(mine.status).toBe(200);
     expect(mine.headers.get('X-Request-Id')).toBe('ide-7f3a');
-    const second = await until(() => stack.edgeLogs.map(parse).find((l) => l?.msg === 'request' && l.requestId === 'ide-7f3a'));
+    const second = await poll(() => stack.edgeLogs.map(parse).find((l) => l?.msg === 'request' && l.requestId === 'ide-7f3a'), 'the request line of ide-7f3a', 10_000);
     expect([second?.method, second?.route, second?.status]).toEqual(['GET', '/api/containers/:sessionId', 200]);
   });
 
@@ -113,15 +116,5 @@ function parse(line: string): Record<string, unknown> | undefined {
     return JSON.parse(line) as Record<string, unknown>;
   } catch {
     return undefined;
-  }
-}
-
-async function until<T>(probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('timed out waiting for a log line');
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -10,7 +10,7 @@ import { DockerRuntime } from '../../../agent/runtime/docker/docker-runtime';
 import { networkName } from '../../../agent/runtime/docker/network';
 import { hasDocker } from '../../helpers/docker';
 import { ensureTestImage } from '../../helpers/images';
-import { collect, run, runtimeContract, sessionSpec, waitFor } from './runtime-contract';
+import { collect, run, runtimeContract, sessionSpec, waitFor, type ContractHarness } from './runtime-contract';
 
 const docker = new Docker();
 /** MOMINAI_TEST_IMAGE=node runs everything against the node image (slower, closer to production). */
@@ -46,30 +46,24 @@ async function containerProcesses(runtime: DockerRuntime, sessionId: string): Pr
   return out.stdout.split('\n').filter((l) => l && !l.startsWith('ps ') && l !== 'COMMAND');
 }
 
+/** The shared runtime contract's view of a test runtime. */
+async function contractHarness(opts: { daemon?: boolean } = {}): Promise<ContractHarness> {
+  const t = await testRuntime(opts);
+  return {
+    runtime: t.runtime,
+    image: t.image,
+    processes: (sessionId) => containerProcesses(t.runtime, sessionId),
+    defaultCwd: () => '/workspace',
+    cleanup: t.cleanup,
+  };
+}
+
 describe.skipIf(!hasDocker)('DockerRuntime', () => {
-  runtimeContract('DockerRuntime (docker exec)', { tty: true }, async () => {
-    const t = await testRuntime();
-    return {
-      runtime: t.runtime,
-      image: t.image,
-      processes: (sessionId) => containerProcesses(t.runtime, sessionId),
-      defaultCwd: () => '/workspace',
-      cleanup: t.cleanup,
-    };
-  });
+  runtimeContract('DockerRuntime (docker exec)', { tty: true }, () => contractHarness());
 
   // Under gVisor the agent keeps the docker exec path (the host cannot reach a socket inside the
   // sandbox): the daemon's contract runs under runc, and under runsc the test below shows it stays off.
-  if (!underRunsc) runtimeContract('DockerRuntime (session daemon)', { tty: true }, async () => {
-    const t = await testRuntime({ daemon: true });
-    return {
-      runtime: t.runtime,
-      image: t.image,
-      processes: (sessionId) => containerProcesses(t.runtime, sessionId),
-      defaultCwd: () => '/workspace',
-      cleanup: t.cleanup,
-    };
-  });
+  if (!underRunsc) runtimeContract('DockerRuntime (session daemon)', { tty: true }, () => contractHarness({ daemon: true }));
 
   describe('container hardening and placement', () => {
     let t: Awaited<ReturnType<typeof testRuntime>>;
@@ -145,14 +139,11 @@ describe.skipIf(!hasDocker)('DockerRuntime', () => {
       await other.close();
     });
 
-    it('reports memory and pids from the live stats stream', async () => {
+    it("reports memory and pids from the engine's one-shot stats (the cache is specified in runtime-parts)", async () => {
       const s = await t.runtime.stats(spec.sessionId);
       expect(s?.memoryLimit).toBe(96 * 1024 * 1024);
       expect(s?.memoryUsed).toBeGreaterThan(0);
       expect(s?.pids).toBeGreaterThanOrEqual(2);
-      const started = Date.now();
-      await t.runtime.stats(spec.sessionId);
-      expect(Date.now() - started).toBeLessThan(100);
     });
   });
 
