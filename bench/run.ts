@@ -8,7 +8,7 @@
  *   terminal   [--n 200] [--mib 100] [--reps 3]  keystroke echo and bulk output vs docker exec
  *   files      [--n-small 20] [--n-large 5]   1 MiB and 50 MiB write/read via the API vs docker cp
  *   preview    [--concurrency 8] [--seconds 5] [--load-reps 2] [--n 200] [--mib 50] [--reps 3]
- *                                             /preview/<id>/… vs the container directly: req/s, latency, 50 MiB
+ *                                             the preview host (3000-<id>.preview.localhost) vs the container directly: req/s, latency, 50 MiB
  *   soak       [--sessions 10] [--seconds 480] [--rate-kib 40]
  *                                             N sessions printing RATE KiB/s to acking clients: edge memory per busy session
  *   scale      [--sessions 50] [--rate-kib 40] [--seconds 40] [--n 150] [--idle-seconds 60]
