@@ -55,11 +55,12 @@ async function neighbour(args: BenchArgs, deadline: Deadline): Promise<{ quiet: 
     const { b } = scope;
     const [bomb, quiet] = [await scope.session(), await scope.session()];
     const quietMs = await series(n, deadline, () => execMs(b, quiet.id, 'echo hi'));
-    // The storm: a memory hog (OOM-killed at the limit) and a fork bomb up to the pids limit, left running.
+    // The storm: a memory hog (OOM-killed at the limit) and a fork bomb up to the pids limit, left running
+    // (every bomb process loops forking, so it stays at the limit; an `f | f &` bomb dies out within a second).
     const bombContainer = await sessionContainer(b, bomb.id);
     const storm = api(b.stack, 'POST', `/api/containers/${bomb.id}/exec`, {
       token: b.user.token,
-      body: { command: 'tail /dev/zero & f() { f | f & }; f; sleep 120', timeoutMs: 120_000 },
+      body: { command: 'tail /dev/zero & f() { while :; do f & done; }; f', timeoutMs: 120_000 },
     }).catch(() => undefined);
     // Untimed clean-up: a graceful stop of a container full of forks can take longer than the API's
     // 60 s remove, so the engine kills it first; the session is then deleted as usual.
@@ -83,6 +84,7 @@ async function neighbour(args: BenchArgs, deadline: Deadline): Promise<{ quiet: 
       await dockerCli(['exec', neighbourContainer, 'echo', 'hi']);
       directMs.push(msSince(started));
     }
+    log(`storm after the series: ${fs.existsSync(pidsFile) ? fs.readFileSync(pidsFile, 'utf8').trim() : 'no'} processes in the bomb's container`);
     return { quiet: roundSummary(summarize(quietMs)), storm: roundSummary(summarize(stormMs)), direct: roundSummary(summarize(directMs)) };
   });
 }
