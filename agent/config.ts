@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { jsonText } from '../shared/json-text';
+import { parseSize } from '../shared/sizes';
 import { levelFromEnv, type Level } from './logger';
 
 export interface AgentConfig {
@@ -208,11 +209,8 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
 }
 
 export function parseBytes(name: string, raw: string, min = 6 * 1024 * 1024): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(raw.trim());
-  if (!m?.[1]) throw new ConfigError(`${name} must be a size like 512m or 2g, not "${raw}"`);
-  const unit = (m[2] ?? '').toLowerCase();
-  const mult = unit === 'g' ? 1024 ** 3 : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1;
-  const bytes = Math.floor(Number(m[1]) * mult);
+  const bytes = parseSize(raw);
+  if (bytes === undefined) throw new ConfigError(`${name} must be a size like 512m or 2g, not "${raw}"`);
   if (bytes < min) throw new ConfigError(`${name} must be at least ${min} bytes`);
   return bytes;
 }

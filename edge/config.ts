@@ -63,12 +63,24 @@ export const DEV_SECRET_PREFIX = 'dev-';
 
 const DEV_CORS_ORIGINS = ['http://localhost:*', 'http://127.0.0.1:*'];
 
-let cached: { env: Vars; config: EdgeConfig } | undefined;
+/**
+ * `read` remembered for the last env it was given: an isolate keeps one env,
+ * so settings are read and checked once, and a test's new env reads afresh.
+ */
+export function perEnv<E extends object, T>(read: (env: E) => T): (env: E) => T {
+  let last: { env: E; value: T } | undefined;
+  return (env) => {
+    if (last?.env === env) return last.value;
+    const value = read(env);
+    last = { env, value };
+    return value;
+  };
+}
 
-export function loadConfig(env: Vars): EdgeConfig {
-  if (cached && cached.env === env) return cached.config;
+/** The edge's settings, read once per env. */
+export const loadConfig = perEnv((env: Vars): EdgeConfig => {
   const production = env.NODE_ENV === 'production';
-  const config: EdgeConfig = Object.freeze({
+  return Object.freeze({
     production,
     heartbeatIntervalMs: intSetting(env, 'HEARTBEAT_INTERVAL_MS', 5000, 100, 600_000),
     logLevel: typeof env.LOG_LEVEL === 'string' && env.LOG_LEVEL ? env.LOG_LEVEL : 'info',
@@ -90,9 +102,7 @@ export function loadConfig(env: Vars): EdgeConfig {
     agentMaxSessions: intSetting(env, 'AGENT_MAX_SESSIONS', 50, 0, 100_000),
     allowLocalAgents: boolSetting(env, 'ALLOW_LOCAL_AGENTS', !production),
   });
-  cached = { env, config };
-  return config;
-}
+});
 
 function configError(message: string): AppError {
   return new AppError(ErrorCode.Internal, `configuration: ${message}`);

@@ -1,5 +1,5 @@
 /** Preview settings, read once per isolate. */
-import { boolSetting, durationSetting, type Vars } from '../config';
+import { boolSetting, durationSetting, perEnv, type Vars } from '../config';
 import { log } from '../log';
 
 export interface PreviewSettings {
@@ -15,22 +15,17 @@ export interface PreviewSettings {
   readonly linkTtlSeconds: number;
 }
 
-let cached: { env: Vars; settings: PreviewSettings } | undefined;
-
-export function previewSettings(env: Vars): PreviewSettings {
-  if (cached?.env === env) return cached.settings;
+export const previewSettings = perEnv((env: Vars): PreviewSettings => {
   const domainSet = typeof env.PREVIEW_DOMAIN === 'string' && env.PREVIEW_DOMAIN !== '';
   const raw = domainSet ? String(env.PREVIEW_DOMAIN).toLowerCase() : 'preview.localhost';
-  const settings: PreviewSettings = Object.freeze({
+  return Object.freeze({
     domain: raw.replace(/^\.+|\.+$/g, ''),
     domainSet,
     pathForm: boolSetting(env, 'PREVIEW_PATH_FORM', true),
     cookieTtlSeconds: durationSetting(env, 'PREVIEW_COOKIE_TTL', '12h', 60, 7 * 86_400),
     linkTtlSeconds: durationSetting(env, 'PREVIEW_LINK_TTL', '5m', 10, 86_400),
   });
-  cached = { env, settings };
-  return settings;
-}
+});
 
 /** Where the path form of a session's preview starts, seen from `edge` (a URL browsers use for this edge); null when the path form is off. */
 export function pathFormBase(settings: Pick<PreviewSettings, 'domain' | 'domainSet' | 'pathForm'>, edge: URL, sessionId: string): string | null {

@@ -1,7 +1,8 @@
 /** Session settings, read once per isolate from the Worker's environment. */
 import type { Env } from '../env';
 import { AppError, ErrorCode } from '../../shared/errors';
-import { intSetting } from '../config';
+import { parseSize } from '../../shared/sizes';
+import { intSetting, perEnv } from '../config';
 
 export interface SessionSettings {
   /** DEFAULT_IMAGE (node:20-bullseye): image for sessions that name none. */
@@ -16,26 +17,20 @@ export interface SessionSettings {
   readonly maxFileSize: number;
 }
 
-let cached: { env: Env; settings: SessionSettings } | undefined;
-
-export function sessionSettings(env: Env): SessionSettings {
-  if (cached?.env === env) return cached.settings;
+export const sessionSettings = perEnv((env: Env): SessionSettings => {
   const idleTimeoutMs = intSetting(env, 'SESSION_IDLE_TIMEOUT', 1_800_000, 1_000, 7 * 86_400_000);
-  const settings: SessionSettings = Object.freeze({
+  return Object.freeze({
     defaultImage: typeof env.DEFAULT_IMAGE === 'string' && env.DEFAULT_IMAGE ? env.DEFAULT_IMAGE : 'node:20-bullseye',
     maxSessionsPerUser: intSetting(env, 'MAX_SESSIONS_PER_USER', 5, 1, 10_000),
     idleTimeoutMs,
     idleWarningMs: Math.min(60_000, Math.floor(idleTimeoutMs / 2)),
     maxFileSize: bytesSetting(env.MAX_FILE_SIZE, 512 * 1024 * 1024),
   });
-  cached = { env, settings };
-  return settings;
-}
+});
 
 function bytesSetting(raw: unknown, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)b?$/i.exec(String(raw).trim());
-  if (!m) throw new AppError(ErrorCode.Internal, 'configuration: MAX_FILE_SIZE must be a size like 512m');
-  const unit = (m[2] ?? '').toLowerCase();
-  return Math.floor(Number(m[1]) * (unit === 'g' ? 1024 ** 3 : unit === 'm' ? 1024 ** 2 : unit === 'k' ? 1024 : 1));
+  const bytes = parseSize(String(raw));
+  if (bytes === undefined) throw new AppError(ErrorCode.Internal, 'configuration: MAX_FILE_SIZE must be a size like 512m');
+  return bytes;
 }
