@@ -55,12 +55,13 @@ async function neighbour(args: BenchArgs, deadline: Deadline): Promise<{ quiet: 
     const { b } = scope;
     const [bomb, quiet] = [await scope.session(), await scope.session()];
     const quietMs = await series(n, deadline, () => execMs(b, quiet.id, 'echo hi'));
-    // The storm: a memory hog (OOM-killed at the limit) and a fork bomb up to the pids limit, left running
-    // (every bomb process loops forking, so it stays at the limit; an `f | f &` bomb dies out within a second).
+    // The storm: a memory hog (OOM-killed at the limit), a loop burning the CPU share, and a flood of
+    // sleepers forked up to the pids limit, which they then hold (a shell bomb whose forks fail dies out:
+    // `f | f &` within a second of reaching the limit, a bomb of forking loops within seconds under load).
     const bombContainer = await sessionContainer(b, bomb.id);
     const storm = api(b.stack, 'POST', `/api/containers/${bomb.id}/exec`, {
       token: b.user.token,
-      body: { command: 'tail /dev/zero & f() { while :; do f & done; }; f', timeoutMs: 120_000 },
+      body: { command: 'tail /dev/zero & (while :; do :; done) & while :; do sleep 1000 & done', timeoutMs: 120_000 },
     }).catch(() => undefined);
     // Untimed clean-up: a graceful stop of a container full of forks can take longer than the API's
     // 60 s remove, so the engine kills it first; the session is then deleted as usual.
