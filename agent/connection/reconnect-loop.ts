@@ -24,6 +24,8 @@ export interface ReconnectLoopOptions {
 export class ReconnectLoop {
   private readonly abort = new AbortController();
   private current: EdgeConnection | undefined;
+  /** The connection being dialled, until the edge welcomes it (or the dial fails). */
+  private dialing: EdgeConnection | undefined;
   private running: Promise<void> | undefined;
   private readonly backoff: Backoff;
 
@@ -41,7 +43,7 @@ export class ReconnectLoop {
 
   async stop(): Promise<void> {
     this.abort.abort();
-    this.current?.close(1001, 'agent shutting down');
+    (this.current ?? this.dialing)?.close(1001, 'agent shutting down');
     await this.running;
   }
 
@@ -54,8 +56,15 @@ export class ReconnectLoop {
       // Listen before connecting: the edge may send a request right behind its welcome, in the same read.
       conn.on('frame', (f) => this.opts.onFrame(f, conn));
       conn.on('binary', (b) => this.opts.onBinary?.(b, conn));
+      this.dialing = conn;
       try {
         const welcome = await conn.connect();
+        this.dialing = undefined;
+        if (this.abort.signal.aborted) {
+          // Stopped while dialling (the hello still being built, say): this connection is not wanted.
+          conn.close(1001, 'agent shutting down');
+          break;
+        }
         this.backoff.reset();
         this.current = conn;
         metrics.tunnelUp();
@@ -68,6 +77,7 @@ export class ReconnectLoop {
         if (this.abort.signal.aborted) break;
         logger.warn('connection to edge lost', { code, reason });
       } catch (err) {
+        this.dialing = undefined;
         if (this.abort.signal.aborted) break;
         const e = err instanceof ConnectError ? err : new ConnectError(String(err));
         const refused = e.status === 401 || e.status === 403;

@@ -115,6 +115,21 @@ describe('ReconnectLoop', () => {
     expect((hellos[1]!.sessions as unknown[]).length).toBe(3);
   });
 
+  it('stops when asked between its hello and the welcome, closing the socket the welcome then arrives on', async () => {
+    const edge = await fakeEdge();
+    cleanups.push(edge.close);
+    edge.welcome = false;
+    const { loop } = makeLoop(edge.url, { n: 0 });
+    loop.start();
+    await edge.waitFor((f) => f.type === 'hello');
+    const socket = edge.sockets[0]!;
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const stopped = loop.stop();
+    socket.send(JSON.stringify({ type: 'welcome', protocolVersion: 1, agentId: 'agt_1', heartbeatIntervalMs: 50 }));
+    await stopped;
+    expect(await closed).toBe(1001);
+  });
+
   it('keeps retrying with growing, capped waits while the edge is unreachable', async () => {
     const edge = await fakeEdge();
     const url = edge.url;
