@@ -145,7 +145,8 @@ describe.skipIf(!hasDocker)('WebContainer facade (real stack, Docker)', () => {
     expect(after.indexOf('\x1b]654;interactive\x07')).toBeLessThan(after.search(/\x1b\]654;exit=/));
     // The marker is exit=<shell pid>:<code>: bolt.new and bolt.diy read the code as the number after the colon.
     await input.write('echo "pid=$$"\n');
-    const pid = (await out.until((t) => /\r\npid=\d+\r\n/.test(t))).match(/\r\npid=(\d+)\r\n/)![1]!;
+    // Waits for that command's own exit marker too, so the next marker read is the one of `false`.
+    const pid = (await out.until((t) => /\r\npid=\d+\r\n[\s\S]*\x1b\]654;exit=\d+:0\x07/.test(t))).match(/\r\npid=(\d+)\r\n/)![1]!;
     const mark = out.text.length;
     await input.write('false\n');
     const failed = (await out.until((t) => /\x1b\]654;exit=\d+:1\x07/.test(t.slice(mark)))).slice(mark);
